@@ -1,0 +1,47 @@
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import tiny  # noqa: E402
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return tiny.tiny_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def target():
+    return tiny.tiny_qwen2(seed=0)
+
+
+@pytest.fixture(scope="session")
+def draft(target):
+    return tiny.noisy_copy(target, noise=0.05)
+
+
+@pytest.fixture(scope="session")
+def llama_pair():
+    t = tiny.tiny_llama(seed=3)
+    return t, tiny.noisy_copy(t, noise=0.05, seed=4)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory):
+    """(target_dir, draft_dir): HF-format directories with the byte tokenizer."""
+    return tiny.save_pair(tmp_path_factory.mktemp("tiny_models"))
+
+
+SPEC_BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "spec_bench_questions.jsonl"
+
+
+@pytest.fixture
+def spec_bench_path():
+    if not SPEC_BENCH.exists():
+        pytest.skip("../shared/data/spec_bench_questions.jsonl not present")
+    return SPEC_BENCH
