@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--strict", action="store_true", help="a malformed line is fatal instead of skipped")
     check.add_argument("--category-field", default=None, help="field or column holding the category")
     check.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
+    check.add_argument("--tokenizer", default=None, help="local model or tokenizer directory: adds token counts "
+                       "and the truncation check")
+    check.add_argument("--max-new-tokens", type=int, default=config.DEFAULT_MAX_NEW_TOKENS)
+    check.add_argument("--context-length", type=int, default=None,
+                       help="model context in tokens (default: max_position_embeddings in the directory's config.json)")
 
     runs = sub.add_parser("runs", help="the run history: list, show, export, import, delete")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True)
@@ -86,7 +91,28 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_check_workload(args) -> int:
-    raise SpecdecError("check-workload is not implemented yet")
+    import json
+    from pathlib import Path
+
+    from specdec import workloads
+    work = workloads.load_workload(args.file, max_prompts=args.max_prompts, seed=args.seed, strict=args.strict,
+                                   category_field=args.category_field)
+    summary = work.summary()
+    if args.tokenizer:
+        from transformers import AutoTokenizer
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise SpecdecError(f"{args.tokenizer}: cannot load a tokenizer from it ({str(exc).splitlines()[0]})")
+        context = args.context_length
+        config_json = Path(args.tokenizer) / "config.json"
+        if context is None and config_json.is_file():
+            context = json.loads(config_json.read_text()).get("max_position_embeddings")
+        if context is None:
+            raise SpecdecError(f"{args.tokenizer}: no config.json with max_position_embeddings; pass --context-length")
+        summary["token_report"] = workloads.token_report(work, tokenizer, context - args.max_new_tokens)
+    print(workloads.format_summary(summary))
+    return 0
 
 
 def _cmd_runs(args) -> int:

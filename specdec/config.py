@@ -50,3 +50,7 @@ class RunConfig:
     seed: int = DEFAULT_SEED
     dtype: str = DEFAULT_DTYPE
     device: str = DEFAULT_DEVICE
+
+# Workloads (specdec/workloads.py)
+DEFAULT_CATEGORY = "uncategorised"  # for prompts whose file gives no category
+FEW_PROMPTS_PER_CATEGORY = 8  # fewer in a category → warn its numbers are noisy (cf. MIN_PROMPTS_PER_SEGMENT)

@@ -1,0 +1,705 @@
+"""Parse, validate and sample a user's prompt file into a Workload (a list of Prompt).
+
+Formats, detected from the content with the file extension as a hint:
+  CSV / TSV   a header row with a `prompt` column; optional `category`, `id`, `system`.
+  JSON Lines  one object a line: {"prompt": …}, chat {"messages": [{"role", "content"}, …]},
+              MT-bench / Spec-Bench {"question_id", "category", "turns": [...]} (first turn = prompt),
+              or ShareGPT {"conversations": [{"from", "value"}, …]}.
+  JSON        an array of any of those objects (or of strings).
+  Text        prompts separated by lines holding only `---`, else one prompt per line. A line
+              `# category: NAME` sets the category of the prompts that follow it.
+
+Nothing is dropped silently: every skipped record is in Workload.skipped and every change
+(duplicates, sampling, ignored turns, renamed ids…) in Workload.warnings, each with its line.
+A file that cannot be used at all raises SpecdecError naming the file, the line and the problem.
+`--strict` (strict=True) makes every skip fatal.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import json
+import random
+import re
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from specdec.config import DEFAULT_CATEGORY, FEW_PROMPTS_PER_CATEGORY, MAX_WORKLOAD_BYTES
+from specdec.errors import SpecdecError
+
+PROMPT_ALIASES = ("question", "query", "instruction", "input", "text")  # tried when there is no `prompt`
+EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+              ".json": "json", ".txt": "text", ".md": "text"}
+FORMAT_NAMES = {"csv": "CSV", "tsv": "TSV", "jsonl": "JSON Lines", "json": "JSON", "text": "plain text"}
+MAGIC = ((b"%PDF", "a PDF document"), (b"PK\x03\x04", "a ZIP archive (.xlsx, .docx or .zip)"),
+         (b"\xd0\xcf\x11\xe0", "a legacy Office file (.xls or .doc)"), (b"\x1f\x8b", "a gzip archive"),
+         (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+         (b"SQLite format 3\x00", "an SQLite database"), (b"PAR1", "a Parquet file"),
+         (b"\xfd7zXZ", "an xz archive"), (b"7z\xbc\xaf", "a 7-Zip archive"), (b"\x7fELF", "an executable"))
+CATEGORY_LINE = re.compile(r"^#\s*category:\s*(\S.*?)\s*$", re.IGNORECASE)
+SEPARATOR = "---"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One prompt. text = what the user typed (the last user turn); messages = the whole chat when the
+    file gave one (system turn included); source_line = 1-based line where the record starts."""
+
+    id: str
+    category: str
+    text: str
+    messages: tuple[dict, ...] | None
+    system: str | None
+    source_line: int
+
+    @property
+    def input_text(self) -> str:
+        """Everything the model reads apart from the chat template: system + every turn."""
+        if self.messages:
+            return "\n\n".join(m["content"] for m in self.messages)
+        return f"{self.system}\n\n{self.text}" if self.system else self.text
+
+
+@dataclass
+class Workload:
+    name: str
+    path: str | None
+    format: str
+    prompts: list[Prompt]
+    warnings: list[str]
+    skipped: list[str]
+    sha256: str
+    sample: dict | None = None  # {"from", "kept", "seed", "per_category": {cat: [kept, of]}} when sampled
+
+    def categories(self) -> dict[str, int]:
+        """Prompts per category, in the order categories first appear."""
+        return dict(Counter(p.category for p in self.prompts))
+
+    def summary(self) -> dict:
+        """Counts per category, lengths (characters and whitespace-separated words of input_text), notes."""
+        per_cat: dict[str, list[Prompt]] = {}
+        for p in self.prompts:
+            per_cat.setdefault(p.category, []).append(p)
+        return {
+            "name": self.name, "path": self.path, "format": self.format, "sha256": self.sha256,
+            "prompts": len(self.prompts), "categories": self.categories(),
+            "per_category": {c: {"prompts": len(ps), "chars": _stats([len(p.input_text) for p in ps]),
+                                 "words": _stats([len(p.input_text.split()) for p in ps])}
+                             for c, ps in per_cat.items()},
+            "length_chars": _stats([len(p.input_text) for p in self.prompts]),
+            "length_words": _stats([len(p.input_text.split()) for p in self.prompts]),
+            "chat_prompts": sum(p.messages is not None for p in self.prompts),
+            "with_system": sum(p.system is not None for p in self.prompts),
+            "sample": self.sample, "warnings": list(self.warnings), "skipped": list(self.skipped),
+        }
+
+
+class _Skip(Exception):
+    """A record that cannot become a prompt; the message is the reason."""
+
+
+@dataclass
+class _Log:
+    """What happened while loading: skips (one per record) and notes grouped by kind (kind → lines)."""
+
+    name: str
+    strict: bool
+    skipped: list[str] = field(default_factory=list)
+    notes: dict[str, list[int]] = field(default_factory=dict)
+
+    def skip(self, where: str, reason: str) -> None:
+        if self.strict:
+            raise SpecdecError(f"{self.name}: {where}: {reason} (--strict)")
+        self.skipped.append(f"{where}: {reason}, skipped")
+
+    def note(self, kind: str, line: int) -> None:
+        self.notes.setdefault(kind, []).append(line)
+
+    def grouped(self) -> list[str]:
+        return [f"{kind} ({_lines(lines)})" for kind, lines in self.notes.items()]
+
+
+def load_workload(source: str | Path | bytes, *, name: str | None = None, max_prompts: int | None = None,
+                  seed: int = 0, strict: bool = False, category_field: str | None = None,
+                  max_bytes: int = MAX_WORKLOAD_BYTES) -> Workload:
+    """Read a prompt file (a path, or the bytes of an upload named `name`) into a Workload.
+
+    max_prompts: keep a stratified random sample of this many (by category, random.Random(seed)).
+    category_field: the field/column holding the category (default `category`).
+    Raises SpecdecError (one line: file, line, problem) when the file cannot be used.
+    """
+    raw, path, name = _read(source, name, max_bytes)
+    log = _Log(name, strict)
+    warnings: list[str] = []
+    text = _decode(raw, name, warnings)
+    fmt, delimiter = _detect(text, Path(name).suffix.lower(), name)
+    ext_fmt = EXTENSIONS.get(Path(name).suffix.lower())
+    if ext_fmt and ext_fmt != fmt and {ext_fmt, fmt} != {"json", "jsonl"}:
+        warnings.append(f"the extension says {FORMAT_NAMES[ext_fmt]} but the content is "
+                        f"{FORMAT_NAMES[fmt]}; read as {FORMAT_NAMES[fmt]}")
+    if category_field and fmt == "text":
+        warnings.append("--category-field is ignored for plain text (use '# category: NAME' lines)")
+        category_field = None
+    records = list(_RECORDS[fmt](text, log, delimiter) if fmt in ("csv", "tsv") else _RECORDS[fmt](text, log))
+    prompts = _build_prompts(records, log, category_field)
+    if not prompts:
+        first = f"; first: {log.skipped[0]}" if log.skipped else ""
+        raise SpecdecError(f"{name}: no usable prompts ({len(log.skipped)} records skipped{first})")
+    warnings += log.grouped() + _duplicates(prompts, records)
+    sample = None
+    if max_prompts is not None:
+        if max_prompts < 1:
+            raise SpecdecError(f"{name}: --max-prompts must be at least 1, got {max_prompts}")
+        if max_prompts < len(prompts):
+            prompts, sample, note = _stratified_sample(prompts, max_prompts, seed)
+            warnings.append(note)
+    few = {c: n for c, n in Counter(p.category for p in prompts).items() if n < FEW_PROMPTS_PER_CATEGORY}
+    if few:
+        warnings.append(f"{len(few)} categor{'y has' if len(few) == 1 else 'ies have'} fewer than "
+                        f"{FEW_PROMPTS_PER_CATEGORY} prompts, so their per-category numbers will be noisy: "
+                        + ", ".join(f"{c} ({n})" for c, n in few.items()))
+    return Workload(name=name, path=path, format=fmt, prompts=prompts, warnings=warnings,
+                    skipped=log.skipped, sha256=hashlib.sha256(raw).hexdigest(), sample=sample)
+
+
+# ---- bytes → text ---------------------------------------------------------------------------
+
+def _read(source, name: str | None, max_bytes: int) -> tuple[bytes, str | None, str]:
+    if isinstance(source, (bytes, bytearray)):
+        name = name or "upload"
+        if len(source) > max_bytes:
+            raise SpecdecError(f"{name}: {_mb(len(source))} is over the {_mb(max_bytes)} limit for a workload "
+                               "file; sample or split it first")
+        return bytes(source), None, name
+    path = Path(source)
+    name = name or path.name
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise SpecdecError(f"{path}: is a directory, not a prompt file")
+        if size > max_bytes:
+            raise SpecdecError(f"{name}: {_mb(size)} is over the {_mb(max_bytes)} limit for a workload file; "
+                               "sample or split it first")
+        return path.read_bytes(), str(path), name
+    except FileNotFoundError:
+        raise SpecdecError(f"{path}: no such file") from None
+    except PermissionError:
+        raise SpecdecError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise SpecdecError(f"{path}: cannot read it ({exc.strerror})") from None
+
+
+def _decode(raw: bytes, name: str, warnings: list[str]) -> str:
+    """UTF-8 (BOM allowed) → str with \\n line ends. UTF-16/32 with a BOM is decoded with a warning."""
+    if not raw:
+        raise SpecdecError(f"{name}: empty file (0 bytes)")
+    for bom, enc in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                     (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if raw.startswith(bom):
+            try:
+                text = raw.decode(enc)
+            except UnicodeDecodeError as exc:
+                raise SpecdecError(f"{name}: {_where_byte(raw, exc.start)}: invalid {enc.upper()} "
+                                   "despite its byte-order mark") from None
+            warnings.append(f"decoded as {enc.upper()} (byte-order mark); UTF-8 is preferred")
+            return _check_text(text.replace("\r\n", "\n"), name)
+    for magic, kind in MAGIC:
+        if raw.startswith(magic):
+            raise SpecdecError(f"{name}: line 1: binary file, looks like {kind}; "
+                               "export the prompts as CSV, JSONL or plain text")
+    head = raw[:65536]
+    if b"\x00" in head:
+        utf16 = _utf16_without_bom(head)
+        if utf16:
+            raise SpecdecError(f"{name}: line 1: not UTF-8, looks like {utf16} without a byte-order mark; "
+                               "re-save it as UTF-8")
+        raise SpecdecError(f"{name}: {_where_byte(raw, raw.index(0))}: binary data (NUL bytes); "
+                           "expected a text file (CSV, TSV, JSONL, JSON or TXT)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpecdecError(f"{name}: {_where_byte(raw, exc.start)}: not UTF-8 (byte 0x{raw[exc.start]:02x}); "
+                           f"it looks like {_guess_encoding(raw)}; re-save it as UTF-8") from None
+    return _check_text(text.replace("\r\n", "\n"), name)
+
+
+def _check_text(text: str, name: str) -> str:
+    if not text.strip():
+        raise SpecdecError(f"{name}: empty file (only whitespace, {text.count(chr(10)) + 1} lines)")
+    sample = text[:65536]
+    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\n\r\f\v\x1b")
+    if controls > 0.05 * len(sample):
+        raise SpecdecError(f"{name}: line 1: binary data ({controls} control characters in the first "
+                           f"{len(sample)}); expected a text file")
+    return text
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """'UTF-16-LE'/'UTF-16-BE' when NULs sit on one parity, as ASCII text in UTF-16 does."""
+    even, odd = head[0::2], head[1::2]
+    if odd and odd.count(0) > 0.3 * len(odd) and even.count(0) < 0.05 * len(even):
+        return "UTF-16-LE"
+    if even and even.count(0) > 0.3 * len(even) and odd.count(0) < 0.05 * len(odd):
+        return "UTF-16-BE"
+    return None
+
+
+def _guess_encoding(raw: bytes) -> str:
+    """A human guess: Western single-byte text has isolated high bytes; CJK text has runs of them."""
+    sample = raw[:65536]
+    high = [i for i, b in enumerate(sample) if b >= 0x80]
+    isolated = sum(1 for i in high if (i == 0 or sample[i - 1] < 0x80)
+                   and (i + 1 >= len(sample) or sample[i + 1] < 0x80))
+    if isolated > 0.5 * len(high):
+        try:
+            sample.decode("cp1252")
+            return "Windows-1252 (Western European; Excel's default on Windows)"
+        except UnicodeDecodeError:
+            return "ISO-8859-1 (Latin-1)"
+    try:
+        from charset_normalizer import from_bytes
+        best = from_bytes(sample).best()
+        if best is not None and best.encoding not in ("utf_8", "ascii"):
+            return best.encoding.replace("_", "-").upper()
+    except ImportError:
+        pass
+    return "a legacy multi-byte encoding (e.g. Shift-JIS, GBK or EUC-KR)"
+
+
+# ---- text → records: (line, where, record dict | str | other) --------------------------------
+
+def _detect(text: str, ext: str, name: str) -> tuple[str, str | None]:
+    """(format, CSV delimiter or None) from the content; the extension only breaks ties."""
+    ext_fmt = EXTENSIONS.get(ext)
+    body = text.lstrip()
+    if body.startswith("["):
+        if ext_fmt in ("json", "jsonl") or isinstance(_try_json(body), list):
+            return "json", None
+    if body.startswith("{"):
+        if _try_json(body.split("\n", 1)[0]) is not None:
+            return "jsonl", None
+        if isinstance(_try_json(body), dict):
+            return "json", None
+        if ext_fmt in ("json", "jsonl"):
+            return "jsonl", None  # the malformed lines are reported one by one
+    if ext_fmt in ("json", "jsonl"):
+        line = text[:len(text) - len(body)].count("\n") + 1
+        raise SpecdecError(f"{name}: line {line}: expected JSON (an object per line, or an array), "
+                           f"found {body[:30].splitlines()[0]!r}")
+    header = body.split("\n", 1)[0]
+    for delimiter in ("\t", ",", ";"):
+        columns = [c.strip().lower() for c in next(csv.reader([header], delimiter=delimiter))]
+        if "prompt" in columns or (len(columns) > 1 and set(columns) & set(PROMPT_ALIASES)):
+            return ("tsv" if delimiter == "\t" else "csv"), delimiter
+    if ext_fmt == "tsv":
+        return "tsv", "\t"
+    if ext_fmt == "csv":
+        return "csv", max(",;\t", key=header.count)
+    return "text", None
+
+
+def _try_json(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _jsonl_records(text: str, log: _Log):
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, f"line {n}", json.loads(line)
+        except json.JSONDecodeError as exc:
+            log.skip(f"line {n}", f"malformed JSON ({exc.msg} at column {exc.colno})")
+
+
+def _json_records(text: str, log: _Log):
+    """A JSON array (elements located by line) or a single object."""
+    decoder = json.JSONDecoder()
+    start = len(text) - len(text.lstrip())
+    try:
+        if text[start] == "{":
+            obj, end = decoder.raw_decode(text, start)
+            _expect_end(text, end)
+            yield 1 + text.count("\n", 0, start), "line 1", obj
+            return
+        i = _skip_ws(text, start + 1)
+        if text[i:i + 1] == "]":
+            _expect_end(text, i + 1)
+            return
+        while True:
+            obj, end = decoder.raw_decode(text, i)
+            line = text.count("\n", 0, i) + 1
+            yield line, f"line {line}", obj
+            j = _skip_ws(text, end)
+            if text[j:j + 1] == ",":
+                i = _skip_ws(text, j + 1)
+            elif text[j:j + 1] == "]":
+                _expect_end(text, j + 1)
+                return
+            else:
+                raise json.JSONDecodeError("expected ',' or ']' after an item", text, j)
+    except json.JSONDecodeError as exc:
+        raise SpecdecError(f"{log.name}: line {exc.lineno}: malformed JSON ({exc.msg} at column {exc.colno})") \
+            from None
+
+
+def _skip_ws(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t\n\r":
+        i += 1
+    return i
+
+
+def _expect_end(text: str, i: int) -> None:
+    j = _skip_ws(text, i)
+    if j < len(text):
+        raise json.JSONDecodeError("extra data after the JSON value", text, j)
+
+
+def _csv_records(text: str, log: _Log, delimiter: str):
+    """Rows as {lowercased column: value}; 'row N' counts like a spreadsheet (header = row 1)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+    row_no, start = 0, 1
+    try:
+        header: list[str] = []
+        while not header:
+            start = reader.line_num + 1
+            header = next(reader)
+        row_no = 1
+        columns = [c.strip().lower() for c in header]
+        if "prompt" not in columns and not set(columns) & set(PROMPT_ALIASES):
+            found = ", ".join(repr(c.strip()) for c in header)
+            raise SpecdecError(f"{log.name}: row 1 (header, line {start}): no 'prompt' column; "
+                               f"columns found: {found}")
+        start = reader.line_num + 1
+        for row in reader:
+            row_no += 1
+            where = f"row {row_no} (line {start})"
+            line, start = start, reader.line_num + 1
+            if not row:
+                row_no -= 1  # a blank line is not a row in a spreadsheet either
+                continue
+            if len(row) > len(columns):
+                log.skip(where, f"{len(row)} values but the header has {len(columns)} columns "
+                                "(an unquoted delimiter inside the prompt?)")
+                continue
+            yield line, where, dict(zip(columns, row))
+    except csv.Error as exc:
+        raise SpecdecError(f"{log.name}: row {row_no + 1} (line {start}): malformed "
+                           f"{'TSV' if delimiter == chr(9) else 'CSV'} ({exc}; an unclosed quote?)") from None
+
+
+def _text_records(text: str, log: _Log):
+    """Blocks between `---` lines, or one prompt per line; `# category: NAME` lines set the category."""
+    lines = text.split("\n")
+    category = None
+    if not any(line.strip() == SEPARATOR for line in lines):
+        for n, line in enumerate(lines, 1):
+            match = CATEGORY_LINE.match(line.strip())
+            if match:
+                category = match.group(1)
+            elif line.strip():
+                yield n, f"line {n}", {"prompt": line, "category": category}
+        return
+    blocks: list[tuple[list[tuple[int, str]], int]] = [([], 0)]  # (lines, line of the closing ---)
+    for n, line in enumerate(lines, 1):
+        if line.strip() == SEPARATOR:
+            blocks[-1] = (blocks[-1][0], n)
+            blocks.append(([], 0))
+        else:
+            blocks[-1][0].append((n, line))
+    for i, (block, closing) in enumerate(blocks):
+        body = [(n, line) for n, line in block if line.strip()]
+        match = CATEGORY_LINE.match(body[0][1].strip()) if body else None
+        if match:
+            category = match.group(1)
+            body = body[1:]
+        if body:
+            first = body[0][0]
+            text = "\n".join(line for n, line in block if n >= first)
+            yield first, f"line {first}", {"prompt": text, "category": category}
+        elif not match and 0 < i < len(blocks) - 1:  # the ends of the file may hold a lone ---
+            log.skip(f"line {closing}", "empty prompt between '---' separators")
+
+
+_RECORDS = {"jsonl": _jsonl_records, "json": _json_records, "csv": _csv_records, "tsv": _csv_records,
+            "text": _text_records}
+
+
+# ---- records → prompts ----------------------------------------------------------------------
+
+def _build_prompts(records: list, log: _Log, category_field: str | None) -> list[Prompt]:
+    dicts = [r for _, _, r in records if isinstance(r, dict)]
+    keys = list(dict.fromkeys(str(k).strip().lower() for r in dicts for k in r))
+    field_name = (category_field or "category").strip().lower()
+    if category_field and dicts and field_name not in keys:
+        where = "row 1 (header)" if records[0][1].startswith("row") else records[0][1]
+        raise SpecdecError(f"{log.name}: {where}: no '{category_field}' field or column for "
+                           f"--category-field; found: {', '.join(keys)}")
+    text_keys = {"prompt", "messages", "turns", "conversations", *PROMPT_ALIASES}
+    if dicts and len(dicts) == len(records) and not text_keys & set(keys):
+        raise SpecdecError(f"{log.name}: {records[0][1]}: no prompt field (expected 'prompt', 'messages' or "
+                           f"'turns'); fields found: {', '.join(keys)}")
+    prompts, ids = [], Counter()
+    for line, where, record in records:
+        try:
+            prompt = _to_prompt(record, line, log, field_name)
+        except _Skip as exc:
+            log.skip(where, str(exc))
+            continue
+        ids[prompt.id] += 1
+        if ids[prompt.id] > 1:
+            new_id = f"{prompt.id}-{ids[prompt.id]}"
+            log.note(f"repeated id '{prompt.id}' renamed {prompt.id}-2, -3, …", line)
+            prompt = Prompt(new_id, prompt.category, prompt.text, prompt.messages, prompt.system, line)
+        prompts.append(prompt)
+    return prompts
+
+
+def _to_prompt(record, line: int, log: _Log, category_field: str) -> Prompt:
+    """One record (dict, or a bare string) → Prompt; raises _Skip with the reason."""
+    if isinstance(record, str):
+        record = {"prompt": record}
+    if not isinstance(record, dict):
+        raise _Skip(f"expected a JSON object or string, got {type(record).__name__}")
+    rec = {str(k).strip().lower(): v for k, v in record.items()}
+    system = _str(rec.get("system")) or None
+    messages = None
+    if rec.get("messages") is not None:
+        messages = _messages(rec["messages"], "role", "content", line, log)
+    elif rec.get("conversations") is not None:
+        messages = _messages(rec["conversations"], "from", "value", line, log)
+    if messages is not None:
+        if system and not any(m["role"] == "system" for m in messages):
+            messages = ({"role": "system", "content": system},) + messages
+        system = next((m["content"] for m in messages if m["role"] == "system"), None)
+        text = next(m["content"] for m in reversed(messages) if m["role"] == "user")
+    elif rec.get("turns") is not None:
+        turns = rec["turns"]
+        if not isinstance(turns, list) or not turns or not isinstance(turns[0], str):
+            raise _Skip("'turns' must be a non-empty list of strings")
+        if len(turns) > 1:
+            log.note("several turns: only the first turn is used as the prompt", line)
+        text = turns[0]
+    else:
+        key = "prompt" if "prompt" in rec else next((a for a in PROMPT_ALIASES if a in rec), None)
+        if key is None:
+            raise _Skip(f"no prompt field (fields: {', '.join(rec)})")
+        if key != "prompt":
+            log.note(f"no 'prompt' field: used '{key}' as the prompt", line)
+        if isinstance(rec[key], (dict, list)):
+            raise _Skip(f"'{key}' is a {type(rec[key]).__name__}, expected text")
+        text = _str(rec[key])
+    text = _tidy(text)
+    if not text.strip():
+        raise _Skip("empty prompt")
+    category = _str(rec.get(category_field)).strip()
+    if not category:
+        category = DEFAULT_CATEGORY
+        if category_field != "category":
+            log.note(f"no '{category_field}' value: category '{DEFAULT_CATEGORY}'", line)
+    ident = _str(rec.get("id", rec.get("question_id"))).strip() or f"L{line}"
+    return Prompt(id=ident, category=category, text=text, messages=messages, system=system, source_line=line)
+
+
+def _messages(raw, role_key: str, content_key: str, line: int, log: _Log) -> tuple[dict, ...]:
+    """Validate a chat; ShareGPT roles (human/gpt) become user/assistant; trailing assistant turns go."""
+    if not isinstance(raw, list) or not raw:
+        raise _Skip("'messages' must be a non-empty list")
+    roles = {"human": "user", "gpt": "assistant", "bot": "assistant"}
+    out = []
+    for i, m in enumerate(raw, 1):
+        if not isinstance(m, dict) or not isinstance(m.get(role_key), str) or content_key not in m:
+            raise _Skip(f"message {i} needs '{role_key}' and '{content_key}'")
+        content = m[content_key]
+        if isinstance(content, list):  # OpenAI content parts: keep text, refuse images
+            kinds = {p.get("type") for p in content if isinstance(p, dict)}
+            if kinds - {"text"}:
+                raise _Skip(f"message {i} has non-text content ({', '.join(sorted(map(str, kinds - {'text'})))})")
+            content = "".join(p.get("text", "") for p in content)
+        if not isinstance(content, str):
+            raise _Skip(f"message {i} content is not text")
+        out.append({"role": roles.get(m[role_key].lower(), m[role_key].lower()), "content": _tidy(content)})
+    while out and out[-1]["role"] == "assistant":
+        out.pop()
+        log.note("chat ends with an assistant turn: dropped it (the model writes that turn)", line)
+    if not any(m["role"] == "user" for m in out):
+        raise _Skip("chat has no user message")
+    return tuple(out)
+
+
+def _str(value) -> str:
+    return "" if value is None else value if isinstance(value, str) else str(value)
+
+
+def _tidy(text: str) -> str:
+    """Drop leading blank lines and trailing whitespace; keep the first line's indentation (code)."""
+    return re.sub(r"^\s*\n", "", text).rstrip()
+
+
+# ---- whole-workload checks --------------------------------------------------------------------
+
+def _duplicates(prompts: list[Prompt], records: list) -> list[str]:
+    where = {line: w for line, w, _ in records}
+    first: dict[tuple, int] = {}
+    out = []
+    for p in prompts:
+        key = (p.system, p.messages and tuple((m["role"], m["content"]) for m in p.messages), p.text)
+        if key in first:
+            out.append(f"{where.get(p.source_line, f'line {p.source_line}')}: duplicate of "
+                       f"{where.get(first[key], f'line {first[key]}')} (kept)")
+        else:
+            first[key] = p.source_line
+    return out
+
+
+def _stratified_sample(prompts: list[Prompt], n: int, seed: int) -> tuple[list[Prompt], dict, str]:
+    """n prompts, each category's share proportional to its size (largest remainder), at least one each
+    while n ≥ number of categories; random.Random(seed) picks within a category; file order is kept."""
+    rng = random.Random(seed)
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(prompts):
+        groups.setdefault(p.category, []).append(i)
+    cats = list(groups)
+    if n < len(cats):
+        quota = {c: 0 for c in cats} | {c: 1 for c in rng.sample(cats, n)}
+    else:
+        ideal = {c: n * len(groups[c]) / len(prompts) for c in cats}
+        quota = {c: min(len(groups[c]), max(1, int(ideal[c]))) for c in cats}
+        while sum(quota.values()) < n:
+            c = max((c for c in cats if quota[c] < len(groups[c])), key=lambda c: ideal[c] - quota[c])
+            quota[c] += 1
+        while sum(quota.values()) > n:
+            c = max((c for c in cats if quota[c] > 1), key=lambda c: quota[c] - ideal[c])
+            quota[c] -= 1
+    keep = sorted(i for c in cats for i in rng.sample(groups[c], quota[c]))
+    sample = {"from": len(prompts), "kept": n, "seed": seed,
+              "per_category": {c: [quota[c], len(groups[c])] for c in cats}}
+    note = (f"sampled {n} of {len(prompts)} prompts, stratified by category (seed {seed}): "
+            + ", ".join(f"{c} {quota[c]}/{len(groups[c])}" for c in cats))
+    if n < len(cats):
+        note += f"; only {n} of {len(cats)} categories fit, so some are missing"
+    return [prompts[i] for i in keep], sample, note
+
+
+# ---- tokens -----------------------------------------------------------------------------------
+
+def chat_messages(prompt: Prompt) -> list[dict]:
+    """The chat to template: the file's messages, else [system?] + the user text."""
+    if prompt.messages:
+        return [dict(m) for m in prompt.messages]
+    head = [{"role": "system", "content": prompt.system}] if prompt.system else []
+    return head + [{"role": "user", "content": prompt.text}]
+
+
+def encode_prompt(prompt: Prompt, tokenizer, max_prompt_tokens: int) -> tuple[list[int], str | None]:
+    """Token ids the target reads: chat template with add_generation_prompt=True (raw text when the
+    tokenizer has none), left-truncated to the last max_prompt_tokens. Returns (ids, warning | None)."""
+    if max_prompt_tokens < 1:
+        raise SpecdecError(f"no room for the prompt: {max_prompt_tokens} tokens left after max_new_tokens")
+    messages = chat_messages(prompt)
+    note = None
+    if getattr(tokenizer, "chat_template", None):
+        try:
+            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except Exception as exc:  # jinja raises from the template itself, e.g. "System role not supported"
+            if messages[0]["role"] != "system":
+                raise SpecdecError(f"prompt {prompt.id} (line {prompt.source_line}): the chat template "
+                                   f"failed: {exc}") from None
+            system = messages.pop(0)["content"]
+            first_user = next(m for m in messages if m["role"] == "user")
+            first_user["content"] = f"{system}\n\n{first_user['content']}"
+            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            note = "the chat template rejects a system turn, so the system text was put before the user text"
+        ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    else:
+        ids = list(tokenizer("\n\n".join(m["content"] for m in messages))["input_ids"])
+    if len(ids) > max_prompt_tokens:
+        cut = (f"{len(ids)} tokens is more than the {max_prompt_tokens} left after max_new_tokens: "
+               f"kept the last {max_prompt_tokens}")
+        note = f"{note}; {cut}" if note else cut
+        ids = ids[-max_prompt_tokens:]
+    return ids, (f"prompt {prompt.id} (line {prompt.source_line}): {note}" if note else None)
+
+
+def token_report(workload: Workload, tokenizer, max_prompt_tokens: int) -> dict:
+    """Prompt-token statistics and every truncation, for check-workload with a tokenizer."""
+    lengths, warnings = [], []
+    for p in workload.prompts:
+        ids, warning = encode_prompt(p, tokenizer, 10**9)
+        lengths.append(len(ids))
+        if len(ids) > max_prompt_tokens:
+            _, warning = encode_prompt(p, tokenizer, max_prompt_tokens)
+        if warning:
+            warnings.append(warning)
+    return {"tokens": _stats(lengths), "max_prompt_tokens": max_prompt_tokens,
+            "truncated": sum(n > max_prompt_tokens for n in lengths), "warnings": warnings}
+
+
+# ---- rendering --------------------------------------------------------------------------------
+
+def format_summary(summary: dict) -> str:
+    """Plain-text report of Workload.summary() (plus an optional "token_report") for the CLI."""
+    s = summary
+    out = [f"{s['name']}: {FORMAT_NAMES.get(s['format'], s['format'])}, {s['prompts']} prompts in "
+           f"{len(s['categories'])} categories ({s['chat_prompts']} chat, {s['with_system']} with a system "
+           f"message), sha256 {s['sha256'][:12]}"]
+    width = max([len("category")] + [len(c) for c in s["categories"]])
+    out.append(f"  {'category':<{width}}  prompts  median chars  median words")
+    for c, info in s["per_category"].items():
+        out.append(f"  {c:<{width}}  {info['prompts']:>7}  {info['chars']['median']:>12.0f}  "
+                   f"{info['words']['median']:>12.0f}")
+    for label, key in (("characters", "length_chars"), ("words", "length_words")):
+        out.append(f"  {label}: " + _fmt_stats(s[key]))
+    tokens = s.get("token_report")
+    if tokens:
+        out.append(f"  tokens: {_fmt_stats(tokens['tokens'])}; {tokens['truncated']} over the "
+                   f"{tokens['max_prompt_tokens']}-token budget")
+    warnings = s["warnings"] + (tokens["warnings"] if tokens else [])
+    for title, items in (("warnings", warnings), ("skipped", s["skipped"])):
+        out.append(f"{title} ({len(items)})" + (":" if items else ""))
+        out += [f"  - {item}" for item in items]
+    return "\n".join(out)
+
+
+def _fmt_stats(st: dict) -> str:
+    return ", ".join(f"{k} {st[k]:.0f}" for k in ("min", "median", "mean", "p90", "max"))
+
+
+def _stats(values: list[int]) -> dict:
+    """min / median / mean / p90 (nearest rank) / max; zeros for an empty list."""
+    if not values:
+        return {"min": 0, "median": 0.0, "mean": 0.0, "p90": 0, "max": 0}
+    ordered = sorted(values)
+    return {"min": ordered[0], "median": float(statistics.median(ordered)), "mean": statistics.fmean(ordered),
+            "p90": ordered[max(0, -(-9 * len(ordered) // 10) - 1)], "max": ordered[-1]}
+
+
+def _lines(lines: list[int]) -> str:
+    """[1,2,3,7] → 'lines 1-3, 7'; long lists are shortened with a count."""
+    runs: list[list[int]] = []
+    for n in sorted(set(lines)):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    parts = [f"{a}-{b}" if b > a else str(a) for a, b in runs]
+    text = ", ".join(parts[:20]) + (f", … {len(parts) - 20} more" if len(parts) > 20 else "")
+    return f"line{'s' if len(lines) > 1 else ''} {text}"
+
+
+def _where_byte(raw: bytes, offset: int) -> str:
+    line_start = raw.rfind(10, 0, offset) + 1
+    return f"line {raw.count(10, 0, offset) + 1}, column {offset - line_start + 1}"
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB"
