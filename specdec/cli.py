@@ -86,8 +86,76 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args) -> int:
-    from specdec import bench
-    return bench.run_cli(args)
+    from specdec import models, runner, store, workloads
+
+    cfg = _run_config(args)
+    workload = workloads.load_workload(args.workload, max_prompts=args.max_prompts, seed=args.seed)
+    for line in workload.warnings:
+        print(f"note: {line}", file=sys.stderr)
+    progress = _ProgressLine()
+    kw = dict(dtype=cfg.dtype, device=cfg.device, trust_remote_code=args.trust_remote_code,
+              on_progress=progress.stage)
+    if "draft" in cfg.methods:
+        target, draft = models.load_pair(cfg.target, cfg.draft, **kw)
+    else:
+        target, draft = models.load_model(cfg.target, **kw), None
+    db = None if args.no_store else store.Store()
+    try:
+        results = runner.execute(cfg, workload, target, draft, out_dir=args.out, store=db, resume=args.resume,
+                                 on_progress=progress.update)
+    finally:
+        progress.close()
+        if db is not None:
+            db.close()
+    manifest = results["manifest"]
+    print(f"{manifest['status']}: {len(results['prompts'])} prompts -> {args.out}/results.json "
+          f"(run {manifest['run_id']})")
+    return 0
+
+
+def _run_config(args) -> config.RunConfig:
+    unknown = [m for m in args.methods if m not in config.METHODS]
+    if unknown or not args.methods:
+        raise SpecdecError(f"unknown method {', '.join(unknown) or '(none)'}: choose from {', '.join(config.METHODS)}")
+    if not args.draft_lengths or min(args.draft_lengths) < 1 or max(args.draft_lengths) > config.MAX_DRAFT_LENGTH:
+        raise SpecdecError(f"--draft-lengths must be integers from 1 to {config.MAX_DRAFT_LENGTH}")
+    if args.max_new_tokens < 1:
+        raise SpecdecError("--max-new-tokens must be at least 1")
+    if args.temperature < 0 or not 0 < args.top_p <= 1 or args.top_k < 0:
+        raise SpecdecError("--temperature must be ≥ 0, --top-p in (0, 1], --top-k ≥ 0")
+    return config.RunConfig(
+        target=args.target, draft=args.draft, methods=tuple(dict.fromkeys(args.methods)),
+        draft_lengths=tuple(sorted(set(args.draft_lengths))), max_new_tokens=args.max_new_tokens,
+        max_prompts=args.max_prompts, seed=args.seed, dtype=args.dtype, device=args.device,
+        sampling=config.SamplingConfig(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k))
+
+
+class _ProgressLine:
+    """One self-overwriting status line on stderr (a plain line per update when stderr is not a tty)."""
+
+    def __init__(self):
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def stage(self, stage: str, fraction: float | None = None) -> None:
+        text = stage if fraction is None else f"{stage} {fraction:.0%}"
+        self._write(text, force=fraction in (None, 1.0))
+
+    def update(self, progress) -> None:
+        from specdec.runner import format_progress
+        self._write(f"{progress.stage}: {format_progress(progress)}", force=True)
+
+    def _write(self, text: str, force: bool) -> None:
+        import time
+        now = time.monotonic()
+        if not force and now - self.last < 0.5:
+            return
+        self.last = now
+        print(f"\r\033[K{text}" if self.tty else text, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
 
 
 def _cmd_check_workload(args) -> int:
@@ -116,7 +184,60 @@ def _cmd_check_workload(args) -> int:
 
 
 def _cmd_runs(args) -> int:
-    raise SpecdecError("runs is not implemented yet")
+    from specdec import results
+    from specdec.store import Store
+
+    def clean(value) -> str:
+        # Stored strings may come from an imported file: never let them drive the terminal.
+        text = "-" if value is None else str(value)
+        return "".join(c if c.isprintable() else "?" for c in text)
+
+    def table(headers: list[str], rows: list[list]) -> str:
+        cells = [[clean(v) for v in row] for row in rows]
+        widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+        return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
+                         for line in [headers, ["-" * w for w in widths], *cells])
+
+    with Store() as store:
+        command = args.runs_command
+        if command == "list":
+            runs = store.list_runs()
+            if not runs:
+                print(f"no runs in {store.path}")
+                return 0
+            print(table(["run_id", "created", "status", "target", "draft", "prompts", "methods", "workload"],
+                        [[r["run_id"], r["created"], r["status"], r["target"], r["draft"], r["n_prompts"],
+                          ",".join(r["methods"]), r["workload"]] for r in runs]))
+        elif command == "show":
+            run = store.load_run(args.run_id)
+            m, s = run["manifest"], run["manifest"]["settings"]
+            models = m["models"]
+            print(f"run      {clean(m['run_id'])}  ({clean(m['status'])}; created {clean(m['created'])}, "
+                  f"finished {clean(m['finished'])})")
+            for role in ("target", "draft"):
+                model = models[role]
+                print(f"{role:<8} " + ("-" if model is None else
+                      f"{clean(model['spec'])}  ({model['parameters'] / 1e6:.0f}M parameters, "
+                      f"{clean(model['dtype'])}, {clean(model['device'])})"))
+            print(f"workload {clean(s['workload'])}  ({len(run['prompts'])} prompts stored)")
+            print(f"settings methods={clean(','.join(s['methods']))} γ={','.join(map(str, s['draft_lengths']))} "
+                  f"max_new_tokens={s['max_new_tokens']} temperature={s['temperature']} top_p={s['top_p']} "
+                  f"top_k={s['top_k']} seed={s['seed']} dtype={s['dtype']} device={clean(s['device'])}")
+            counts = results.method_counts(run)
+            if counts:
+                print()
+                print(table(["method", "γ", "prompts", "rounds", "drafted", "accepted", "new_tokens"],
+                            [[c["method"], c["draft_length"], c["prompts"], c["rounds"], c["drafted"],
+                              c["accepted"], c["new_tokens"]] for c in counts]))
+        elif command == "export":
+            store.export_json(args.run_id, args.out)
+            print(f"wrote {args.out}")
+        elif command == "import":
+            print(f"imported run {clean(store.import_json(args.file))}")
+        elif command == "delete":
+            store.delete_run(args.run_id)
+            print(f"deleted run {clean(args.run_id)}")
+    return 0
 
 
 def _cmd_project(args) -> int:

@@ -10,6 +10,7 @@ BUNDLED_DRAFT = "qwen2.5-coder-0.5b-instruct"
 METHODS = ("draft", "prompt-lookup")
 DEFAULT_METHODS = ("draft", "prompt-lookup")
 DEFAULT_DRAFT_LENGTHS = (2, 4, 6)
+MAX_DRAFT_LENGTH = 16
 DEFAULT_MAX_NEW_TOKENS = 64
 DEFAULT_SEED = 0
 DEFAULT_DEVICE = "auto"
@@ -51,6 +52,42 @@ class RunConfig:
     dtype: str = DEFAULT_DTYPE
     device: str = DEFAULT_DEVICE
 
+# Model cache: converted bundled/GGUF models live under $SPECDEC_CACHE, else $XDG_CACHE_HOME/specdec,
+# else ~/.cache/specdec (see specdec/bundled.py).
+CACHE_ENV_VAR = "SPECDEC_CACHE"
+
+# results.json (specdec/results.py) and the run history (specdec/store.py).
+RESULTS_SCHEMA_VERSION = 1
+MAX_RESULTS_BYTES = 512 * 1024 * 1024  # a results file larger than this is refused before parsing
+MAX_TEXT_CHARS = 1_000_000  # a prompt or a generated text
+MAX_ID_CHARS = 200  # prompt ids, run ids, categories
+MAX_FIELD_CHARS = 4096  # any other string: paths, model specs, versions, dates
+RUN_STATUSES = ("running", "complete", "interrupted")
+STORE_ENV_VAR = "SPECDEC_STORE"  # path of the run store; else $XDG_DATA_HOME/specdec, else ~/.local/share/specdec
+STORE_FILENAME = "runs.sqlite"
+STORE_BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another writer before giving up
+
 # Workloads (specdec/workloads.py)
 DEFAULT_CATEGORY = "uncategorised"  # for prompts whose file gives no category
 FEW_PROMPTS_PER_CATEGORY = 8  # fewer in a category → warn its numbers are noisy (cf. MIN_PROMPTS_PER_SEGMENT)
+# dtype of converted GGUF weights in the cache. bfloat16 halves disk and load time; the rounding it adds
+# (~0.4% per weight) is far below the 4-bit quantisation error already in the GGUF.
+CACHE_DTYPE = "bfloat16"
+
+# Analysis and decision (specdec/analysis.py, projection.py, hardware.py, decision.py)
+BOOTSTRAP_SAMPLES = 2000  # resamples of prompts for every confidence interval
+BOOTSTRAP_SEED = 0  # fixed so the same results.json always gives the same intervals
+CI_LEVEL = 0.95
+SPEEDUP_CI_HALFWIDTH = 0.05  # sample-size adequacy: prompts needed for a speedup CI of ±this
+ALPHA_DISAGREEMENT = 0.05  # α estimates further apart than this → acceptance is not i.i.d.
+PROJECTION_MAX_GAMMA = 12  # draft lengths projected beyond those run: 1 … max(this, largest run)
+WHATIF_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+WHATIF_DTYPE = "bfloat16"  # weights and KV cache on the serving hardware
+DEFAULT_HARDWARE = "H100-SXM"  # the profile the decision projects onto unless told otherwise
+GPU_LAYER_LATENCY_S = 10e-6  # fixed cost per transformer layer per forward (kernel launches), GPUs
+MIN_SPEEDUP_LO = 1.05  # a segment is "on" when the speedup CI's lower bound reaches this
+MIN_PROMPTS = 20  # fewer prompts in the whole run → INSUFFICIENT-EVIDENCE
+MIN_PROMPTS_PER_SEGMENT = 8  # a category with fewer prompts gets no verdict of its own
+MIN_PROJECTED_SPEEDUP = 1.05  # what-if: batch sizes projected below this are "off"
+MIN_IDENTICAL_RATE = 0.95  # greedy float32 runs must reproduce the baseline this often
+VERIFY_CURVE_MIN_ROUNDS = 5  # a verify-curve point measured on fewer rounds is replaced by the fitted line

@@ -1,0 +1,70 @@
+"""Measure one prompt: the baseline, then every method × γ, returned as a results.json prompt record.
+
+Configurations are interleaved per prompt (baseline, draft γ=2, γ=4, …, prompt-lookup …) rather
+than run as separate passes over the workload, so drift on a shared machine (another job, thermal
+throttling) hits every configuration alike and the per-prompt ratios stay fair.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import replace
+
+import torch
+
+from specdec.config import RunConfig
+from specdec.decoding import Generation, baseline_decode, speculative_decode
+from specdec.drafters import DraftModelDrafter, PromptLookupDrafter
+
+WARMUP_TOKENS = 8
+
+
+def make_drafter(method: str, draft_model, cfg: RunConfig, generator, vocab_size: int):
+    """The drafter for a method name; the one place a method name becomes code."""
+    if method == "draft":
+        return DraftModelDrafter(draft_model, cfg.sampling, generator, vocab_size)
+    if method == "prompt-lookup":
+        return PromptLookupDrafter()
+    raise ValueError(f"unknown method {method!r}")
+
+
+def generator_for(cfg: RunConfig, prompt_id: str, device: torch.device) -> torch.Generator:
+    """A generator seeded from the run seed and the prompt id: the same prompt gets the same random
+    stream whatever its position in the workload, so a resumed or re-sampled run reproduces it."""
+    return torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + zlib.crc32(prompt_id.encode()))
+
+
+def measure_prompt(target, draft_model, ids: list[int], prompt_id: str, cfg: RunConfig, eos_ids: set[int],
+                   decode_text) -> dict:
+    """Baseline + every method × γ on one prompt. Returns {"prompt_tokens", "baseline", "runs"}.
+
+    target, draft_model: torch models on one device; ids: the encoded prompt; decode_text: ids → str.
+    """
+    device = next(target.parameters()).device
+    prompt = torch.tensor(ids, device=device)
+    vocab_size = target.get_output_embeddings().weight.shape[0]
+    base = baseline_decode(target, prompt, cfg.max_new_tokens, cfg.sampling, eos_ids,
+                           generator_for(cfg, prompt_id, device))
+    runs = []
+    for method in cfg.methods:
+        for gamma in cfg.draft_lengths:
+            g = generator_for(cfg, prompt_id, device)
+            drafter = make_drafter(method, draft_model, cfg, g, vocab_size)
+            gen = speculative_decode(target, drafter, prompt, gamma, cfg.max_new_tokens, cfg.sampling, eos_ids, g)
+            runs.append({"method": method, "draft_length": gamma, **generation_record(gen, decode_text)})
+    return {"prompt_tokens": len(ids), "baseline": generation_record(base, decode_text), "runs": runs}
+
+
+def generation_record(gen: Generation, decode_text) -> dict:
+    record = {"tokens": gen.tokens, "text": decode_text(gen.tokens), "new_tokens": gen.new_tokens,
+              "prefill_s": gen.prefill_s, "decode_s": gen.decode_s}
+    if gen.rounds is not None:
+        record["rounds"] = [vars(r) for r in gen.rounds]
+    return record
+
+
+def warm_up(target, draft_model, ids: list[int], cfg: RunConfig, eos_ids: set[int]) -> None:
+    """One short pass through every code path, so that allocator growth, kernel selection and lazy
+    initialisation land here instead of in the first measured prompt."""
+    short = replace(cfg, max_new_tokens=WARMUP_TOKENS, draft_lengths=(max(cfg.draft_lengths),))
+    measure_prompt(target, draft_model, ids, "warm-up", short, eos_ids, lambda t: "")

@@ -1,0 +1,225 @@
+"""A whole run: workload + model pair → results.json and the run store, prompt by prompt.
+
+Shared by `python -m specdec run` and the app's background worker. Every finished prompt is
+written at once (results.json atomically, the store in its own transaction), so Ctrl-C, a crash or
+a closed browser tab loses at most the prompt in flight, and `resume` continues from there.
+Long work reports through `on_progress(Progress)` and stops when `should_stop()` turns true.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import transformers
+
+import specdec
+from specdec import bench, results as R
+from specdec.config import RunConfig
+from specdec.errors import SpecdecError
+from specdec.workloads import Prompt, Workload, encode_prompt
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a progress bar shows. tokens_per_s: baseline decode speed so far; acceptance: accepted /
+    drafted over draft-model rounds so far (None before any); eta_s: None until one prompt is done."""
+
+    done: int
+    total: int
+    prompt_id: str
+    elapsed_s: float
+    eta_s: float | None
+    tokens_per_s: float | None
+    acceptance: float | None
+    stage: str = "measuring"
+
+
+def format_progress(p: Progress, width: int = 24) -> str:
+    filled = int(width * p.done / max(p.total, 1))
+    parts = [f"[{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total} prompts"]
+    if p.tokens_per_s:
+        parts.append(f"{p.tokens_per_s:.1f} tok/s")
+    if p.acceptance is not None:
+        parts.append(f"accept {p.acceptance:.0%}")
+    parts.append(f"ETA {_duration(p.eta_s)}" if p.eta_s is not None else "ETA …")
+    return "  ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def hardware() -> dict:
+    """CPU model and cores, GPU name, memory: where these timings belong."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    try:
+        memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        memory_gb = 0.0
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    if gpu is None and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        gpu = "Apple MPS"
+    return {"cpu": cpu, "cores": os.cpu_count() or 1, "torch_threads": torch.get_num_threads(),
+            "gpu": gpu, "memory_gb": round(memory_gb, 1), "platform": platform.platform()}
+
+
+def build_manifest(cfg: RunConfig, workload: Workload, target_info: dict, draft_info: dict | None) -> dict:
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("sampling", "target", "draft")}
+    settings.update(asdict(cfg.sampling), workload=workload.path or workload.name,
+                    workload_sha256=workload.sha256, methods=list(cfg.methods),
+                    draft_lengths=list(cfg.draft_lengths), dtype=target_info["dtype"], device=target_info["device"])
+    return {
+        "run_id": R.new_run_id(), "created": R.now_iso(), "finished": None, "status": "running",
+        "settings": settings,
+        "versions": {"specdec": specdec.__version__, "torch": torch.__version__,
+                     "transformers": transformers.__version__, "python": sys.version.split()[0]},
+        "hardware": hardware(),
+        "models": {"target": target_info, "draft": draft_info},
+        "workload": {"name": workload.name, "prompts": len(workload.prompts), "format": workload.format,
+                     "warnings": len(workload.warnings), "skipped": len(workload.skipped)},
+    }
+
+
+def check_resumable(previous: dict, manifest: dict) -> None:
+    """A resumed run must measure the same thing: same settings and the same model weights."""
+    old, new = previous["manifest"], manifest
+    for key in ("methods", "draft_lengths", "max_new_tokens", "temperature", "top_p", "top_k", "seed", "dtype",
+                "workload_sha256"):
+        if old["settings"].get(key) != new["settings"].get(key):
+            raise SpecdecError(f"cannot resume: {key} was {old['settings'].get(key)!r}, now "
+                               f"{new['settings'].get(key)!r} (use a new --out directory)")
+    for role in ("target", "draft"):
+        a, b = old["models"].get(role) or {}, new["models"].get(role) or {}
+        if a.get("sha256") != b.get("sha256") or a.get("parameters") != b.get("parameters"):
+            raise SpecdecError(f"cannot resume: the {role} model differs from the one the run started with")
+
+
+def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str | Path | None = None,
+            store=None, resume: bool = False, on_progress=None, should_stop=None) -> dict:
+    """Measure every prompt of the workload; returns the results dict (status complete/interrupted).
+
+    target, draft: specdec.models.LoadedModel (draft may be None when no method needs it).
+    out_dir: where results.json goes (None: store only). store: a specdec.store.Store or None.
+    """
+    manifest = build_manifest(cfg, workload, target.info(), draft.info() if draft else None)
+    path = Path(out_dir) / "results.json" if out_dir else None
+    results = {"schema_version": R.SCHEMA_VERSION, "manifest": manifest, "prompts": []}
+    if resume and path and path.exists():
+        previous = R.load(path)
+        check_resumable(previous, manifest)
+        manifest.update(run_id=previous["manifest"]["run_id"], created=previous["manifest"]["created"])
+        results["prompts"] = previous["prompts"]
+    done = {p["id"] for p in results["prompts"]}
+    todo = [p for p in workload.prompts if p.id not in done]
+    if store is not None:
+        if store.has_run(manifest["run_id"]):
+            store.update_manifest(manifest["run_id"], manifest)
+        else:
+            store.create_run(manifest)
+            for p in results["prompts"]:
+                store.add_prompt(manifest["run_id"], p)
+    _save(results, path)
+
+    eos = set(_eos_ids(target))
+    max_prompt = _context_length(target.model) - cfg.max_new_tokens - max(cfg.draft_lengths) - 1
+    decode_text = lambda ids: target.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
+    notes = []
+    meter = _Meter(len(workload.prompts), len(done), on_progress)
+    status = "complete"
+    try:
+        if todo:
+            meter.stage("warming up", todo[0].id)
+            ids, _ = encode_prompt(todo[0], target.tokenizer, max_prompt)
+            bench.warm_up(target.model, draft.model if draft else None, ids[-256:], cfg, eos)
+        for prompt in todo:
+            if should_stop and should_stop():
+                status = "interrupted"
+                break
+            meter.stage("measuring", prompt.id)
+            record = _measure(prompt, target, draft, cfg, eos, max_prompt, decode_text, notes)
+            results["prompts"].append(record)
+            _save(results, path)
+            if store is not None:
+                store.add_prompt(manifest["run_id"], record)
+            meter.advance(record)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        manifest.update(status=status, finished=R.now_iso(), notes=notes)
+        _save(results, path)
+        if store is not None:
+            store.update_manifest(manifest["run_id"], manifest)
+            store.finish_run(manifest["run_id"], status)
+    return results
+
+
+def _measure(prompt: Prompt, target, draft, cfg, eos, max_prompt, decode_text, notes) -> dict:
+    ids, warning = encode_prompt(prompt, target.tokenizer, max_prompt)
+    if warning:
+        notes.append(warning)
+    measured = bench.measure_prompt(target.model, draft.model if draft else None, ids, prompt.id, cfg, eos,
+                                    decode_text)
+    return {"id": prompt.id, "category": prompt.category, "prompt": prompt.text, **measured}
+
+
+def _save(results: dict, path: Path | None) -> None:
+    if path is not None:
+        R.dump_atomic(results, path)
+
+
+def _eos_ids(loaded) -> list[int]:
+    from specdec.models import eos_ids
+    return eos_ids(loaded)
+
+
+def _context_length(model) -> int:
+    return int(getattr(model.config, "max_position_embeddings", None) or 4096)
+
+
+class _Meter:
+    """Turns finished prompts into Progress: ETA from the mean seconds per prompt so far."""
+
+    def __init__(self, total: int, already: int, on_progress):
+        self.total, self.done, self.on_progress = total, already, on_progress
+        self.start, self.measured = time.perf_counter(), 0
+        self.base_tokens = self.base_s = self.drafted = self.accepted = 0
+        self.prompt_id = ""
+
+    def stage(self, stage: str, prompt_id: str) -> None:
+        self.prompt_id = prompt_id
+        self._emit(stage)
+
+    def advance(self, record: dict) -> None:
+        self.done += 1
+        self.measured += 1
+        base = record["baseline"]
+        self.base_tokens += base["new_tokens"]
+        self.base_s += base["prefill_s"] + base["decode_s"]
+        for run in record["runs"]:
+            if run["method"] == "draft":
+                self.drafted += sum(r["drafted"] for r in run["rounds"])
+                self.accepted += sum(r["accepted"] for r in run["rounds"])
+        self._emit("measuring")
+
+    def _emit(self, stage: str) -> None:
+        if self.on_progress is None:
+            return
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / self.measured * (self.total - self.done) if self.measured else None
+        self.on_progress(Progress(
+            done=self.done, total=self.total, prompt_id=self.prompt_id, elapsed_s=elapsed, eta_s=eta,
+            tokens_per_s=self.base_tokens / self.base_s if self.base_s else None,
+            acceptance=self.accepted / self.drafted if self.drafted else None, stage=stage))
