@@ -192,6 +192,10 @@ def _cmd_runs(args) -> int:
         text = "-" if value is None else str(value)
         return "".join(c if c.isprintable() else "?" for c in text)
 
+    def size(n: int) -> str:
+        scales = ((1e9, "B"), (1e6, "M"), (1e3, "K"))
+        return next((f"{n / f:.1f}{unit}" for f, unit in scales if n >= f), str(n))
+
     def table(headers: list[str], rows: list[list]) -> str:
         cells = [[clean(v) for v in row] for row in rows]
         widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
@@ -217,7 +221,7 @@ def _cmd_runs(args) -> int:
             for role in ("target", "draft"):
                 model = models[role]
                 print(f"{role:<8} " + ("-" if model is None else
-                      f"{clean(model['spec'])}  ({model['parameters'] / 1e6:.0f}M parameters, "
+                      f"{clean(model['spec'])}  ({size(model['parameters'])} parameters, "
                       f"{clean(model['dtype'])}, {clean(model['device'])})"))
             print(f"workload {clean(s['workload'])}  ({len(run['prompts'])} prompts stored)")
             print(f"settings methods={clean(','.join(s['methods']))} γ={','.join(map(str, s['draft_lengths']))} "
