@@ -334,9 +334,10 @@ def _json_records(text: str, log: _Log):
         if text[i:i + 1] == "]":
             _expect_end(text, i + 1)
             return
+        line, counted = 1, 0  # count newlines incrementally: a 50 MB array must stay linear
         while True:
             obj, end = decoder.raw_decode(text, i)
-            line = text.count("\n", 0, i) + 1
+            line, counted = line + text.count("\n", counted, i), i
             yield line, f"line {line}", obj
             j = _skip_ws(text, end)
             if text[j:j + 1] == ",":
@@ -649,9 +650,10 @@ def token_report(workload: Workload, tokenizer, max_prompt_tokens: int) -> dict:
 def format_summary(summary: dict) -> str:
     """Plain-text report of Workload.summary() (plus an optional "token_report") for the CLI."""
     s = summary
+    n_cat = len(s["categories"])
     out = [f"{s['name']}: {FORMAT_NAMES.get(s['format'], s['format'])}, {s['prompts']} prompts in "
-           f"{len(s['categories'])} categories ({s['chat_prompts']} chat, {s['with_system']} with a system "
-           f"message), sha256 {s['sha256'][:12]}"]
+           f"{n_cat} categor{'y' if n_cat == 1 else 'ies'} ({s['chat_prompts']} chat, {s['with_system']} with a "
+           f"system message), sha256 {s['sha256'][:12]}"]
     width = max([len("category")] + [len(c) for c in s["categories"]])
     out.append(f"  {'category':<{width}}  prompts  median chars  median words")
     for c, info in s["per_category"].items():
