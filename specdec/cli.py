@@ -168,6 +168,8 @@ def _cmd_check_workload(args) -> int:
     summary = work.summary()
     if args.tokenizer:
         from transformers import AutoTokenizer
+        if not Path(args.tokenizer).is_dir():
+            raise SpecdecError(f"{args.tokenizer}: no such directory (--tokenizer takes a local model directory)")
         try:
             tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True)
         except (OSError, ValueError) as exc:

@@ -46,7 +46,7 @@ class DraftModelDrafter:
 
     def propose(self, seq: torch.Tensor, gamma: int) -> Proposal:
         if gamma == 0:
-            return Proposal(seq[:0], None)
+            return Proposal(seq[:0], torch.empty(0, self.vocab_size, device=seq.device))
         pending = seq[self.cache.get_seq_length():]
         xs, qs = [], []
         logits = forward(self.model, pending, self.cache, keep=1)[-1]

@@ -197,10 +197,12 @@ class _Meter:
         self.start, self.measured = time.perf_counter(), 0
         self.base_tokens = self.base_s = self.drafted = self.accepted = 0
         self.prompt_id = ""
+        self.last_stage = None
 
     def stage(self, stage: str, prompt_id: str) -> None:
         self.prompt_id = prompt_id
-        self._emit(stage)
+        if stage != self.last_stage:  # advance() has already reported the next "measuring"
+            self._emit(stage)
 
     def advance(self, record: dict) -> None:
         self.done += 1
@@ -215,6 +217,7 @@ class _Meter:
         self._emit("measuring")
 
     def _emit(self, stage: str) -> None:
+        self.last_stage = stage
         if self.on_progress is None:
             return
         elapsed = time.perf_counter() - self.start
