@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from specdec.config import DEFAULT_CATEGORY, FEW_PROMPTS_PER_CATEGORY, MAX_WORKLOAD_BYTES
+from specdec.config import DEFAULT_CATEGORY, DEFAULT_SEED, FEW_PROMPTS_PER_CATEGORY, MAX_WORKLOAD_BYTES
 from specdec.errors import SpecdecError
 
 PROMPT_ALIASES = ("question", "query", "instruction", "input", "text")  # tried when there is no `prompt`
@@ -125,7 +125,7 @@ class _Log:
 
 
 def load_workload(source: str | Path | bytes, *, name: str | None = None, max_prompts: int | None = None,
-                  seed: int = 0, strict: bool = False, category_field: str | None = None,
+                  seed: int = DEFAULT_SEED, strict: bool = False, category_field: str | None = None,
                   max_bytes: int = MAX_WORKLOAD_BYTES) -> Workload:
     """Read a prompt file (a path, or the bytes of an upload named `name`) into a Workload.
 
@@ -134,6 +134,8 @@ def load_workload(source: str | Path | bytes, *, name: str | None = None, max_pr
     Raises SpecdecError (one line: file, line, problem) when the file cannot be used.
     """
     raw, path, name = _read(source, name, max_bytes)
+    if max_prompts is not None and max_prompts < 1:
+        raise SpecdecError(f"{name}: --max-prompts must be at least 1, got {max_prompts}")
     log = _Log(name, strict)
     warnings: list[str] = []
     text = _decode(raw, name, warnings)
@@ -145,19 +147,16 @@ def load_workload(source: str | Path | bytes, *, name: str | None = None, max_pr
     if category_field and fmt == "text":
         warnings.append("--category-field is ignored for plain text (use '# category: NAME' lines)")
         category_field = None
-    records = list(_RECORDS[fmt](text, log, delimiter) if fmt in ("csv", "tsv") else _RECORDS[fmt](text, log))
+    records = list(_csv_records(text, log, delimiter) if delimiter else _RECORDS[fmt](text, log))
     prompts = _build_prompts(records, log, category_field)
     if not prompts:
         first = f"; first: {log.skipped[0]}" if log.skipped else ""
         raise SpecdecError(f"{name}: no usable prompts ({len(log.skipped)} records skipped{first})")
     warnings += log.grouped() + _duplicates(prompts, records)
     sample = None
-    if max_prompts is not None:
-        if max_prompts < 1:
-            raise SpecdecError(f"{name}: --max-prompts must be at least 1, got {max_prompts}")
-        if max_prompts < len(prompts):
-            prompts, sample, note = _stratified_sample(prompts, max_prompts, seed)
-            warnings.append(note)
+    if max_prompts is not None and max_prompts < len(prompts):
+        prompts, sample, note = _stratified_sample(prompts, max_prompts, seed)
+        warnings.append(note)
     few = {c: n for c, n in Counter(p.category for p in prompts).items() if n < FEW_PROMPTS_PER_CATEGORY}
     if few:
         warnings.append(f"{len(few)} categor{'y has' if len(few) == 1 else 'ies have'} fewer than "
@@ -328,7 +327,8 @@ def _json_records(text: str, log: _Log):
         if text[start] == "{":
             obj, end = decoder.raw_decode(text, start)
             _expect_end(text, end)
-            yield 1 + text.count("\n", 0, start), "line 1", obj
+            line = 1 + text.count("\n", 0, start)
+            yield line, f"line {line}", obj
             return
         i = _skip_ws(text, start + 1)
         if text[i:i + 1] == "]":
@@ -431,8 +431,7 @@ def _text_records(text: str, log: _Log):
             log.skip(f"line {closing}", "empty prompt between '---' separators")
 
 
-_RECORDS = {"jsonl": _jsonl_records, "json": _json_records, "csv": _csv_records, "tsv": _csv_records,
-            "text": _text_records}
+_RECORDS = {"jsonl": _jsonl_records, "json": _json_records, "text": _text_records}  # CSV/TSV take a delimiter
 
 
 # ---- records → prompts ----------------------------------------------------------------------
@@ -449,18 +448,20 @@ def _build_prompts(records: list, log: _Log, category_field: str | None) -> list
     if dicts and len(dicts) == len(records) and not text_keys & set(keys):
         raise SpecdecError(f"{log.name}: {records[0][1]}: no prompt field (expected 'prompt', 'messages' or "
                            f"'turns'); fields found: {', '.join(keys)}")
-    prompts, ids = [], Counter()
+    prompts, seen = [], set()
     for line, where, record in records:
         try:
             prompt = _to_prompt(record, line, log, field_name)
         except _Skip as exc:
             log.skip(where, str(exc))
             continue
-        ids[prompt.id] += 1
-        if ids[prompt.id] > 1:
-            new_id = f"{prompt.id}-{ids[prompt.id]}"
+        if prompt.id in seen:  # ids key results and the run store, so they must be unique
+            k = 2
+            while f"{prompt.id}-{k}" in seen:
+                k += 1
             log.note(f"repeated id '{prompt.id}' renamed {prompt.id}-2, -3, …", line)
-            prompt = Prompt(new_id, prompt.category, prompt.text, prompt.messages, prompt.system, line)
+            prompt = Prompt(f"{prompt.id}-{k}", prompt.category, prompt.text, prompt.messages, prompt.system, line)
+        seen.add(prompt.id)
         prompts.append(prompt)
     return prompts
 

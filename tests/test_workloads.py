@@ -131,8 +131,8 @@ def test_category_field_and_prompt_alias(tmp_path):
 
 
 def test_duplicates_and_ids_are_kept_and_reported(tmp_path):
-    w = load_workload(write(tmp_path, "w.csv", "id,prompt\n1,same\n1,same\n2,other\n"))
-    assert [p.id for p in w.prompts] == ["1", "1-2", "2"]
+    w = load_workload(write(tmp_path, "w.csv", "id,prompt\n1,same\n1,same\n1-2,other\n"))
+    assert [p.id for p in w.prompts] == ["1", "1-2", "1-2-2"]
     assert "row 3 (line 3): duplicate of row 2 (line 2) (kept)" in w.warnings
     assert any("repeated id '1'" in x for x in w.warnings)
 
