@@ -1,0 +1,328 @@
+"""The go/no-go decision: measured evidence in, a verdict with numbered reasons and configs out.
+
+Verdicts
+    GO                     speculation pays for every category (pooled CI lower bound ≥ min_speedup_lo,
+                           no adequately sampled category off or unclear)
+    GO-SEGMENTS            turn it on for the listed categories only
+    NO-GO                  no category gains: every CI upper bound is below min_speedup_lo
+    INSUFFICIENT-EVIDENCE  too few prompts, or the intervals straddle the threshold: measure more
+
+Per category (segment) status, from the measured speedup CI of its best configuration (highest lower
+bound): "on" (lo ≥ min_speedup_lo), "off" (every configuration's hi < min_speedup_lo), "unclear"
+(in between: prompts_needed says how many prompts would settle it), "too-few" (< min_prompts_per_segment
+prompts). The measured verdict belongs to this machine at batch 1; each on-segment is then projected
+onto the chosen hardware by batch size (specdec.hardware), which picks γ per batch range or turns
+speculation off where the projected speedup falls below min_projected_speedup.
+
+Public API
+    Thresholds (frozen dataclass of the decision's parameters; defaults in specdec.config)
+    Decision (frozen dataclass): verdict, headline, reasons [str], segments [dict], config, snippets
+        {engine: text}, evidence {…}, whatif DataFrame, hardware, thresholds; .to_dict() (JSON-safe),
+        .segments_table() (one row per category × batch range)
+    decide(data, thresholds=Thresholds(), hardware=DEFAULT_HARDWARE, batch_sizes=WHATIF_BATCH_SIZES)
+        data: an Analysis (specdec.analysis.analyze) or a results dict
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from specdec import config, hardware as hw, snippets as snip
+from specdec.analysis import ALL, Analysis, analyze
+
+VERDICTS = ("GO", "GO-SEGMENTS", "NO-GO", "INSUFFICIENT-EVIDENCE")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_speedup_lo: float = config.MIN_SPEEDUP_LO  # lower CI bound a segment's speedup must reach
+    min_prompts: int = config.MIN_PROMPTS  # prompts in the whole run for any confident verdict
+    min_prompts_per_segment: int = config.MIN_PROMPTS_PER_SEGMENT  # for a category's own verdict
+    min_projected_speedup: float = config.MIN_PROJECTED_SPEEDUP  # per batch size on the chosen hardware
+    min_identical_rate: float = config.MIN_IDENTICAL_RATE  # greedy float32 runs matching the baseline
+    ci_halfwidth: float = config.SPEEDUP_CI_HALFWIDTH  # precision prompts_needed aims at
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str
+    headline: str
+    reasons: list[str]
+    segments: list[dict]  # per category: status, method, draft_length, speedup(+CI), savings, batch_ranges
+    config: dict | None  # the configuration to apply: method, draft_length, categories
+    snippets: dict[str, str]  # engine → ready-to-paste text for `config`
+    evidence: dict
+    whatif: pd.DataFrame = field(repr=False)
+    hardware: str = config.DEFAULT_HARDWARE
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    def segments_table(self) -> pd.DataFrame:
+        """One row per category × batch range: category, status, method, batch_min, batch_max, gamma
+        (None = off), speedup_min, speedup_max; measured columns repeat per range."""
+        rows = []
+        for s in self.segments:
+            base = {k: s[k] for k in ("category", "n_prompts", "status", "method", "draft_length", "speedup",
+                                      "speedup_lo", "speedup_hi")}
+            for r in s["batch_ranges"] or [{"batch_min": None, "batch_max": None, "gamma": None,
+                                            "speedup_min": None, "speedup_max": None}]:
+                rows.append({**base, **r})
+        return pd.DataFrame(rows)
+
+    def to_dict(self) -> dict:
+        return _jsonable({"verdict": self.verdict, "headline": self.headline, "reasons": self.reasons,
+                          "segments": self.segments, "config": self.config, "snippets": self.snippets,
+                          "hardware": self.hardware, "thresholds": asdict(self.thresholds), "evidence": self.evidence})
+
+
+def decide(data, thresholds: Thresholds = Thresholds(), hardware: str = config.DEFAULT_HARDWARE,
+           batch_sizes=config.WHATIF_BATCH_SIZES) -> Decision:
+    a = data if isinstance(data, Analysis) else analyze(data)
+    th = thresholds
+    n_total = int(len(a.measurements.prompts))
+    overall = _assess(a.summary, ALL, n_total, th)
+    cats = [_assess(df, cat, int(a.measurements.prompts["category"].eq(cat).sum()), th)
+            for cat, df in a.summary_by_category.groupby("category", sort=True)]
+    verdict = _verdict(n_total, overall, cats, th)
+    on = [s for s in cats if s["status"] == "on"]
+    if verdict == "GO":  # every category on, or too small to judge alone and covered by the pooled result
+        for s in cats:
+            if s["status"] == "too-few":
+                s.update({k: overall[k] for k in ("method", "draft_length")}, status="on (pooled)")
+        on = [s for s in cats if s["status"].startswith("on")]
+    segments = cats if len(cats) > 1 else [overall]
+    if len(cats) == 1 and verdict == "GO-SEGMENTS":
+        verdict = "GO"
+    whatif = _project(a, segments, hardware, batch_sizes, th)
+    cfg, snippets, gamma_note = _primary(a, verdict, overall, on if len(cats) > 1 else [overall], hardware)
+    reasons = _reasons(a, verdict, overall, cats, segments, cfg, hardware, th, gamma_note)
+    evidence = {
+        "n_prompts": n_total, "categories": [s["category"] for s in cats], "overall": overall,
+        "costs": a.costs.to_dict(), "memory": a.memory, "compute": a.compute.to_dict("records"),
+        "lossless": a.lossless, "projection_error": a.projection_error.to_dict("records"),
+        "whatif_assumptions": whatif.attrs.get("assumptions", []),
+        "settings": a.manifest.get("settings", {}), "hardware_measured": a.manifest.get("hardware", {}),
+    }
+    return Decision(verdict, _headline(verdict, cfg, on, hardware), reasons, segments, cfg, snippets, evidence,
+                    whatif, hardware, th)
+
+
+# ---- measured assessment ----
+
+def _assess(summary: pd.DataFrame, cat: str, n: int, th: Thresholds) -> dict:
+    rows = summary[(summary["method"] != "baseline") & (summary["category"] == cat)]
+    seg = {"category": cat, "n_prompts": n, "status": "off", "method": None, "draft_length": None,
+           "speedup": None, "speedup_lo": None, "speedup_hi": None, "saving_ms": None, "saving_pct": None,
+           "base_tpot_ms": None, "tpot_ms": None, "prompts_needed": None, "alpha_iid": None, "batch_ranges": []}
+    rows = rows[rows["speedup_lo"].notna()]
+    if rows.empty:
+        seg["status"] = "too-few"
+        return seg
+    best = rows.sort_values(["speedup_lo", "speedup"], ascending=False).iloc[0]
+    point = rows.sort_values("speedup", ascending=False).iloc[0]
+    if n < th.min_prompts_per_segment:
+        status, pick = "too-few", point
+    elif best["speedup_lo"] >= th.min_speedup_lo:
+        status, pick = "on", best
+    elif rows["speedup_hi"].max() < th.min_speedup_lo:
+        status, pick = "off", point
+    else:
+        status, pick = "unclear", point
+    seg.update(status=status, method=pick["method"], draft_length=int(pick["draft_length"]),
+               speedup=float(pick["speedup"]), speedup_lo=float(pick["speedup_lo"]),
+               speedup_hi=float(pick["speedup_hi"]), saving_ms=float(pick["saving_ms"]),
+               saving_pct=float(pick["saving_pct"]), base_tpot_ms=float(pick["base_tpot_ms"]),
+               tpot_ms=float(pick["tpot_ms"]), alpha_iid=pick["alpha_iid"],
+               prompts_needed=_needed(n, pick, th))
+    return seg
+
+
+def _needed(n: int, row, th: Thresholds) -> float:
+    half = (row["speedup_hi"] - row["speedup_lo"]) / 2.0
+    return float(max(n, math.ceil(n * (half / th.ci_halfwidth) ** 2))) if math.isfinite(half) and n else float("nan")
+
+
+def _verdict(n_total: int, overall: dict, cats: list[dict], th: Thresholds) -> str:
+    status = {s["status"] for s in cats}
+    if n_total < th.min_prompts:
+        return "INSUFFICIENT-EVIDENCE"
+    if overall["status"] == "on" and not status & {"off", "unclear"}:
+        return "GO"
+    if "on" in status:
+        return "GO-SEGMENTS"
+    if overall["status"] == "off" and not any(s["status"] in ("unclear", "too-few") and (s["speedup"] or 0) >= th.min_speedup_lo
+                                              for s in cats):
+        return "NO-GO"
+    return "INSUFFICIENT-EVIDENCE"
+
+
+# ---- projection onto the chosen hardware ----
+
+def _project(a: Analysis, segments: list[dict], hardware: str, batch_sizes, th: Thresholds) -> pd.DataFrame:
+    frames = []
+    for s in segments:
+        if not s["status"].startswith("on"):
+            continue
+        cat = s["category"] if s["status"] == "on" else ALL  # too few prompts alone: pooled acceptance
+        df = hw.whatif(a, hardware=[hardware], batch_sizes=batch_sizes, methods=[s["method"]], category=cat)
+        if df.empty:
+            continue
+        df["category"] = s["category"]
+        frames.append(df)
+        best = hw.best_by_batch(df, th.min_projected_speedup)
+        s["batch_ranges"] = hw.batch_ranges(best)
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    out.attrs["assumptions"] = hw.assumptions([hardware] if hardware != hw.THIS_MACHINE else [], config.WHATIF_DTYPE,
+                                              (a.memory["context_tokens"],))
+    return out
+
+
+def _primary(a: Analysis, verdict: str, overall: dict, on: list[dict], hardware: str):
+    """The configuration to apply: the one serving the most prompts among on-segments; γ is the
+    projected best at the smallest batch on the chosen hardware when it differs from the measured one."""
+    if verdict not in ("GO", "GO-SEGMENTS") or not on:
+        return None, {}, None
+    if verdict == "GO" and overall["method"]:  # one configuration for all traffic: the pooled best
+        method, measured_g = overall["method"], overall["draft_length"]
+    else:
+        by_cfg: dict[tuple, int] = {}
+        for s in on:
+            by_cfg[(s["method"], s["draft_length"])] = by_cfg.get((s["method"], s["draft_length"]), 0) + s["n_prompts"]
+        method, measured_g = max(by_cfg, key=by_cfg.get)
+    g, note = measured_g, None
+    ranges = next((s["batch_ranges"] for s in on if s["method"] == method and s["batch_ranges"]), [])
+    if hardware != hw.THIS_MACHINE and ranges and ranges[0]["gamma"] and ranges[0]["gamma"] != measured_g:
+        g = ranges[0]["gamma"]
+        note = (f"γ={g} is the projected best on {hardware} at batch {ranges[0]['batch_min']}"
+                f"–{ranges[0]['batch_max']}; the best measured on this machine was γ={measured_g}")
+    cats = [s["category"] for s in on if s["method"] == method]
+    models = a.manifest.get("models", {})
+    text = snip.snippets(method, g, snip.model_ref(models.get("target")), snip.model_ref(models.get("draft"), "DRAFT"))
+    return {"method": method, "draft_length": g, "measured_draft_length": measured_g, "categories": cats}, text, note
+
+
+# ---- words ----
+
+def _x(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.2f}×"
+
+
+def _span(lo, hi, unit: str = "×") -> str:
+    if unit:
+        return _x(lo) if f"{lo:.2f}" == f"{hi:.2f}" else f"{_x(lo)}–{_x(hi)}"
+    return f"{lo}" if lo == hi else f"{lo}–{hi}"
+
+
+def _headline(verdict: str, cfg: dict | None, on: list[dict], hardware: str) -> str:
+    if verdict == "GO":
+        return f"GO: turn on {cfg['method']} with γ={cfg['draft_length']} for all traffic"
+    if verdict == "GO-SEGMENTS":
+        return f"GO for {', '.join(s['category'] for s in on)} only; leave the rest off"
+    if verdict == "NO-GO":
+        return "NO-GO: speculative decoding does not pay on this workload"
+    return "INSUFFICIENT EVIDENCE: measure more prompts before deciding"
+
+
+def _reasons(a: Analysis, verdict, overall, cats, segments, cfg, hardware, th: Thresholds, gamma_note) -> list[str]:
+    r = []
+    n = overall["n_prompts"]
+    r.append(f"{n} prompts in {len(cats)} categor{'y' if len(cats) == 1 else 'ies'} "
+             f"(a confident verdict needs ≥ {th.min_prompts}, a category ≥ {th.min_prompts_per_segment}).")
+    if overall["method"]:
+        r.append(f"Pooled, the best configuration is {overall['method']} γ={overall['draft_length']}: decode speedup "
+                 f"{_x(overall['speedup'])} (95% CI {_x(overall['speedup_lo'])}–{_x(overall['speedup_hi'])}) on this "
+                 f"machine, {overall['base_tpot_ms']:.1f} → {overall['tpot_ms']:.1f} ms per token "
+                 f"({_saving(overall)}); the bar is a lower bound ≥ {th.min_speedup_lo:.2f}×.")
+    for s in cats if len(cats) > 1 else []:
+        r.append(_segment_reason(s, th))
+    if verdict == "INSUFFICIENT-EVIDENCE":
+        unclear = [s for s in [overall] + cats if s["status"] in ("unclear", "too-few") and s["prompts_needed"]]
+        need = max([th.min_prompts] + [s["prompts_needed"] for s in unclear if math.isfinite(s["prompts_needed"])])
+        r.append(f"Not enough evidence for a confident verdict: measure about {need:.0f} prompts (per category, to judge "
+                 f"categories apart) so the speedup CI is ±{th.ci_halfwidth:.2f} and clears or misses "
+                 f"{th.min_speedup_lo:.2f}×.")
+    non_iid = a.summary[(a.summary["method"] != "baseline") & (a.summary["alpha_iid"] == False)]  # noqa: E712
+    for _, row in non_iid.head(2).iterrows():
+        r.append(f"Acceptance is not i.i.d. for {row['method']} γ={row['draft_length']}: the α estimates differ by "
+                 f"{row['alpha_spread']:.2f} (> {config.ALPHA_DISAGREEMENT}); γ is chosen from the per-position "
+                 f"rates, not from Leviathan's closed form.")
+    err = a.projection_error[a.projection_error["category"] == ALL]
+    if len(err):
+        worst = err["speedup_rel_error"].abs().max()
+        r.append(f"The draft-length projection reproduces every measured γ within {100 * worst:.0f}% of the measured "
+                 f"speedup (it extrapolates beyond the largest γ run).")
+    for s in segments:
+        if s["batch_ranges"]:
+            parts = [("off" if b["gamma"] is None else f"γ={b['gamma']} ({_span(b['speedup_min'], b['speedup_max'])})")
+                     + f" at batch {_span(b['batch_min'], b['batch_max'], '')}" for b in s["batch_ranges"]]
+            r.append(f"Projected on {hardware} for {s['category']}: " + "; ".join(parts) + ".")
+    if gamma_note:
+        r.append(gamma_note + ".")
+    if cfg and cfg["method"] == "draft":
+        mem = a.memory
+        est = " (estimated)" if mem["kv_estimated"] else ""
+        r.append(f"Memory price: {mem['draft_weights_gb']:.2f} GB of draft weights plus {1e3 * mem['draft_kv_gb_per_seq']:.1f} MB"
+                 f"{est} of draft KV cache per {mem['context_tokens']:.0f}-token sequence ({mem['dtype']}).")
+    if cfg:
+        c = a.compute[(a.compute["method"] == cfg["method"]) & (a.compute["draft_length"] == cfg["measured_draft_length"])]
+        if len(c):
+            c = c.iloc[0]
+            r.append(f"Compute price: {c['flops_ratio']:.2f}× the FLOPs per token of plain decoding "
+                     f"({100 * c['rejected_share']:.0f}% of verified positions are thrown away; Thm 3.11 predicts "
+                     f"{c['flops_ratio_theory']:.2f}×) — speculation saves latency, not compute.")
+    r.append(_lossless_reason(a.lossless, th))
+    return r
+
+
+def _saving(s: dict) -> str:
+    if s["saving_ms"] >= 0:
+        return f"{s['saving_ms']:.1f} ms ({s['saving_pct']:.0f}%) saved"
+    return f"{-s['saving_ms']:.1f} ms ({-s['saving_pct']:.0f}%) lost"
+
+
+def _segment_reason(s: dict, th: Thresholds) -> str:
+    head = f"{s['category']} (n={s['n_prompts']}): "
+    if s["method"] is None:
+        return head + "no measured configuration."
+    cfg = f"{s['method']} γ={s['draft_length']} {_x(s['speedup'])} (CI {_x(s['speedup_lo'])}–{_x(s['speedup_hi'])})"
+    return head + {
+        "on": f"on — {cfg}, {_saving(s)} per token.",
+        "off": f"off — even the best, {cfg}, stays below {th.min_speedup_lo:.2f}× at its upper bound.",
+        "unclear": f"unclear — {cfg} straddles {th.min_speedup_lo:.2f}×; ~{s['prompts_needed']:.0f} prompts would settle it.",
+        "too-few": f"too few prompts for a verdict of its own (< {th.min_prompts_per_segment}); best seen {cfg}.",
+    }[s["status"]]
+
+
+def _lossless_reason(loss: dict, th: Thresholds) -> str:
+    if not loss["applicable"]:
+        return "Losslessness: " + loss["note"] + "."
+    rate = loss["identical_rate"]
+    first = (f"; first divergences at token {', '.join(str(x) for x in loss['first_divergence'][:5])}"
+             if loss["first_divergence"] else "")
+    text = (f"Losslessness: {loss['identical']}/{loss['runs']} greedy runs ({100 * rate:.0f}%) reproduce the baseline "
+            f"token for token in {loss['dtype']}{first}.")
+    if loss["dtype"] == "float32" and rate < th.min_identical_rate:
+        text += (f" Below {100 * th.min_identical_rate:.0f}% in float32 points to a decoder bug: do not trust the "
+                 "speedups until it is explained.")
+    elif loss["dtype"] != "float32" and rate < 1.0:
+        text += " In bfloat16, late divergences come from near-ties in rounding; rerun in float32 to confirm."
+    return text
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.bool_, bool)):
+        return bool(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, pd.DataFrame):
+        return _jsonable(x.to_dict("records"))
+    return x

@@ -1,0 +1,277 @@
+"""Deployment what-if: the measured acceptance, projected onto serving hardware and batch sizes.
+
+The speedup measured by a run belongs to the machine it ran on. Acceptance (τ per γ, from the
+per-position rounds) belongs to the models, the prompts and the sampling settings, and carries over.
+Step times on other hardware come from a roofline over the model sizes in the manifest:
+
+    bytes  = weights + batch · context · KV bytes per token          (read once per forward)
+    flops  = 2 · parameters · batch · tokens per sequence            (attention FLOPs ignored)
+    t_step = max(bytes / (bandwidth · η_mem), flops / (peak · η_flops)) + layers · layer latency
+
+η_mem, η_flops and the per-layer latency (kernel launches) are stated assumptions on GPUs. "this
+machine" is calibrated on the run's own measurements instead (effective bandwidth, FLOPS and
+per-layer latency that reproduce the measured target step, draft step and verify slope), and on a
+CPU memory traffic and arithmetic do not overlap, so its terms add rather than take the max.
+
+A speculative round at batch B and draft length γ costs γ draft steps (zero for prompt lookup: a
+host-side string match), one verify pass over mean_drafted + 1 tokens per sequence, and the
+bookkeeping overhead measured here as a share of a target step. Speedup = τ · t_target(B, 1) / round.
+Large batches are compute-bound, where verifying γ + 1 tokens costs ≈ γ + 1 steps: gains shrink and
+turn into losses (vLLM reports 1.4–1.8× slowdowns at high load).
+
+Public API
+    HardwareProfile (frozen dataclass), PROFILES {name: profile}, THIS_MACHINE = "this-machine"
+    profile(name) -> HardwareProfile
+    measured_profile(costs, target, draft, memory_gb) -> HardwareProfile
+    step_time_s(profile, model, batch, tokens_per_seq, context, dtype) -> (seconds, "memory"|"compute")
+    whatif(analysis, hardware=None, batch_sizes=..., gammas=None, context_lens=None, methods=None,
+           category="all", dtype=WHATIF_DTYPE) -> DataFrame (assumptions in .attrs["assumptions"])
+    assumptions(hardware, dtype, context_lens) -> list[dict(name, value, note)]
+    best_by_batch(whatif_df, min_speedup) -> DataFrame;  batch_ranges(best_df) -> list[dict]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from specdec import config
+from specdec.costs import CostModel, ModelSize, model_size
+from specdec.errors import SpecdecError
+from specdec.projection import ALL, acceptance_profile
+
+THIS_MACHINE = "this-machine"
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    name: str
+    bandwidth_gbs: float  # peak memory bandwidth, GB/s (1e9)
+    peak_tflops: float  # dense BF16 tensor throughput, TFLOPS (no sparsity)
+    memory_gb: float
+    layer_latency_s: float = config.GPU_LAYER_LATENCY_S
+    bandwidth_efficiency: float = config.WHATIF_BANDWIDTH_EFFICIENCY
+    compute_efficiency: float = config.WHATIF_COMPUTE_EFFICIENCY
+    overlap: bool = True  # memory and compute overlap (GPU roofline: max); False adds them (CPU)
+    source: str = ""
+
+
+# Vendor datasheet figures (dense, no sparsity). A10G is AWS's variant of the A10 without a public
+# NVIDIA datasheet; its BF16 figure is the commonly quoted one.
+PROFILES: dict[str, HardwareProfile] = {p.name: p for p in (
+    HardwareProfile("H100-SXM", 3350.0, 989.0, 80.0, source="NVIDIA H100 SXM5 datasheet"),
+    HardwareProfile("A100-80GB", 2039.0, 312.0, 80.0, source="NVIDIA A100 80GB SXM datasheet"),
+    HardwareProfile("L4", 300.0, 121.0, 24.0, source="NVIDIA L4 datasheet"),
+    HardwareProfile("A10G", 600.0, 70.0, 24.0, source="AWS G5 (A10G), commonly quoted figures"),
+    HardwareProfile("RTX-4090", 1008.0, 165.0, 24.0, source="NVIDIA Ada (AD102) whitepaper, FP32 accumulate"),
+)}
+
+
+def profile(name: str) -> HardwareProfile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        names = ", ".join(list(PROFILES) + [THIS_MACHINE])
+        raise SpecdecError(f"unknown hardware {name!r}; choose one of {names}") from None
+
+
+def measured_profile(costs: CostModel, target: ModelSize, draft: ModelSize | None, memory_gb: float,
+                     dtype: str) -> HardwareProfile:
+    """Effective bandwidth, FLOPS and per-layer latency that reproduce this run's batch-1 costs:
+    t_verify(k) = t_target · (intercept + slope · (k − 1)) gives FLOPS = 2N / (slope · t_target);
+    the rest of a target step, and the draft step if a draft model ran, split into bytes / bandwidth
+    and layers · latency (latency 0 when only one equation is available or the fit goes negative)."""
+    t_t = costs.target_step_s
+    slope = max(costs.verify_slope, 0.0)
+    flops = 2.0 * target.parameters / (slope * t_t) if slope > 0 else 1e30
+    mem_t = max(t_t - 2.0 * target.parameters / flops, 1e-12)  # the non-arithmetic part of a target step
+    w_t = target.weight_bytes(dtype)
+    bw, lat = w_t / mem_t, 0.0
+    t_d = costs.draft_step_s.get("draft")
+    if draft is not None and t_d:
+        w_d = draft.weight_bytes(dtype)
+        mem_d = max(t_d - 2.0 * draft.parameters / flops, 1e-12)
+        # mem = W / bw + L · lat for both models: two equations, two unknowns (1/bw, lat).
+        A = np.array([[w_t, target.num_layers], [w_d, draft.num_layers]], dtype=float)
+        try:
+            inv_bw, lat_fit = np.linalg.solve(A, [mem_t, mem_d])
+            if inv_bw > 0 and lat_fit >= 0:
+                bw, lat = 1.0 / inv_bw, float(lat_fit)
+        except np.linalg.LinAlgError:
+            pass
+    return HardwareProfile(THIS_MACHINE, bw / 1e9, flops / 1e12, memory_gb, layer_latency_s=lat,
+                           bandwidth_efficiency=1.0, compute_efficiency=1.0, overlap=False,
+                           source="calibrated on this run's measured target, draft and verify times")
+
+
+def step_time_s(hw: HardwareProfile, model: ModelSize, batch: int, tokens_per_seq: float, context: float,
+                dtype: str) -> tuple[float, str]:
+    """One forward of `batch` sequences × tokens_per_seq new tokens over `context` cached tokens."""
+    bytes_ = model.weight_bytes(dtype) + batch * context * model.kv_bytes_per_token(dtype)
+    t_mem = bytes_ / (hw.bandwidth_gbs * 1e9 * hw.bandwidth_efficiency)
+    t_cmp = 2.0 * model.parameters * batch * tokens_per_seq / (hw.peak_tflops * 1e12 * hw.compute_efficiency)
+    fixed = model.num_layers * hw.layer_latency_s
+    bound = "memory" if t_mem >= t_cmp else "compute"
+    return (max(t_mem, t_cmp) if hw.overlap else t_mem + t_cmp) + fixed, bound
+
+
+def _profiles(analysis, hardware) -> list[HardwareProfile]:
+    names = hardware if hardware is not None else list(PROFILES) + [THIS_MACHINE]
+    names = [names] if isinstance(names, (str, HardwareProfile)) else list(names)
+    out = []
+    for n in names:
+        if isinstance(n, HardwareProfile):
+            out.append(n)
+        elif n == THIS_MACHINE:
+            m = analysis.manifest
+            models = m.get("models", {})
+            out.append(measured_profile(analysis.costs, model_size(models.get("target")), model_size(models.get("draft")),
+                                        float(m.get("hardware", {}).get("memory_gb", 0.0)),
+                                        m.get("settings", {}).get("dtype", "float32")))
+        else:
+            out.append(profile(n))
+    return out
+
+
+def whatif(analysis, hardware=None, batch_sizes=config.WHATIF_BATCH_SIZES, gammas=None, context_lens=None,
+           methods=None, category: str = ALL, dtype: str = config.WHATIF_DTYPE) -> pd.DataFrame:
+    """Projected speedup per hardware × method × context × batch size × γ (an Analysis from
+    specdec.analysis.analyze; hardware: names or profiles, default every profile plus this machine;
+    category: "all" or one category, whose acceptance is then used).
+
+    Columns: hardware, method, category, context_len, batch_size, gamma, tau, target_step_ms,
+    draft_step_ms, verify_ms, round_ms, base_ms_per_token, sd_ms_per_token, speedup,
+    saving_ms_per_token, saving_pct, target_bound, verify_bound, fits_memory."""
+    models = analysis.manifest.get("models", {})
+    target, draft = model_size(models.get("target")), model_size(models.get("draft"))
+    if target is None:
+        raise SpecdecError("the results manifest has no target model sizes: cannot project onto hardware")
+    if context_lens is None:
+        context_lens = (analysis.memory["context_tokens"],)
+    rounds = analysis.measurements.rounds
+    if category != ALL:
+        rounds = rounds[rounds["category"] == category]
+    run_dtype = analysis.manifest.get("settings", {}).get("dtype", "float32")
+    rows = []
+    for method, r_m in rounds.groupby("method", sort=True):
+        if methods is not None and method not in methods:
+            continue
+        if method == "draft" and draft is None:
+            continue
+        g_src = int(r_m["draft_length"].max())
+        gs = list(gammas) if gammas is not None else list(range(1, max(config.PROJECTION_MAX_GAMMA, g_src) + 1))
+        src = r_m[r_m["draft_length"] == g_src]
+        prof = acceptance_profile(src["drafted"].to_numpy(), src["accepted"].to_numpy(), gs, src["prompt_id"].to_numpy())
+        overhead_frac = analysis.costs.overhead_s.get(method, 0.0) / analysis.costs.target_step_s
+        for hw in _profiles(analysis, hardware):
+            here = hw.name == THIS_MACHINE
+            dt = run_dtype if here else dtype
+            f_t, f_d = _calibration(analysis, hw, target, draft, dt) if here else (1.0, 1.0)
+            for ctx in context_lens:
+                for b in batch_sizes:
+                    t_base, base_bound = step_time_s(hw, target, b, 1, ctx, dt)
+                    t_base *= f_t
+                    if method == "draft":
+                        t_draft = step_time_s(hw, draft, b, 1, ctx, dt)[0] * f_d
+                    else:  # the lookup itself: measured here, negligible (host-side) on serving hardware
+                        t_draft = analysis.costs.draft_step_s.get(method, 0.0) if here else 0.0
+                    for _, p in prof.iterrows():
+                        g, md = int(p["gamma"]), float(p["mean_drafted"])
+                        t_ver, ver_bound = step_time_s(hw, target, b, md + 1.0, ctx, dt)
+                        t_ver *= f_t
+                        n_draft = g if method == "draft" else md
+                        round_s = n_draft * t_draft + t_ver + overhead_frac * t_base
+                        sd = round_s / p["tau"]
+                        rows.append({"hardware": hw.name, "method": method, "category": category, "context_len": ctx,
+                                     "batch_size": b, "gamma": g, "tau": p["tau"], "target_step_ms": t_base * 1e3,
+                                     "draft_step_ms": t_draft * 1e3, "verify_ms": t_ver * 1e3,
+                                     "round_ms": round_s * 1e3, "base_ms_per_token": t_base * 1e3,
+                                     "sd_ms_per_token": sd * 1e3, "speedup": t_base / sd,
+                                     "saving_ms_per_token": (t_base - sd) * 1e3, "saving_pct": 100.0 * (1 - sd / t_base),
+                                     "target_bound": base_bound, "verify_bound": ver_bound,
+                                     "fits_memory": (here and b == 1) or  # it ran here
+                                     _fits(hw, target, draft if method == "draft" else None, b, ctx, dt)})
+    df = pd.DataFrame(rows)
+    df.attrs["assumptions"] = assumptions(_profiles(analysis, hardware), dtype, context_lens)
+    return df
+
+
+def _calibration(analysis, hw: HardwareProfile, target: ModelSize, draft: ModelSize | None, dtype: str):
+    """Factors that make this machine's roofline reproduce the measured batch-1 target and draft steps
+    exactly (the two-equation fit in measured_profile cannot when the draft is relatively slower than
+    its size says, e.g. more layers per parameter); larger batches scale from there."""
+    ctx = analysis.memory["context_tokens"]
+    f_t = analysis.costs.target_step_s / step_time_s(hw, target, 1, 1, ctx, dtype)[0]
+    t_d = analysis.costs.draft_step_s.get("draft")
+    f_d = t_d / step_time_s(hw, draft, 1, 1, ctx, dtype)[0] if (draft is not None and t_d) else 1.0
+    return f_t, f_d
+
+
+def _fits(hw: HardwareProfile, target: ModelSize, draft: ModelSize | None, batch: int, ctx: float, dtype: str) -> bool:
+    if hw.memory_gb <= 0:
+        return True  # unknown memory: do not claim it does not fit
+    need = sum(m.weight_bytes(dtype) + batch * ctx * m.kv_bytes_per_token(dtype) for m in (target, draft) if m)
+    return bool(need <= hw.memory_gb * 1e9 * config.WHATIF_MEMORY_HEADROOM)
+
+
+def assumptions(hardware, dtype: str = config.WHATIF_DTYPE, context_lens=()) -> list[dict]:
+    """The what-if's assumptions as data, to print next to its numbers."""
+    hws = [h if isinstance(h, HardwareProfile) else profile(h) for h in
+           ([hardware] if isinstance(hardware, (str, HardwareProfile)) else hardware)]
+    out = [
+        {"name": "acceptance carries over", "value": "τ per γ from this run's rounds",
+         "note": "same target, draft, prompts and sampling settings; a different draft or temperature needs a new run"},
+        {"name": "weights and KV dtype", "value": dtype, "note": "on serving hardware; this machine keeps the run's dtype"},
+        {"name": "context length", "value": [float(c) for c in context_lens],
+         "note": "tokens of KV cache read per sequence per step"},
+        {"name": "FLOPs per token", "value": "2 × parameters", "note": "attention FLOPs over the context ignored"},
+        {"name": "draft steps", "value": "γ per round, 1 token each",
+         "note": "prompt lookup costs no device time on GPUs"},
+        {"name": "verify", "value": "one pass over mean drafted + 1 tokens per sequence",
+         "note": "no tree attention, no padding waste"},
+        {"name": "round overhead", "value": "share of a target step measured on this machine",
+         "note": "accept/reject and cache bookkeeping; engines with CUDA graphs and fused sampling may pay less"},
+        {"name": "memory fit", "value": config.WHATIF_MEMORY_HEADROOM,
+         "note": "weights + KV for the batch must fit in this share of device memory (fits_memory)"},
+    ]
+    for h in hws:
+        out.append({"name": f"hardware {h.name}", "value": {
+            "bandwidth_gbs": h.bandwidth_gbs, "peak_tflops": h.peak_tflops, "memory_gb": h.memory_gb,
+            "bandwidth_efficiency": h.bandwidth_efficiency, "compute_efficiency": h.compute_efficiency,
+            "layer_latency_us": h.layer_latency_s * 1e6, "overlap": h.overlap}, "note": h.source})
+    return out
+
+
+def best_by_batch(df: pd.DataFrame, min_speedup: float = config.MIN_PROJECTED_SPEEDUP) -> pd.DataFrame:
+    """Per hardware × method × category × context × batch: the γ with the highest projected speedup
+    among configurations that fit in memory, or gamma None ("off") below min_speedup.
+    Columns: hardware, method, category, context_len, batch_size, gamma, speedup, saving_ms_per_token, saving_pct."""
+    keys = ["hardware", "method", "category", "context_len", "batch_size"]
+    rows = []
+    for key, g in df[df["fits_memory"]].groupby(keys, sort=True):
+        best = g.loc[g["speedup"].idxmax()]
+        on = best["speedup"] >= min_speedup
+        rows.append({**dict(zip(keys, key)), "gamma": int(best["gamma"]) if on else None,
+                     "speedup": float(best["speedup"]) if on else 1.0,
+                     "saving_ms_per_token": float(best["saving_ms_per_token"]) if on else 0.0,
+                     "saving_pct": float(best["saving_pct"]) if on else 0.0})
+    return pd.DataFrame(rows, columns=keys + ["gamma", "speedup", "saving_ms_per_token", "saving_pct"])
+
+
+def batch_ranges(best: pd.DataFrame) -> list[dict]:
+    """Consecutive batch sizes with the same γ (or off) merged: [{batch_min, batch_max, gamma,
+    speedup_min, speedup_max}] in batch order (one hardware/method/category/context slice)."""
+    out = []
+    for _, r in best.sort_values("batch_size").iterrows():
+        g = None if pd.isna(r["gamma"]) else int(r["gamma"])
+        if out and out[-1]["gamma"] == g:
+            cur = out[-1]
+            cur["batch_max"] = int(r["batch_size"])
+            cur["speedup_min"] = min(cur["speedup_min"], float(r["speedup"]))
+            cur["speedup_max"] = max(cur["speedup_max"], float(r["speedup"]))
+        else:
+            out.append({"batch_min": int(r["batch_size"]), "batch_max": int(r["batch_size"]), "gamma": g,
+                        "speedup_min": float(r["speedup"]), "speedup_max": float(r["speedup"])})
+    return out

@@ -1,0 +1,110 @@
+"""Ready-to-paste configuration for the engines people serve with, for one method and draft length γ.
+
+Flag and key names as documented by each project (checked against their docs and sources):
+  vLLM      `vllm serve T --speculative-config JSON`; keys "method" ("draft_model" | "ngram"), "model",
+            "num_speculative_tokens", "prompt_lookup_max", "prompt_lookup_min" (docs: features/
+            speculative_decoding/draft_model and n_gram; vllm/config/speculative.py).
+  SGLang    `python3 -m sglang.launch_server --model-path T --speculative-algorithm STANDALONE
+            --speculative-draft-model-path D --speculative-num-steps γ --speculative-eagle-topk 1
+            --speculative-num-draft-tokens γ+1` (with top-k 1 SGLang sets draft tokens = steps + 1);
+            prompt lookup → `--speculative-algorithm NGRAM` with --speculative-ngram-min/max-match-window-size
+            (CUDA only) (docs: advanced_features/speculative_decoding).
+  llama.cpp `llama-server -m T.gguf -md D.gguf --draft-max γ --draft-min 0 --draft-p-min 0` (p-min 0: keep
+            drafting to γ as measured here, instead of stopping at low draft confidence); prompt lookup →
+            `--spec-type ngram-simple --spec-ngram-size-n N --spec-ngram-size-m γ --draft-max γ`
+            (docs/speculative.md). Needs GGUF files.
+  HF transformers  `generate(..., assistant_model=draft)` with num_assistant_tokens = γ and the
+            "constant" schedule set on the draft's generation_config (transformers 5 reads them there),
+            assistant_confidence_threshold 0 (else drafting stops early); prompt lookup →
+            `generate(..., prompt_lookup_num_tokens=γ, max_matching_ngram_size=N)`.
+
+Public API
+    ENGINES = ("vllm", "sglang", "llama.cpp", "transformers")
+    snippets(method, gamma, target, draft=None, ngram_max=..., ngram_min=...) -> {engine: text}
+    model_ref(manifest_model) -> str
+"""
+
+from __future__ import annotations
+
+import json
+
+from specdec import config
+from specdec.errors import SpecdecError
+
+ENGINES = ("vllm", "sglang", "llama.cpp", "transformers")
+
+
+def model_ref(model: dict | None, fallback: str = "MODEL") -> str:
+    """The name to give an engine: the spec the user ran with (a hub id or path), else its local path."""
+    if not model:
+        return fallback
+    spec = str(model.get("spec") or "")
+    if "/" in spec or spec.endswith(".gguf"):
+        return spec
+    return str(model.get("local_path") or spec or fallback)
+
+
+def _gguf(ref: str) -> str:
+    return ref if ref.endswith(".gguf") else f"{ref.rstrip('/').split('/')[-1]}.gguf"
+
+
+def snippets(method: str, gamma: int, target: str, draft: str | None = None,
+             ngram_max: int = config.PROMPT_LOOKUP_MAX_NGRAM,
+             ngram_min: int = config.PROMPT_LOOKUP_MIN_NGRAM) -> dict[str, str]:
+    """{engine: snippet} enabling `method` ("draft" | "prompt-lookup") with γ = gamma."""
+    if gamma < 1:
+        raise SpecdecError(f"draft length must be at least 1, got {gamma}")
+    if method == "draft":
+        if not draft:
+            raise SpecdecError("the draft-model method needs a draft model name")
+        return _draft(gamma, target, draft)
+    if method == "prompt-lookup":
+        return _lookup(gamma, target, ngram_max, ngram_min)
+    raise SpecdecError(f"unknown method {method!r}; expected one of {', '.join(config.METHODS)}")
+
+
+def _draft(g: int, target: str, draft: str) -> dict[str, str]:
+    spec = json.dumps({"method": "draft_model", "model": draft, "num_speculative_tokens": g})
+    return {
+        "vllm": f"vllm serve {target} \\\n  --speculative-config '{spec}'",
+        "sglang": (f"python3 -m sglang.launch_server --model-path {target} \\\n"
+                   f"  --speculative-algorithm STANDALONE \\\n  --speculative-draft-model-path {draft} \\\n"
+                   f"  --speculative-num-steps {g} \\\n  --speculative-eagle-topk 1 \\\n"
+                   f"  --speculative-num-draft-tokens {g + 1}"),
+        "llama.cpp": (f"# GGUF conversions of the target and draft (same tokenizer)\n"
+                      f"llama-server -m {_gguf(target)} \\\n  -md {_gguf(draft)} \\\n"
+                      f"  --draft-max {g} --draft-min 0 --draft-p-min 0"),
+        "transformers": (
+            "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+            f"tokenizer = AutoTokenizer.from_pretrained({target!r})\n"
+            f"model = AutoModelForCausalLM.from_pretrained({target!r}, dtype=\"auto\")\n"
+            f"draft = AutoModelForCausalLM.from_pretrained({draft!r}, dtype=\"auto\")\n"
+            "# Assisted generation reads these from the draft's generation_config.\n"
+            f"draft.generation_config.num_assistant_tokens = {g}\n"
+            "draft.generation_config.num_assistant_tokens_schedule = \"constant\"\n"
+            "draft.generation_config.assistant_confidence_threshold = 0.0\n"
+            "inputs = tokenizer(prompt, return_tensors=\"pt\")\n"
+            "out = model.generate(**inputs, assistant_model=draft, max_new_tokens=256)"),
+    }
+
+
+def _lookup(g: int, target: str, n_max: int, n_min: int) -> dict[str, str]:
+    spec = json.dumps({"method": "ngram", "num_speculative_tokens": g,
+                       "prompt_lookup_max": n_max, "prompt_lookup_min": n_min})
+    return {
+        "vllm": f"vllm serve {target} \\\n  --speculative-config '{spec}'",
+        "sglang": (f"# NGRAM runs on CUDA only\npython3 -m sglang.launch_server --model-path {target} \\\n"
+                   f"  --speculative-algorithm NGRAM \\\n  --speculative-num-draft-tokens {g + 1} \\\n"
+                   f"  --speculative-ngram-min-match-window-size {n_min} \\\n"
+                   f"  --speculative-ngram-max-match-window-size {n_max} \\\n"
+                   f"  --speculative-ngram-max-bfs-breadth 1"),
+        "llama.cpp": (f"llama-server -m {_gguf(target)} \\\n  --spec-type ngram-simple \\\n"
+                      f"  --spec-ngram-size-n {n_max} --spec-ngram-size-m {g} \\\n  --draft-max {g} --draft-min 0"),
+        "transformers": (
+            "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+            f"tokenizer = AutoTokenizer.from_pretrained({target!r})\n"
+            f"model = AutoModelForCausalLM.from_pretrained({target!r}, dtype=\"auto\")\n"
+            "inputs = tokenizer(prompt, return_tensors=\"pt\")\n"
+            f"out = model.generate(**inputs, prompt_lookup_num_tokens={g}, max_matching_ngram_size={n_max},\n"
+            "                     max_new_tokens=256)"),
+    }
