@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     decide = sub.add_parser("decide", help="go/no-go verdict from a results.json")
     decide.add_argument("--results", required=True)
+    decide.add_argument("--hardware", default=config.DEFAULT_HARDWARE,
+                        help="serving hardware to project batch sizes onto (H100-SXM, A100-80GB, L4, A10G, RTX-4090, this-machine)")
     decide.add_argument("--json", action="store_true")
 
     brief = sub.add_parser("brief", help="build the PDF decision brief")
@@ -247,11 +249,45 @@ def _cmd_runs(args) -> int:
 
 
 def _cmd_project(args) -> int:
-    raise SpecdecError("project is not implemented yet")
+    import json
+
+    from specdec import projection
+    by_gamma = projection.speedup_by_gamma(args.alpha, args.c, args.max_gamma)
+    best, best_speedup = projection.best_gamma(args.alpha, args.c, args.max_gamma)
+    if args.json:
+        print(json.dumps({"alpha": args.alpha, "c": args.c, "best_gamma": best, "best_speedup": best_speedup,
+                          "by_gamma": {str(g): s for g, s in by_gamma.items()}}))
+        return 0
+    print(f"Leviathan Thm 3.8, α = {args.alpha}, c = {args.c}")
+    print(f"{'γ':>3}  {'τ':>6}  speedup")
+    for g, s in by_gamma.items():
+        mark = "  ← best" if g == best else ""
+        print(f"{g:>3}  {projection.expected_tokens(args.alpha, g):6.3f}  {s:6.3f}×{mark}")
+    print(f"best: γ = {best}, {best_speedup:.3f}×" if best else
+          f"best: off — no γ ≤ {args.max_gamma} beats plain decoding (max {max(by_gamma.values()):.3f}×)")
+    return 0
 
 
 def _cmd_decide(args) -> int:
-    raise SpecdecError("decide is not implemented yet")
+    import json
+
+    from specdec import decision, hardware, results
+    if args.hardware != hardware.THIS_MACHINE:
+        hardware.profile(args.hardware)  # an unknown name is a one-line error before any work
+    d = decision.decide(results.load(args.results), hardware=args.hardware)
+    if args.json:
+        print(json.dumps(d.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    print(d.headline)
+    print()
+    for r in d.reasons:
+        print(f"- {r}")
+    if d.snippets:
+        print()
+        print(f"Configuration to apply ({d.config['method']}, γ = {d.config['draft_length']}):")
+        for engine, text in d.snippets.items():
+            print(f"\n[{engine}]\n{text}")
+    return 0
 
 
 def _cmd_brief(args) -> int:

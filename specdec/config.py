@@ -91,3 +91,6 @@ MIN_PROMPTS_PER_SEGMENT = 8  # a category with fewer prompts gets no verdict of 
 MIN_PROJECTED_SPEEDUP = 1.05  # what-if: batch sizes projected below this are "off"
 MIN_IDENTICAL_RATE = 0.95  # greedy float32 runs must reproduce the baseline this often
 VERIFY_CURVE_MIN_ROUNDS = 5  # a verify-curve point measured on fewer rounds is replaced by the fitted line
+WHATIF_BANDWIDTH_EFFICIENCY = 0.8  # share of peak memory bandwidth a decode step achieves on a GPU
+WHATIF_COMPUTE_EFFICIENCY = 0.6  # share of peak dense tensor FLOPS a large-batch step achieves on a GPU
+WHATIF_MEMORY_HEADROOM = 0.9  # weights + KV cache must fit in this share of device memory
