@@ -305,3 +305,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `python -m specdec runs list | head`
+        sys.stderr.close()
+        return 0
