@@ -251,8 +251,17 @@ def summary_table(data, by=("method", "draft_length"), level: str = "overall",
             rows.append({**dict(zip(keys, key)), "category": cat,
                          **_config_stats(df, S_all[i], H_all[i], Wc, ci, m.greedy)})
     out = pd.DataFrame(rows)
+    for col in _SUMMARY_COLUMNS:  # present even before any speculative run finished
+        if col not in out.columns:
+            out[col] = np.nan
     front = keys + ["category", "n_prompts"]
     return out[front + [c for c in out.columns if c not in front]]
+
+
+_SUMMARY_COLUMNS = [f"{k}{suffix}" for k in METRICS for suffix in ("", "_lo", "_hi")] + [
+    "base_tpot_ms", "base_ttft_s", "saving_pct", "speedup_median", "speedup_p10", "speedup_p90", "win_rate",
+    "speedup_halfwidth", "prompts_needed", "alpha_spread", "alpha_iid", "alpha_beta_comparable", "identical_rate",
+    "first_divergence_median"]
 
 
 def _config_stats(df: pd.DataFrame, S: np.ndarray, H: np.ndarray, W: np.ndarray, ci: float, greedy: bool) -> dict:
@@ -366,13 +375,14 @@ def _positions(m: Measurements, df: pd.DataFrame, g: int, method: str, cat: str,
 def losslessness(data) -> dict:
     """Evidence that speculation did not change the output. Greedy runs must reproduce the baseline's
     ids exactly (up to floating-point near-ties: bf16 can flip an argmax the baseline saw differently).
-    Returns {greedy, dtype, applicable, runs, identical, identical_rate, by_method: {m: rate},
+    Returns {greedy, temperature, dtype, applicable, runs, identical, identical_rate, by_method: {m: rate},
     first_divergence: [positions], first_divergence_median, note}."""
     m = _as_measurements(data)
     settings = m.manifest.get("settings", {})
     runs = m.runs
     fd = runs["first_divergence"].dropna()
-    out = {"greedy": m.greedy, "dtype": settings.get("dtype"), "applicable": m.greedy, "runs": int(len(runs)),
+    out = {"greedy": m.greedy, "temperature": float(settings.get("temperature", 0.0)), "dtype": settings.get("dtype"),
+           "applicable": m.greedy, "runs": int(len(runs)),
            "identical": int(runs["identical"].sum()),
            "identical_rate": float(runs["identical"].mean()) if len(runs) else float("nan"),
            "by_method": {k: float(v) for k, v in runs.groupby("method")["identical"].mean().items()},

@@ -167,7 +167,11 @@ def _project(a: Analysis, segments: list[dict], hardware: str, batch_sizes, th: 
         if not s["status"].startswith("on"):
             continue
         cat = s["category"] if s["status"] == "on" else ALL  # too few prompts alone: pooled acceptance
-        df = hw.whatif(a, hardware=[hardware], batch_sizes=batch_sizes, methods=[s["method"]], category=cat)
+        # Recommend no γ beyond the largest run: acceptance past it is extrapolated, not measured.
+        runs = a.measurements.runs
+        g_max = int(runs.loc[runs["method"] == s["method"], "draft_length"].max())
+        df = hw.whatif(a, hardware=[hardware], batch_sizes=batch_sizes, gammas=range(1, g_max + 1),
+                       methods=[s["method"]], category=cat)
         if df.empty:
             continue
         df["category"] = s["category"]
@@ -238,7 +242,9 @@ def _reasons(a: Analysis, verdict, overall, cats, segments, cfg, hardware, th: T
                  f"({_saving(overall)}); the bar is a lower bound ≥ {th.min_speedup_lo:.2f}×.")
     for s in cats if len(cats) > 1 else []:
         r.append(_segment_reason(s, th))
-    if verdict == "INSUFFICIENT-EVIDENCE":
+    if overall["method"] is None:
+        r.append("No speculative run has finished yet: there is nothing to compare with the baseline.")
+    elif verdict == "INSUFFICIENT-EVIDENCE":
         unclear = [s for s in [overall] + cats if s["status"] in ("unclear", "too-few") and s["prompts_needed"]]
         need = max([th.min_prompts] + [s["prompts_needed"] for s in unclear if math.isfinite(s["prompts_needed"])])
         r.append(f"Not enough evidence for a confident verdict: measure about {need:.0f} prompts (per category, to judge "
@@ -293,12 +299,14 @@ def _segment_reason(s: dict, th: Thresholds) -> str:
         "off": f"off — even the best, {cfg}, stays below {th.min_speedup_lo:.2f}× at its upper bound.",
         "unclear": f"unclear — {cfg} straddles {th.min_speedup_lo:.2f}×; ~{s['prompts_needed']:.0f} prompts would settle it.",
         "too-few": f"too few prompts for a verdict of its own (< {th.min_prompts_per_segment}); best seen {cfg}.",
+        "on (pooled)": f"too few prompts for a verdict of its own (< {th.min_prompts_per_segment}; best seen {cfg}); "
+                       "follows the pooled result.",
     }[s["status"]]
 
 
 def _lossless_reason(loss: dict, th: Thresholds) -> str:
     if not loss["applicable"]:
-        return "Losslessness: " + loss["note"] + "."
+        return f"Losslessness at temperature {loss['temperature']:g}: " + loss["note"] + "."
     rate = loss["identical_rate"]
     first = (f"; first divergences at token {', '.join(str(x) for x in loss['first_divergence'][:5])}"
              if loss["first_divergence"] else "")

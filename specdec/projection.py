@@ -246,7 +246,7 @@ def projection_error(projection: pd.DataFrame, summary: pd.DataFrame) -> pd.Data
     """Projected minus measured τ and speedup at every γ that was run (same level: pass a category
     projection with a category summary). Columns: method, category, gamma, tau_projected,
     tau_measured, tau_error, speedup_projected, speedup_measured, speedup_error, speedup_rel_error."""
-    proj = projection[projection["measured"]]
+    proj = projection.loc[projection["measured"].astype(bool)]
     meas = summary[summary["method"] != "baseline"].rename(columns={"draft_length": "gamma"})
     if "category" not in meas.columns:
         meas = meas.assign(category=ALL)

@@ -1,0 +1,152 @@
+import dataclasses
+import json
+import re
+
+import pytest
+
+import synthetic as S
+from specdec import analysis, cli, decision, results, snippets
+from specdec.errors import SpecdecError
+
+
+def _decide(spec, **kw):
+    return decision.decide(analysis.analyze(S.make_results(spec), n_boot=400), **kw)
+
+
+def _has_number(text: str) -> bool:
+    return re.search(r"\d", text) is not None
+
+
+@pytest.fixture(scope="module")
+def go():
+    spec = S.Spec([S.Category("code", 25, (0.85,), spread=0.05), S.Category("chat", 25, (0.8,), spread=0.05)],
+                  temperature=0.0, seed=11)
+    return _decide(spec)
+
+
+def test_clear_go(go):
+    assert go.verdict == "GO"
+    assert {s["status"] for s in go.segments} == {"on"}
+    assert go.config["method"] == "draft" and go.config["draft_length"] >= 1
+    assert set(go.snippets) == set(snippets.ENGINES)
+    assert all(_has_number(r) for r in go.reasons)
+    assert any("Losslessness" in r and "100%" in r for r in go.reasons)
+    assert any("Memory price" in r for r in go.reasons) and any("Compute price" in r for r in go.reasons)
+    for s in go.segments:
+        assert s["speedup_lo"] >= decision.Thresholds().min_speedup_lo
+        assert s["batch_ranges"][0]["batch_min"] == 1 and s["batch_ranges"][-1]["gamma"] is None  # off at 256
+    table = go.segments_table()
+    assert {"category", "batch_min", "batch_max", "gamma"} <= set(table.columns)
+    json.dumps(go.to_dict())
+
+
+def test_clear_no_go():
+    d = _decide(S.Spec([S.Category("code", 25, (0.1,)), S.Category("chat", 25, (0.15,))], seed=12))
+    assert d.verdict == "NO-GO"
+    assert d.config is None and d.snippets == {}
+    assert all(s["status"] == "off" for s in d.segments)
+    assert all(_has_number(r) for r in d.reasons)
+
+
+def test_mixed_segments():
+    d = _decide(S.Spec([S.Category("code", 25, (0.9,)), S.Category("chat", 25, (0.1,))], seed=13))
+    assert d.verdict == "GO-SEGMENTS"
+    status = {s["category"]: s["status"] for s in d.segments}
+    assert status == {"code": "on", "chat": "off"}
+    assert d.config["categories"] == ["code"]
+    assert "code" in d.headline
+
+
+def test_too_small_sample_is_not_a_confident_verdict():
+    d = _decide(S.Spec([S.Category("code", 6, (0.9,))], seed=14))
+    assert d.verdict == "INSUFFICIENT-EVIDENCE"
+    assert d.snippets == {}
+    assert any("Not enough evidence" in r for r in d.reasons)
+
+
+def test_straddling_interval_is_insufficient():
+    # Noisy timings and a gain near the bar: the CI must straddle 1.05.
+    costs = S.Costs(noise=0.6, draft_s=0.0085)
+    d = _decide(S.Spec([S.Category("a", 24, (0.65,), spread=0.3)], gammas=(2,), costs=costs, seed=3))
+    s = d.segments[0]
+    assert s["speedup_lo"] < 1.05 <= s["speedup_hi"], s
+    assert d.verdict == "INSUFFICIENT-EVIDENCE"
+    assert s["prompts_needed"] > 24
+
+
+def test_thresholds_are_parameters():
+    th = decision.Thresholds(min_speedup_lo=5.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        th.min_speedup_lo = 1.0  # type: ignore[misc]
+    d = _decide(S.Spec([S.Category("code", 25, (0.85,))], seed=15), thresholds=th)
+    assert d.verdict == "NO-GO"
+    d = _decide(S.Spec([S.Category("code", 25, (0.85,))], seed=15), thresholds=decision.Thresholds(min_prompts=100))
+    assert d.verdict == "INSUFFICIENT-EVIDENCE"
+
+
+def test_float32_divergence_is_flagged():
+    d = _decide(S.Spec([S.Category("code", 25, (0.85,))], temperature=0.0, dtype="float32",
+                       diverge={i: 3 for i in range(5)}, seed=16))
+    text = next(r for r in d.reasons if r.startswith("Losslessness"))
+    assert "decoder bug" in text and "80%" in text
+
+
+def test_prompt_lookup_maps_to_ngram_methods():
+    spec = S.Spec([S.Category("docs", 25, (0.1,), lookup_match=0.9, lookup_rate=0.9)],
+                  methods=("prompt-lookup",), seed=17)
+    d = _decide(spec, hardware="this-machine")
+    assert d.verdict == "GO" and d.config["method"] == "prompt-lookup"
+    cfg = json.loads(re.search(r"'(\{.*\})'", d.snippets["vllm"]).group(1))
+    assert cfg["method"] == "ngram" and cfg["num_speculative_tokens"] == d.config["draft_length"]
+    assert cfg["prompt_lookup_max"] >= cfg["prompt_lookup_min"] >= 1
+    assert "--speculative-algorithm NGRAM" in d.snippets["sglang"]
+    assert "--spec-type ngram-simple" in d.snippets["llama.cpp"]
+    assert "prompt_lookup_num_tokens=" in d.snippets["transformers"]
+
+
+def test_draft_snippets_use_documented_flags():
+    s = snippets.snippets("draft", 4, "Qwen/Qwen2.5-Coder-1.5B-Instruct", "Qwen/Qwen2.5-Coder-0.5B-Instruct")
+    cfg = json.loads(re.search(r"'(\{.*\})'", s["vllm"]).group(1))
+    assert cfg == {"method": "draft_model", "model": "Qwen/Qwen2.5-Coder-0.5B-Instruct", "num_speculative_tokens": 4}
+    for flag in ("--speculative-algorithm STANDALONE", "--speculative-draft-model-path", "--speculative-num-steps 4",
+                 "--speculative-eagle-topk 1", "--speculative-num-draft-tokens 5"):
+        assert flag in s["sglang"]
+    for flag in ("-md ", "--draft-max 4", "--draft-min 0"):
+        assert flag in s["llama.cpp"]
+    assert "assistant_model=draft" in s["transformers"] and "num_assistant_tokens = 4" in s["transformers"]
+    with pytest.raises(SpecdecError):
+        snippets.snippets("draft", 4, "t")
+    with pytest.raises(SpecdecError):
+        snippets.snippets("medusa", 4, "t", "d")
+    assert snippets.model_ref({"spec": "qwen-bundled", "local_path": "/models/q"}) == "/models/q"
+
+
+def test_cli_decide_json(tmp_path, capsys):
+    spec = S.Spec([S.Category("code", 22, (0.85,))], gammas=(2, 4), seed=18)
+    path = tmp_path / "results.json"
+    results.dump_atomic(S.make_results(spec), path)
+    assert cli.main(["decide", "--results", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"] in decision.VERDICTS and out["reasons"] and out["segments"]
+    assert cli.main(["decide", "--results", str(path), "--hardware", "nope"]) == 2
+    assert "unknown hardware" in capsys.readouterr().err
+
+
+def test_run_without_speculative_results_yet():
+    res = S.make_results(S.Spec([S.Category("a", 25, (0.8,))], seed=19))
+    for p in res["prompts"]:
+        p["runs"] = []
+    d = decision.decide(res)
+    assert d.verdict == "INSUFFICIENT-EVIDENCE"
+    assert any("No speculative run" in r for r in d.reasons)
+
+
+def test_small_category_follows_pooled_go_and_gamma_stays_measured():
+    spec = S.Spec([S.Category("a", 25, (0.1,), lookup_match=0.9, lookup_rate=0.9),
+                   S.Category("b", 3, (0.1,), lookup_match=0.9, lookup_rate=0.9)],
+                  methods=("prompt-lookup",), gammas=(2, 4), seed=20)
+    d = _decide(spec)
+    assert d.verdict == "GO"
+    assert {s["category"]: s["status"] for s in d.segments} == {"a": "on", "b": "on (pooled)"}
+    assert d.config["draft_length"] <= 4  # never beyond the largest γ measured
+    assert all(b["gamma"] is None or b["gamma"] <= 4 for s in d.segments for b in s["batch_ranges"])

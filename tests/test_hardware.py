@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+
+import synthetic as S
+from specdec import analysis, hardware
+from specdec.costs import ModelSize, bytes_per_param, memory_overhead, model_size
+from specdec.errors import SpecdecError
+
+QWEN_1_5B = ModelSize(1_540_000_000, 28, 1536, 2 * 128, False)
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    spec = S.Spec([S.Category("a", 30, (0.8,), spread=0.05)], methods=("draft", "prompt-lookup"),
+                  gammas=(2, 4, 6), costs=S.Costs(noise=0.02), seed=5)
+    return analysis.analyze(S.make_results(spec), n_boot=100)
+
+
+def test_profiles_cover_the_required_hardware():
+    assert {"H100-SXM", "A100-80GB", "L4", "A10G", "RTX-4090"} <= set(hardware.PROFILES)
+    with pytest.raises(SpecdecError):
+        hardware.profile("TPUv9")
+
+
+def test_roofline_regimes():
+    h100 = hardware.profile("H100-SXM")
+    t1, b1 = hardware.step_time_s(h100, QWEN_1_5B, 1, 1, 512, "bfloat16")
+    t256, b256 = hardware.step_time_s(h100, QWEN_1_5B, 256, 8, 512, "bfloat16")
+    assert b1 == "memory" and b256 == "compute"
+    weights = 1.54e9 * 2 / (3350e9 * 0.8)
+    assert t1 == pytest.approx(weights + 28 * 10e-6, rel=0.05)
+    assert t256 > 5 * t1
+    assert hardware.step_time_s(hardware.profile("L4"), QWEN_1_5B, 1, 1, 512, "bfloat16")[0] > t1
+
+
+def test_speedup_shrinks_with_batch_and_turns_into_a_loss(bundle):
+    w = hardware.whatif(bundle, hardware=["H100-SXM", "A100-80GB", "L4"], methods=["draft"], gammas=[4])
+    for _, g in w.groupby("hardware"):
+        s = g.sort_values("batch_size")["speedup"].to_numpy()
+        assert s[0] > 1.0  # a gain at batch 1 with α ≈ 0.8
+        # never grows with load (once the baseline is compute-bound too the ratio levels off: allow 1%)
+        assert (np.diff(s) <= 0.01 * s[:-1]).all()
+        assert s[-1] < 1.0  # a loss at batch 256 (vLLM reports 1.4–1.8× slowdowns at high load)
+        assert (g["verify_bound"].iloc[-1]) == "compute"
+
+
+def test_this_machine_reproduces_the_measured_projection(bundle):
+    w = hardware.whatif(bundle, hardware=[hardware.THIS_MACHINE], batch_sizes=[1], methods=["draft"])
+    proj = bundle.projection[bundle.projection["method"] == "draft"].set_index("gamma")["speedup"]
+    got = w.set_index("gamma")["speedup"]
+    assert np.allclose(got.loc[[2, 4, 6]], proj.loc[[2, 4, 6]], rtol=0.05)
+    assert bool(w["fits_memory"].all())
+    assert w["target_step_ms"].iloc[0] == pytest.approx(bundle.costs.target_step_s * 1e3, rel=1e-6)
+
+
+def test_whatif_columns_and_assumptions(bundle):
+    w = hardware.whatif(bundle, batch_sizes=[1, 64], gammas=[1, 3])
+    assert set(w["hardware"]) == set(hardware.PROFILES) | {hardware.THIS_MACHINE}
+    assert len(w) == 6 * 2 * 2 * 2  # hardware × methods × batch × γ
+    for col in ("speedup", "saving_ms_per_token", "target_bound", "fits_memory", "tau"):
+        assert col in w.columns
+    names = [a["name"] for a in w.attrs["assumptions"]]
+    assert "acceptance carries over" in names and "hardware H100-SXM" in names
+    lookup = w[(w["method"] == "prompt-lookup") & (w["hardware"] == "L4")]
+    assert (lookup["draft_step_ms"] == 0).all()  # host-side lookup costs no device time
+
+
+def test_memory_fit_fails_for_huge_batches():
+    spec = S.Spec([S.Category("a", 10, (0.8,))], gammas=(2,))
+    a = analysis.analyze(S.make_results(spec), n_boot=50)
+    w = hardware.whatif(a, hardware=["L4"], batch_sizes=[1, 256], gammas=[2], context_lens=[32_000], methods=["draft"])
+    assert w.set_index("batch_size")["fits_memory"].to_dict() == {1: True, 256: False}
+    assert hardware.best_by_batch(w)["batch_size"].tolist() == [1]
+
+
+def test_batch_ranges_merge_runs_of_the_same_gamma():
+    import pandas as pd
+    best = pd.DataFrame({"batch_size": [1, 2, 4, 8, 16], "gamma": [4, 4, 2, None, None],
+                         "speedup": [1.5, 1.4, 1.2, 1.0, 1.0]})
+    r = hardware.batch_ranges(best)
+    assert [(x["batch_min"], x["batch_max"], x["gamma"]) for x in r] == [(1, 2, 4), (4, 4, 2), (8, 16, None)]
+    assert r[0]["speedup_min"] == 1.4 and r[0]["speedup_max"] == 1.5
+
+
+def test_model_sizes_and_memory_bill():
+    assert bytes_per_param("bfloat16") == 2 and bytes_per_param("float32") == 4
+    with pytest.raises(SpecdecError):
+        bytes_per_param("float7")
+    m = {"parameters": 494_000_000, "num_layers": 24, "hidden_size": 896}
+    est = model_size(m)
+    assert est.kv_estimated and est.kv_width == 896
+    exact = model_size({**m, "num_key_value_heads": 2, "head_dim": 64})
+    assert not exact.kv_estimated and exact.kv_bytes_per_token("bfloat16") == 2 * 24 * 128 * 2
+    manifest = {"settings": {"dtype": "bfloat16", "max_new_tokens": 64},
+                "models": {"target": {**m, "parameters": 1_540_000_000, "num_layers": 28, "hidden_size": 1536},
+                           "draft": m}}
+    bill = memory_overhead(manifest, context_tokens=1000)
+    assert bill["draft_weights_gb"] == pytest.approx(0.988)
+    assert bill["draft_kv_gb_per_seq"] == pytest.approx(2 * 24 * 896 * 2 * 1000 / 1e9)
+    assert bill["kv_estimated"] and "estimated" in bill["notes"][0]
+    assert memory_overhead({"models": {"target": manifest["models"]["target"], "draft": None}})["draft_weights_gb"] == 0
