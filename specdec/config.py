@@ -94,3 +94,4 @@ VERIFY_CURVE_MIN_ROUNDS = 5  # a verify-curve point measured on fewer rounds is 
 WHATIF_BANDWIDTH_EFFICIENCY = 0.8  # share of peak memory bandwidth a decode step achieves on a GPU
 WHATIF_COMPUTE_EFFICIENCY = 0.6  # share of peak dense tensor FLOPS a large-batch step achieves on a GPU
 WHATIF_MEMORY_HEADROOM = 0.9  # weights + KV cache must fit in this share of device memory
+PROJECTION_TRUST_ERROR = 0.10  # projection off by more than this at a measured γ → its other γ values are flagged

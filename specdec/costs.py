@@ -2,9 +2,12 @@
 
 Time (from the per-round records of one results.json, this machine, batch 1):
     t_target   baseline decode seconds per token = Σ decode_s / Σ (new_tokens − 1)
-    t_draft    per method, seconds per drafted token = Σ draft_s / Σ drafted
-    c          t_draft / t_target (Leviathan's cost coefficient)
-    T_verify   median verify_s of rounds that drafted k tokens (a pass over k + 1 positions), also
+    t_draft    per method, seconds per drafted token: the slope of draft_s = d0 + t_draft · drafted
+               fitted over the method's rounds; d0 (draft_round_s) is what a round costs the drafter
+               whatever it proposes — the draft model's catch-up on the tokens just accepted, or a prompt
+               lookup that found nothing. With one drafted length only, d0 = 0 and t_draft = Σ draft_s / Σ drafted.
+    c          t_draft / t_target (Leviathan's cost coefficient); c_effective(γ) includes d0
+    T_verify   mean verify_s of rounds that drafted k tokens (a pass over k + 1 positions), also
                as a ratio to t_target (the idealised model of Thm 3.8 says 1 for every k); a weighted
                line ratio = a + b·k fills in k never measured
     overhead   per method, seconds per round spent outside draft and verify (accept/reject, cache
@@ -60,19 +63,28 @@ class CostModel:
     target_step_s: float
     draft_step_s: dict[str, float]  # method → seconds per drafted token (prompt lookup: the lookup)
     overhead_s: dict[str, float]  # method → seconds per round outside draft and verify
-    verify: pd.DataFrame  # drafted, tokens, n_rounds, verify_s (median), ratio (÷ target_step_s)
+    verify: pd.DataFrame  # drafted, tokens, n_rounds, verify_s (mean), verify_median_s, ratio (÷ target_step_s)
     verify_intercept: float  # ratio ≈ intercept + slope · drafted
     verify_slope: float
     min_rounds: int = config.VERIFY_CURVE_MIN_ROUNDS
     notes: tuple[str, ...] = field(default_factory=tuple)
+    draft_round_s: dict[str, float] = field(default_factory=dict)  # method → d0, seconds per round
 
     @property
     def c(self) -> dict[str, float]:
         """Leviathan's c per method: draft step / target step."""
         return {m: t / self.target_step_s for m, t in self.draft_step_s.items()}
 
+    def c_effective(self, method: str, gamma: int) -> float:
+        """Drafting cost of a γ round per drafted token, in target steps: (d0 + γ t_draft) / (γ t_target)."""
+        return (self.draft_round_s.get(method, 0.0) + gamma * self.draft_step_s[method]) / (gamma * self.target_step_s)
+
+    def draft_s(self, method: str, drafted) -> np.ndarray:
+        """Seconds the drafter spends in a round that proposes `drafted` tokens."""
+        return self.draft_round_s.get(method, 0.0) + self.draft_step_s.get(method, 0.0) * np.asarray(drafted, dtype=float)
+
     def verify_ratio(self, drafted) -> np.ndarray:
-        """T_verify(drafted + 1 tokens) / t_target: measured median where ≥ min_rounds rounds, else the line."""
+        """T_verify(drafted + 1 tokens) / t_target: measured mean where ≥ min_rounds rounds, else the line."""
         k = np.asarray(drafted, dtype=float)
         out = np.maximum(self.verify_intercept + self.verify_slope * k, 0.0)
         good = self.verify[self.verify["n_rounds"] >= self.min_rounds]
@@ -84,7 +96,8 @@ class CostModel:
         return self.verify_ratio(drafted) * self.target_step_s
 
     def to_dict(self) -> dict:
-        return {"target_step_s": self.target_step_s, "draft_step_s": dict(self.draft_step_s), "c": self.c,
+        return {"target_step_s": self.target_step_s, "draft_step_s": dict(self.draft_step_s),
+                "draft_round_s": dict(self.draft_round_s), "c": self.c,
                 "overhead_s": dict(self.overhead_s), "verify_intercept": self.verify_intercept,
                 "verify_slope": self.verify_slope, "verify": self.verify.to_dict("records"),
                 "notes": list(self.notes)}
@@ -98,24 +111,36 @@ def cost_model(measurements) -> CostModel:
         raise SpecdecError("no baseline generated more than one token: the target step time is unknown")
     t_target = float(prompts["base_decode_s"].sum() / steps.sum())
     notes = []
-    draft_step, overhead = {}, {}
+    draft_step, draft_round, overhead = {}, {}, {}
     for method, r in rounds.groupby("method", sort=True):
-        drafted = r["drafted"].sum()
-        draft_step[method] = float(r["draft_s"].sum() / drafted) if drafted else 0.0
+        draft_round[method], draft_step[method] = _fit_draft(r["drafted"].to_numpy(float), r["draft_s"].to_numpy(float))
     for method, g in runs.groupby("method", sort=True):
         n_rounds = g["rounds"].sum()
         spent = (g["decode_s"] - g["draft_s"] - g["verify_s"]).sum()
         overhead[method] = max(float(spent / n_rounds), 0.0) if n_rounds else 0.0
-    curve = (rounds.groupby("drafted")["verify_s"].agg(["median", "size"]).reset_index()
-             .rename(columns={"median": "verify_s", "size": "n_rounds"}))
+    # Means, not medians: the measured speedup is a ratio of totals, so the model must add up the same
+    # way (timing spikes on a busy machine are part of what the totals paid). The median is kept to show skew.
+    curve = (rounds.groupby("drafted")["verify_s"].agg(["mean", "median", "size"]).reset_index()
+             .rename(columns={"mean": "verify_s", "median": "verify_median_s", "size": "n_rounds"}))
     curve["tokens"] = curve["drafted"] + 1
     curve["ratio"] = curve["verify_s"] / t_target
-    curve = curve[["drafted", "tokens", "n_rounds", "verify_s", "ratio"]]
+    curve = curve[["drafted", "tokens", "n_rounds", "verify_s", "verify_median_s", "ratio"]]
     intercept, slope = _fit_line(curve)
     if len(curve) < 2:
         notes.append("verify cost measured at one draft length only: the verify curve assumes a pass over one "
                      "token costs one target step")
-    return CostModel(t_target, draft_step, overhead, curve, intercept, slope, notes=tuple(notes))
+    return CostModel(t_target, draft_step, overhead, curve, intercept, slope, notes=tuple(notes),
+                     draft_round_s=draft_round)
+
+
+def _fit_draft(drafted: np.ndarray, seconds: np.ndarray) -> tuple[float, float]:
+    """(d0, t_draft) from draft_s = d0 + t_draft · drafted, least squares over rounds; a fit that needs
+    a negative term, or data at one drafted length, falls back to d0 = 0 and the pooled ratio."""
+    pooled = (0.0, float(seconds.sum() / drafted.sum()) if drafted.sum() else 0.0)
+    if len(np.unique(drafted)) < 2:
+        return pooled
+    slope, intercept = np.polyfit(drafted, seconds, 1)
+    return (float(intercept), float(slope)) if intercept >= 0 and slope >= 0 else pooled
 
 
 def _fit_line(curve: pd.DataFrame) -> tuple[float, float]:

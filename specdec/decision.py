@@ -258,8 +258,11 @@ def _reasons(a: Analysis, verdict, overall, cats, segments, cfg, hardware, th: T
     err = a.projection_error[a.projection_error["category"] == ALL]
     if len(err):
         worst = err["speedup_rel_error"].abs().max()
-        r.append(f"The draft-length projection reproduces every measured γ within {100 * worst:.0f}% of the measured "
-                 f"speedup (it extrapolates beyond the largest γ run).")
+        text = (f"The draft-length projection (per-position acceptance of the largest γ run plus the measured costs) "
+                f"misses the measured speedup by at most {100 * worst:.0f}% at the γ values run")
+        if worst > config.PROJECTION_TRUST_ERROR:
+            text += "; treat projected γ values other than those run with caution"
+        r.append(text + ".")
     for s in segments:
         if s["batch_ranges"]:
             parts = [("off" if b["gamma"] is None else f"γ={b['gamma']} ({_span(b['speedup_min'], b['speedup_max'])})")

@@ -17,7 +17,7 @@ truncating each round at γ' gives exactly what that round would have done with 
 autoregressive, so its first γ' proposals do not depend on γ). τ(γ') = 1 + Σ_{i≤γ'} P(accepted ≥ i).
 Beyond the largest γ run, fully accepted rounds are extended geometrically with the conditional
 acceptance rate of the deepest positions measured (`tail_rate`). The round time uses the measured
-cost model: drafted·t_draft + T_verify(drafted + 1) + overhead, averaged over the distribution of
+cost model: d0 + drafted·t_draft + T_verify(drafted + 1) + overhead, averaged over the distribution of
 drafted lengths (prompt lookup often proposes fewer than γ).
 
 Public API
@@ -195,16 +195,15 @@ def acceptance_profile(drafted, accepted, gammas, prompt=None) -> pd.DataFrame:
 
 def project_rounds(drafted, accepted, gammas, costs, method: str, prompt=None) -> pd.DataFrame:
     """acceptance_profile plus the measured cost model (specdec.costs.CostModel): per γ the round
-    time Σ_k h_k (k·t_draft + T_verify(k+1)) + overhead, ms per token = round / τ, and
+    time Σ_k h_k (d0 + k·t_draft + T_verify(k+1)) + overhead, ms per token = round / τ, and
     speedup = τ · t_target / round (Thm 3.8 with measured costs in place of γc + 1)."""
     prof = acceptance_profile(drafted, accepted, gammas, prompt)
-    t_draft = costs.draft_step_s.get(method, 0.0)
     overhead = costs.overhead_s.get(method, 0.0)
     round_s = []
     for hist in prof["drafted_hist"]:
         h = np.asarray(hist, dtype=float)
         k = np.arange(len(h))
-        round_s.append(float((h * (k * t_draft + costs.verify_s(k))).sum() + overhead) if len(h) else np.nan)
+        round_s.append(float((h * (costs.draft_s(method, k) + costs.verify_s(k))).sum() + overhead) if len(h) else np.nan)
     prof["round_ms"] = np.asarray(round_s) * 1e3
     prof["ms_per_token"] = prof["round_ms"] / prof["tau"]
     prof["speedup"] = prof["tau"] * costs.target_step_s * 1e3 / prof["round_ms"]

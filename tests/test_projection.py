@@ -118,6 +118,9 @@ class _FlatCosts:
     draft_step_s = {"draft": 0.005}
     overhead_s = {"draft": 0.0}
 
+    def draft_s(self, method, k):
+        return self.draft_step_s[method] * np.asarray(k, dtype=float)
+
     def verify_s(self, k):
         return np.full(np.shape(k), 0.01)
 
@@ -142,7 +145,7 @@ def test_cli_project_text_and_error(capsys):
 
 def test_verify_curve_fallback_to_line():
     curve = pd.DataFrame({"drafted": [0, 4], "tokens": [1, 5], "n_rounds": [100, 2],
-                          "verify_s": [0.01, 0.05], "ratio": [1.0, 5.0]})
+                          "verify_s": [0.01, 0.05], "verify_median_s": [0.01, 0.05], "ratio": [1.0, 5.0]})
     cm = costs.CostModel(0.01, {"draft": 0.002}, {"draft": 0.0}, curve, 1.0, 0.1)
     assert cm.verify_ratio(0) == pytest.approx(1.0)  # measured
     assert cm.verify_ratio(4) == pytest.approx(1.4)  # too few rounds → the line, not 5.0
