@@ -30,6 +30,9 @@ Public API (DataFrame columns listed in each docstring)
     position_acceptance(data, level="overall"|"category") -> DataFrame
     losslessness(data) -> dict
     analyze(results) -> Analysis                   everything above + costs + projection, cacheable
+
+Then, cheap and hardware-specific: specdec.hardware.whatif(analysis, …) and
+specdec.decision.decide(analysis, thresholds, hardware, batch_sizes) -> Decision.
 """
 
 from __future__ import annotations

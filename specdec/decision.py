@@ -214,6 +214,11 @@ def _x(v) -> str:
     return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.2f}×"
 
 
+def _ci(s: dict) -> str:
+    """Three decimals: a bound of 1.047 must not print as the 1.05 it failed to reach."""
+    return f"{s['speedup_lo']:.3f}–{s['speedup_hi']:.3f}×"
+
+
 def _span(lo, hi, unit: str = "×") -> str:
     if unit:
         return _x(lo) if f"{lo:.2f}" == f"{hi:.2f}" else f"{_x(lo)}–{_x(hi)}"
@@ -237,7 +242,7 @@ def _reasons(a: Analysis, verdict, overall, cats, segments, cfg, hardware, th: T
              f"(a confident verdict needs ≥ {th.min_prompts}, a category ≥ {th.min_prompts_per_segment}).")
     if overall["method"]:
         r.append(f"Pooled, the best configuration is {overall['method']} γ={overall['draft_length']}: decode speedup "
-                 f"{_x(overall['speedup'])} (95% CI {_x(overall['speedup_lo'])}–{_x(overall['speedup_hi'])}) on this "
+                 f"{_x(overall['speedup'])} (95% CI {_ci(overall)}) on this "
                  f"machine, {overall['base_tpot_ms']:.1f} → {overall['tpot_ms']:.1f} ms per token "
                  f"({_saving(overall)}); the bar is a lower bound ≥ {th.min_speedup_lo:.2f}×.")
     for s in cats if len(cats) > 1 else []:
@@ -296,7 +301,7 @@ def _segment_reason(s: dict, th: Thresholds) -> str:
     head = f"{s['category']} (n={s['n_prompts']}): "
     if s["method"] is None:
         return head + "no measured configuration."
-    cfg = f"{s['method']} γ={s['draft_length']} {_x(s['speedup'])} (CI {_x(s['speedup_lo'])}–{_x(s['speedup_hi'])})"
+    cfg = f"{s['method']} γ={s['draft_length']} {_x(s['speedup'])} (CI {_ci(s)})"
     return head + {
         "on": f"on — {cfg}, {_saving(s)} per token.",
         "off": f"off — even the best, {cfg}, stays below {th.min_speedup_lo:.2f}× at its upper bound.",
