@@ -1,0 +1,172 @@
+"""Step 3 — Explore: what one run measured, what other draft lengths and hardware would do, and
+how the draft-then-verify cycle played out prompt by prompt. Everything is read from stored results."""
+
+import math
+
+import streamlit as st
+
+from pages import ui
+from specdec import charts, config, hardware, views
+from specdec.errors import SpecdecError
+
+st.title("3 · Explore")
+source = ui.source_picker()
+loaded = ui.load_active(source)
+if loaded is None:
+    st.stop()
+results, a = loaded
+ui.run_banner(source, results["manifest"])
+
+methods = sorted(a.projection["method"].unique())
+if not methods:
+    st.info("This run has no speculative generations yet: only the baseline has been measured.")
+    st.stop()
+best = views.best_measured(a)
+c = st.columns(4)
+c[0].metric("Prompts", len(a.measurements.prompts))
+c[1].metric("Baseline", f"{a.costs.target_step_s * 1e3:.1f} ms/token")
+c[2].metric("Best measured", f"{best['method']} γ={int(best['draft_length'])}")
+c[3].metric("Its decode speedup", f"{best['speedup']:.2f}×",
+            help=f"95% CI {best['speedup_lo']:.2f}–{best['speedup_hi']:.2f}× over prompts")
+
+gamma_tab, payoff_tab, category_tab, prompt_tab, cycle_tab, more_tab = st.tabs(
+    ["Draft length γ", "Where it pays off", "Categories", "Prompts", "Draft → verify cycle", "More charts"])
+
+with gamma_tab:
+    st.caption("Move γ: τ, speedup and latency are re-projected from the per-position acceptance and the "
+               "measured costs of this run — no new decoding. Points on the chart are measured.")
+    c = st.columns([1, 3])
+    ui.keep_choice("ex_method", methods, best["method"])
+    method = c[0].radio("Method", methods, key="ex_method")
+    lo, hi = views.gamma_range(a)
+    ui.keep_choice("ex_gamma", range(lo, hi + 1), int(best["draft_length"]))
+    gamma = c[1].slider("Draft length γ", lo, hi, key="ex_gamma")
+    point = views.gamma_point(a, method, gamma)
+    m = point["measured"]
+    c = st.columns(4)
+    c[0].metric(f"τ at γ={gamma}", f"{point['tau']:.2f}", help="tokens emitted per target pass, bonus included")
+    c[1].metric("Speedup", f"{point['speedup']:.2f}×", f"{point['speedup'] - 1:+.0%} vs baseline",
+                delta_color="normal")
+    c[2].metric("Latency", f"{point['ms_per_token']:.1f} ms/token",
+                f"{point['ms_per_token'] - point['base_ms_per_token']:+.1f} ms", delta_color="inverse")
+    c[3].metric("Baseline", f"{point['base_ms_per_token']:.1f} ms/token")
+    if m:
+        st.caption(f"**Measured at γ={gamma}** ({m['n_prompts']} prompts): τ {m['tau']:.2f} "
+                   f"({m['tau_lo']:.2f}–{m['tau_hi']:.2f}), speedup {m['speedup']:.2f}× "
+                   f"({m['speedup_lo']:.2f}–{m['speedup_hi']:.2f}), {m['tpot_ms']:.1f} ms/token.")
+    elif point["extrapolated"]:
+        st.caption(f"Projected beyond every γ run (largest: {point['gamma_source']}): acceptance past it is "
+                   "extrapolated from the deepest positions measured — treat with caution.")
+    else:
+        st.caption(f"Projected: γ={gamma} was not run; its rounds are the γ={point['gamma_source']} rounds cut at "
+                   f"{gamma} tokens (exact, since drafts are autoregressive).")
+    fig = charts.gamma_chart(a.summary, a.projection)
+    fig.add_vline(x=gamma, line=dict(color="#555", width=1, dash="dot"), row="all", col="all")
+    st.plotly_chart(fig, key="gamma_chart")
+
+with payoff_tab:
+    st.caption("The measured acceptance, projected onto serving hardware: batching makes the target "
+               "compute-bound, where verifying γ + 1 tokens stops being free.")
+    c = st.columns(4)
+    profiles = list(hardware.PROFILES) + [hardware.THIS_MACHINE]
+    hw = c[0].selectbox("Hardware", profiles, key="ex_hw")
+    ui.keep_choice("ex_pay_method", methods, best["method"])
+    pay_method = c[1].selectbox("Method", methods, key="ex_pay_method")
+    batch = c[2].select_slider("Batch size", list(config.WHATIF_BATCH_SIZES), key="ex_batch")
+    context = c[3].number_input("Context length (tokens)", min_value=16, max_value=262144, step=256,
+                                value=int(round(a.memory["context_tokens"])), key=f"ex_context_{source.ident}",
+                                help="KV-cache tokens read per sequence per step; default: this run's mean "
+                                     "prompt + max new tokens")
+    try:
+        wi = ui.whatif_of(source, a, hw, pay_method, context)
+    except SpecdecError as exc:
+        st.error(str(exc))
+        wi = None
+    if wi is not None and len(wi):
+        at = views.whatif_at(wi, batch, config.MIN_PROJECTED_SPEEDUP)
+        c = st.columns(3)
+        if at and at["gamma"] is not None:
+            c[0].metric(f"Best γ at batch {batch}", at["gamma"])
+            c[1].metric("Projected speedup", f"{at['speedup']:.2f}×")
+            c[2].metric("Saving", f"{at['saving_ms_per_token']:.2f} ms/token",
+                        help=f"baseline {at['base_ms_per_token']:.2f} ms/token; target step {at['bound']}-bound")
+        elif at and at["fits"]:
+            c[0].metric(f"Best γ at batch {batch}", "off")
+            c[1].metric("Best projected speedup", f"{at['best_speedup']:.2f}×",
+                        help=f"below the {config.MIN_PROJECTED_SPEEDUP:g}× bar: leave speculation off")
+        else:
+            c[0].metric(f"Batch {batch}", "does not fit", help="weights + KV cache exceed the device memory")
+        g_run = int(a.prompts.loc[a.prompts["method"] == pay_method, "draft_length"].max())
+        fig = charts.payoff_chart(wi, hw, pay_method, g_run)
+        fig.add_vline(x=math.log2(batch), line=dict(color="#111", width=2))
+        st.plotly_chart(fig, key="payoff_chart")
+        with st.expander("Assumptions"):
+            st.dataframe([{"assumption": x["name"], "value": str(x["value"]), "note": x["note"]}
+                          for x in wi.attrs.get("assumptions", [])], hide_index=True)
+
+with category_tab:
+    st.plotly_chart(charts.category_chart(a.summary_by_category, a.summary), key="category_chart")
+    cats = sorted(a.measurements.prompts["category"].unique())
+    ui.keep_choice("ex_cat", cats, cats[0])
+    cat = st.selectbox("Category", cats, key="ex_cat")
+    st.dataframe(views.category_summary(a, cat), hide_index=True, width="stretch",
+                 column_config={k: st.column_config.NumberColumn(format="%.2f") for k in
+                                ("tau", "tau_lo", "tau_hi", "speedup", "speedup_lo", "speedup_hi", "tpot_ms",
+                                 "base_tpot_ms", "identical_rate")})
+    c = st.columns(2)
+    with c[0]:
+        st.plotly_chart(charts.gamma_chart(a.summary_by_category, a.projection_by_category, cat), key="cat_gamma")
+    with c[1]:
+        st.plotly_chart(charts.acceptance_chart(a.positions_by_category, cat), key="cat_accept")
+
+configs = views.configurations(results)
+label = lambda mg: f"{mg[0]} γ={mg[1]}"  # noqa: E731
+
+with prompt_tab:
+    c = st.columns([1, 2])
+    ui.keep_choice("ex_config", configs, (best["method"], int(best["draft_length"])))
+    pick = c[0].selectbox("Configuration", configs, format_func=label, key="ex_config")
+    rows = views.prompt_rows(a, results, *pick)
+    st.dataframe(rows[["id", "category", "speedup", "tau", "tpot_ms", "base_tpot_ms", "identical", "first_divergence"]],
+                 hide_index=True, width="stretch",
+                 column_config={"speedup": st.column_config.NumberColumn(format="%.2f×"),
+                                "tau": st.column_config.NumberColumn("τ", format="%.2f"),
+                                "tpot_ms": st.column_config.NumberColumn("ms/token", format="%.1f"),
+                                "base_tpot_ms": st.column_config.NumberColumn("baseline ms/token", format="%.1f"),
+                                "first_divergence": st.column_config.NumberColumn("first divergence (token)")})
+    ui.keep_choice("ex_prompt", list(rows["id"]), rows["id"].iloc[0])
+    prompt_id = c[1].selectbox("Prompt", list(rows["id"]), key="ex_prompt")
+    row = rows[rows["id"] == prompt_id].iloc[0]
+    with st.expander("Prompt", expanded=False):
+        st.text(row["prompt"])
+    if row["identical"]:
+        st.caption("Identical token ids: speculation reproduced the baseline exactly.")
+    else:
+        st.caption(f"The outputs part at token {int(row['first_divergence'])} (highlighted).")
+    c = st.columns(2)
+    c[0].markdown("**Baseline (target alone)**")
+    c[0].html(ui.diverge_html(row["baseline"], int(row["common_chars"])))
+    c[1].markdown(f"**Speculative ({label(pick)})**")
+    c[1].html(ui.diverge_html(row["speculative"], int(row["common_chars"])))
+
+with cycle_tab:
+    c = st.columns([1, 2])
+    ui.keep_choice("ex_cycle_config", configs, (best["method"], int(best["draft_length"])))
+    cyc_pick = c[0].selectbox("Configuration", configs, format_func=label, key="ex_cycle_config")
+    ids = [p["id"] for p in results["prompts"]]
+    ui.keep_choice("ex_cycle_prompt", ids, ids[0])
+    cyc_prompt = c[1].selectbox("Prompt", ids, key="ex_cycle_prompt")
+    cycles = views.verify_cycles(results, cyc_prompt, *cyc_pick)
+    tok = ui.tokenizer_for(results["manifest"])
+    st.caption(("Tokens decoded with the target's tokenizer. " if tok is not None else
+                "The target's tokenizer is not available here, so tokens show as ids. ")
+               + f"{len(cycles)} verify passes; the first output token comes from the prefill.")
+    st.html(ui.legend_html())
+    with st.container(height=480):
+        st.html(ui.cycles_html(cycles, lambda ids: views.token_pieces(ids, tok)))
+
+with more_tab:
+    st.plotly_chart(charts.acceptance_chart(a.positions), key="accept_chart")
+    st.plotly_chart(charts.distribution_chart(a.prompts), key="dist_chart")
+    st.plotly_chart(charts.throughput_chart(a.summary), key="tput_chart")
+    st.plotly_chart(charts.costs_chart(a.costs), key="costs_chart")

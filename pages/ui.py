@@ -1,0 +1,498 @@
+"""Shared pieces of the app's pages: session state, caches, the active run, the sidebar, and the few
+HTML views Streamlit has no widget for. No computation: that lives in specdec/.
+
+Caching rules: models and the background worker are resources (one per server process); parsed
+workloads, stored results, their analysis and decisions are cache_data keyed by what identifies
+them (file bytes, run id + prompts stored + status). Measurements are never cached.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from specdec import analysis as A
+from specdec import config, decision, hardware, results as R, runplan, store as S, views, workloads
+from specdec.errors import SpecdecError
+from specdec.worker import Worker
+
+APP_DIR = Path(__file__).resolve().parents[1]
+PAGES = {"workload": "pages/workload.py", "run": "pages/run.py", "explore": "pages/explore.py",
+         "brief": "pages/brief.py"}
+QUICK = runplan.PRESETS["quick"]
+EXAMPLE, STORED, UPLOADED = "Recorded example", "Stored run", "Upload results.json"
+SAMPLING_TEMPERATURE = 1.0  # what the temperature control starts at when sampling is chosen
+
+# Widget keys whose values must survive page switches (Streamlit drops a widget's state when a page
+# without that widget runs), with their first values.
+DEFAULTS = {
+    "wl_source": "A sample workload", "wl_sample_file": "mixed.jsonl", "wl_sample_size": QUICK.max_prompts,
+    "run_preset": "quick", "run_target": config.BUNDLED_TARGET, "run_draft": config.BUNDLED_DRAFT,
+    "run_methods": list(QUICK.methods), "run_gammas": list(QUICK.draft_lengths),
+    "run_max_new": QUICK.max_new_tokens, "run_decoding": "greedy", "run_temperature": SAMPLING_TEMPERATURE,
+    "run_top_p": config.SamplingConfig.top_p, "run_top_k": config.SamplingConfig.top_k,
+    "run_seed": config.DEFAULT_SEED, "run_dtype": config.DEFAULT_DTYPE, "run_device": config.DEFAULT_DEVICE,
+    "run_trust": False, "src_kind": None, "src_run": None,
+    "ex_hw": config.DEFAULT_HARDWARE, "ex_batch": 1,
+    "th_hw": config.DEFAULT_HARDWARE, "th_speedup": decision.Thresholds.min_speedup_lo,
+    "th_prompts": decision.Thresholds.min_prompts, "th_segment": decision.Thresholds.min_prompts_per_segment,
+    "th_projected": decision.Thresholds.min_projected_speedup, "th_identical": decision.Thresholds.min_identical_rate,
+    "th_halfwidth": decision.Thresholds.ci_halfwidth,
+}
+
+
+def keep_choice(key: str, options, default) -> None:
+    """Before drawing a choice widget: reset its remembered value when it is not among the options
+    (another run was opened), so the widget never holds a value it cannot show."""
+    options = list(options)
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = default if default in options else options[0]
+
+
+def init_state() -> None:
+    """First values for every persisted key, and re-assert them so a page switch keeps them."""
+    for key, value in DEFAULTS.items():
+        if key not in st.session_state:
+            st.session_state[key] = value
+        else:
+            st.session_state[key] = st.session_state[key]
+
+
+# ---- resources ----
+
+@st.cache_resource(show_spinner=False)
+def _store(path: str) -> S.Store:
+    return S.Store(path)
+
+
+def store() -> S.Store:
+    """The run history ($SPECDEC_STORE or the default path); one connection per server process."""
+    return _store(str(S.default_path()))
+
+
+@st.cache_resource(show_spinner=False)
+def _worker(path: str) -> Worker:
+    return Worker(store_factory=lambda: S.Store(path))
+
+
+def worker() -> Worker:
+    """The background worker (one job at a time for the whole server; keeps the loaded models)."""
+    return _worker(str(S.default_path()))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _tokenizer(local_path: str):
+    return views.load_tokenizer({"models": {"target": {"local_path": local_path}}})
+
+
+def tokenizer_for(manifest: dict):
+    path = ((manifest.get("models") or {}).get("target") or {}).get("local_path")
+    return _tokenizer(path) if path else None
+
+
+# ---- workload ----
+
+def set_workload_file(name: str, data: bytes, path: str | None = None) -> None:
+    st.session_state["wl_file"] = {"name": name, "data": data, "path": path}
+
+
+def workload_file() -> dict | None:
+    return st.session_state.get("wl_file")
+
+
+@st.cache_data(show_spinner="Reading the prompt file…", max_entries=8)
+def _parse(name: str, data: bytes, path: str | None, max_prompts: int | None, seed: int) -> workloads.Workload:
+    if path:
+        return workloads.load_workload(path, max_prompts=max_prompts, seed=seed)
+    return workloads.load_workload(data, name=name, max_prompts=max_prompts, seed=seed)
+
+
+def parse_workload(max_prompts: int | None = None) -> workloads.Workload | None:
+    """The chosen file as a Workload (sampled to max_prompts); None when no file is chosen.
+    Raises SpecdecError (one line) for a file that cannot be used."""
+    f = workload_file()
+    if f is None:
+        return None
+    return _parse(f["name"], f["data"], f["path"], max_prompts, int(st.session_state["run_seed"]))
+
+
+def sample_size(total: int) -> int:
+    """The number of prompts to measure, clipped to the workload (None in a preset means all)."""
+    n = st.session_state.get("wl_sample_size")
+    return total if n is None else max(1, min(int(n), total))
+
+
+def current_workload() -> tuple[workloads.Workload | None, int]:
+    """(the sampled workload to run, prompts in the whole file); (None, 0) without a usable file."""
+    try:
+        full = parse_workload()
+    except SpecdecError:
+        return None, 0
+    if full is None:
+        return None, 0
+    total = len(full.prompts)
+    n = sample_size(total)
+    return (full if n >= total else parse_workload(n)), total
+
+
+# ---- run settings ----
+
+def apply_preset() -> None:
+    """on_change of the preset box: write the preset's values into the run controls."""
+    name = st.session_state["run_preset"]
+    preset = runplan.PRESETS.get(name)
+    if preset is None:
+        return
+    st.session_state.update(run_methods=list(preset.methods), run_gammas=list(preset.draft_lengths),
+                            run_max_new=preset.max_new_tokens, wl_sample_size=preset.max_prompts)
+
+
+def mark_custom() -> None:
+    st.session_state["run_preset"] = "custom"
+
+
+def run_config(max_prompts: int | None) -> config.RunConfig:
+    s = st.session_state
+    sampling = s["run_decoding"] == "sampling"
+    return runplan.run_config(
+        target=s["run_target"], draft=s["run_draft"], methods=s["run_methods"], draft_lengths=s["run_gammas"],
+        max_new_tokens=s["run_max_new"], max_prompts=max_prompts,
+        temperature=float(s["run_temperature"]) if sampling else 0.0,
+        top_p=float(s["run_top_p"]) if sampling else 1.0, top_k=int(s["run_top_k"]) if sampling else 0,
+        seed=int(s["run_seed"]), dtype=s["run_dtype"], device=s["run_device"])
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _speeds_from_run(store_path: str, run_id: str, version: str) -> runplan.Speeds | None:
+    try:
+        return runplan.speeds_from_results(S.Store(store_path).load_run(run_id))
+    except SpecdecError:
+        return None
+
+
+def speeds_for(cfg: config.RunConfig) -> runplan.Speeds | None:
+    """This process's calibration of the pair, else the newest finished stored run of the same pair."""
+    speeds = worker().speeds(cfg, bool(st.session_state["run_trust"]))
+    if speeds is not None:
+        return speeds
+    need_draft = "draft" in cfg.methods
+    for row in store().list_runs():
+        if row["target"] == cfg.target and row["n_prompts"] and (not need_draft or row["draft"] == cfg.draft) \
+                and (not need_draft or "draft" in row["methods"]):
+            found = _speeds_from_run(str(store().path), row["run_id"], f"{row['n_prompts']}:{row['status']}")
+            if found is not None:
+                return found
+    return None
+
+
+# ---- the active run (Explore and Brief show it) ----
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # EXAMPLE | STORED | UPLOADED
+    ident: str  # example path, run id, or sha256 of the upload
+    version: str  # changes when the data does: mtime, "prompts:status", sha
+    label: str
+
+
+def _example_source() -> Source | None:
+    path = views.example_results_path()
+    if path is None:
+        return None
+    return Source(EXAMPLE, str(path), str(path.stat().st_mtime_ns), "Recorded example")
+
+
+def _stored_source(run_id: str | None) -> Source | None:
+    rows = {r["run_id"]: r for r in store().list_runs()}
+    row = rows.get(run_id) if run_id else None
+    if row is None:
+        return None
+    return Source(STORED, run_id, f"{row['n_prompts']}:{row['status']}", views.stored_run_label(row))
+
+
+def active_source() -> Source | None:
+    """What the source controls point at, without drawing them (for the sidebar)."""
+    kind = st.session_state.get("src_kind")
+    if kind == STORED:
+        return _stored_source(st.session_state.get("src_run"))
+    if kind == UPLOADED:
+        return st.session_state.get("src_uploaded")
+    return _example_source()
+
+
+def source_picker() -> Source | None:
+    """Radio for where the run comes from, then the run itself: the recorded example, a stored run
+    (newest first), or an uploaded results.json (validated; errors shown as one line)."""
+    options = [k for k, ok in ((EXAMPLE, _example_source() is not None), (STORED, True), (UPLOADED, True)) if ok]
+    if st.session_state.get("src_kind") not in options:
+        st.session_state["src_kind"] = options[0]
+    kind = st.radio("Show", options, key="src_kind", horizontal=True)
+    if kind == EXAMPLE:
+        return _example_source()
+    if kind == STORED:
+        rows = store().list_runs()
+        if not rows:
+            st.info("No stored runs yet: measure one on the Run page, or import one with "
+                    "`python -m specdec runs import results.json`.")
+            return None
+        ids = [r["run_id"] for r in rows]
+        labels = {r["run_id"]: views.stored_run_label(r) for r in rows}
+        if st.session_state.get("src_run") not in ids:
+            st.session_state["src_run"] = ids[0]
+        run_id = st.selectbox("Stored run", ids, format_func=labels.get, key="src_run")
+        return _stored_source(run_id)
+    upload = st.file_uploader("results.json", type=["json"], key="src_upload",
+                              help="a results.json written by `python -m specdec run` or downloaded from the Brief page")
+    if upload is not None:
+        try:
+            data = upload.getvalue()
+            sha = _sha(data)
+            uploads = st.session_state.setdefault("uploads", {})
+            if sha not in uploads:
+                uploads = {sha: views.results_from_bytes(data, upload.name)}  # keep one upload in memory
+                st.session_state["uploads"] = uploads
+            st.session_state["src_uploaded"] = Source(UPLOADED, sha, sha, f"Uploaded {upload.name}")
+        except SpecdecError as exc:
+            st.error(str(exc))
+            return None
+    return st.session_state.get("src_uploaded")
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+    return hashlib.sha256(data).hexdigest()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _load_results(kind: str, ident: str, version: str, store_path: str) -> dict:
+    if kind == EXAMPLE:
+        return R.load(ident)
+    return S.Store(store_path).load_run(ident)
+
+
+def results_of(source: Source) -> dict:
+    if source.kind == UPLOADED:
+        return st.session_state["uploads"][source.ident]
+    return _load_results(source.kind, source.ident, source.version, str(store().path))
+
+
+@st.cache_data(show_spinner="Analysing the run…", max_entries=16)
+def _analysis(kind: str, ident: str, version: str, _results: dict) -> A.Analysis:
+    return A.analyze(_results)
+
+
+def analysis_of(source: Source, results: dict) -> A.Analysis:
+    return _analysis(source.kind, source.ident, source.version, results)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _decision(kind: str, ident: str, version: str, thresholds: decision.Thresholds, hw: str,
+              _analysis: A.Analysis) -> decision.Decision:
+    return decision.decide(_analysis, thresholds, hardware=hw)
+
+
+def decision_of(source: Source, a: A.Analysis, thresholds: decision.Thresholds, hw: str) -> decision.Decision:
+    return _decision(source.kind, source.ident, source.version, thresholds, hw, a)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _whatif(kind: str, ident: str, version: str, hw: str, method: str, context: float, category: str,
+            _analysis: A.Analysis):
+    return hardware.whatif(_analysis, hardware=[hw], methods=[method], context_lens=[context], category=category)
+
+
+def whatif_of(source: Source, a: A.Analysis, hw: str, method: str, context: float, category: str = "all"):
+    return _whatif(source.kind, source.ident, source.version, hw, method, float(context), category, a)
+
+
+def load_active(source: Source | None) -> tuple[dict, A.Analysis] | None:
+    """(results, analysis) of the source, or None after saying why on screen (one line, no traceback)."""
+    if source is None:
+        return None
+    try:
+        results = results_of(source)
+    except SpecdecError as exc:
+        st.error(str(exc))
+        return None
+    try:
+        return results, analysis_of(source, results)
+    except SpecdecError as exc:
+        st.info(f"Nothing to analyse yet: {exc}.")
+        return None
+
+
+def run_banner(source: Source, manifest: dict) -> None:
+    """Which run this is, where and when it was measured; recorded examples say so."""
+    f = views.run_facts(manifest)
+    where = f"{f['hardware']} · {f['date']} · {f['models']} · workload {f['workload']}"
+    if source.kind == EXAMPLE:
+        st.info(f"**Recorded example** (run {f['run_id']}), measured on {where}. It shows what a finished "
+                f"run looks like; measure your own traffic on the Workload and Run pages.", icon=":material/history:")
+    else:
+        status = "" if f["status"] == "complete" else f" — **{f['status']}**"
+        st.caption(f"{source.label}{status}  \nrun {f['run_id']} · {where}")
+    st.caption(f"Settings: {f['settings']}")
+
+
+def results_json(results: dict) -> bytes:
+    return json.dumps(results, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+# ---- job status: sidebar and Run page ----
+
+def _progress_text(status) -> str:
+    p = status.progress
+    if status.state == "running" and p is not None:
+        parts = [f"prompt {min(p.done + 1, p.total)} of {p.total}" if p.done < p.total else f"{p.total} of {p.total} done"]
+        if p.tokens_per_s:
+            parts.append(f"{p.tokens_per_s:.1f} tok/s")
+        if p.eta_s is not None:
+            parts.append(f"ETA {runplan.format_duration(p.eta_s)}")
+        return " · ".join(parts)
+    return status.detail or status.state
+
+
+def job_progress(status) -> None:
+    """Progress bar and the live numbers of a busy job."""
+    p = status.progress
+    if status.state == "running" and p is not None and p.total:
+        st.progress(p.done / p.total, text=f"{p.stage}: prompt {min(p.done + 1, p.total)} of {p.total} "
+                                           f"({p.prompt_id})")
+        c = st.columns(4)
+        c[0].metric("Prompts done", f"{p.done} / {p.total}")
+        c[1].metric("Baseline tokens/s", f"{p.tokens_per_s:.1f}" if p.tokens_per_s else "…")
+        c[2].metric("Draft acceptance so far", f"{p.acceptance:.0%}" if p.acceptance is not None else "…",
+                    help="accepted ÷ drafted over the draft-model rounds so far (ρ)")
+        c[3].metric("Time left", runplan.format_duration(p.eta_s) if p.eta_s is not None else "…",
+                    help=f"elapsed {runplan.format_duration(p.elapsed_s)}; from the mean time per prompt so far")
+    else:
+        st.progress(0.0, text=status.detail or "starting")
+    if status.cancel_requested:
+        st.caption("Cancelling: the run stops after the prompt being measured; prompts done so far are kept.")
+
+
+def job_outcome(status) -> None:
+    """The last finished job, in one line."""
+    if status.state == "failed":
+        st.error(f"{'Run' if status.kind == 'run' else 'Calibration'} failed: {status.error}")
+    elif status.kind == "run" and status.state == "complete":
+        st.success(f"Run finished: {status.label} (run {status.run_id}).")
+    elif status.kind == "run" and status.state == "interrupted":
+        st.warning(f"Run cancelled: the prompts measured before it stopped are stored (run {status.run_id}).")
+    elif status.kind == "calibrate" and status.state == "complete":
+        st.success("Models loaded and timed: the estimate above uses their measured speed.")
+
+
+def open_run(run_id: str) -> None:
+    """on_click: make a stored run the active one (the Explore and Brief pages show it)."""
+    st.session_state["src_kind"] = STORED
+    st.session_state["src_run"] = run_id
+
+
+@st.fragment(run_every=2.0)
+def _sidebar_live() -> None:
+    status = worker().status()
+    if not status.busy:
+        st.rerun()
+    st.caption(f"**Measuring** — {status.label}")
+    p = status.progress
+    st.progress(p.done / p.total if (p is not None and p.total) else 0.0, text=_progress_text(status))
+
+
+def sidebar() -> None:
+    """Active run and measurement status, on every page."""
+    with st.sidebar:
+        source = active_source()
+        st.caption("**Showing**")
+        st.caption(source.label if source else "no run selected")
+        status = worker().status()
+        if status.busy:
+            _sidebar_live()
+        elif status.kind == "run" and status.state in ("complete", "interrupted", "failed"):
+            word = {"complete": "finished", "interrupted": "cancelled", "failed": "failed"}[status.state]
+            st.caption(f"**Last run {word}** — {status.label}")
+        else:
+            st.caption("No measurement running.")
+
+
+# ---- HTML views Streamlit has no widget for ----
+
+_CHIP = ("display:inline-block;margin:2px 3px 2px 0;padding:1px 6px;border-radius:4px;font-family:monospace;"
+         "font-size:0.85rem;white-space:pre;")
+STYLE = {"accepted": "background:#d7f0e3;border:1px solid #009E73;",
+         "rejected": "background:#fbe0d3;border:1px solid #D55E00;text-decoration:line-through;",
+         "discarded": "background:#f1f1f1;border:1px dashed #999;color:#888;text-decoration:line-through;",
+         "bonus": "background:#d6e9f8;border:2px solid #0072B2;font-weight:bold;",
+         "resampled": "background:#fff3c4;border:2px solid #E69F00;font-weight:bold;",
+         "target step": "background:#d6e9f8;border:1px solid #0072B2;",
+         "cut": ""}
+LEGEND = {"accepted": "draft token the target accepted", "rejected": "first draft token the target rejected: "
+          "the proposal is cut here", "discarded": "drafted after the rejection, never used",
+          "bonus": "bonus: every draft accepted, the target adds one more for free",
+          "resampled": "target's replacement for the rejected token", "target step": "nothing drafted: one plain target step"}
+
+
+def chip(text: str, kind: str, title: str = "") -> str:
+    return f"<span style='{_CHIP}{STYLE.get(kind, '')}' title='{html.escape(title, quote=True)}'>{html.escape(text)}</span>"
+
+
+def legend_html() -> str:
+    return " ".join(chip(k, k, v) + f"<span style='font-size:0.8rem;color:#555;margin-right:10px'>{html.escape(v)}</span>"
+                    for k, v in LEGEND.items())
+
+
+def cycles_html(cycles: list[dict], pieces) -> str:
+    """One line per verify round: drafted tokens coloured by fate with β under each, then the target's
+    own token. pieces: ids -> [str]."""
+    rows = []
+    for c in cycles:
+        drafted = pieces(c["drafted"])
+        cells = []
+        for j, (text, state) in enumerate(zip(drafted, c["status"])):
+            beta = c["beta"][j] if c["beta"] else None
+            tip = f"position {j + 1}: {state}" + (f", β = {beta:.2f}" if beta is not None else "")
+            under = f"β {beta:.2f}" if beta is not None else "&nbsp;"
+            cells.append(f"<span style='display:inline-flex;flex-direction:column;align-items:center'>"
+                         f"{chip(text, state, tip)}<span style='font-size:0.7rem;color:#666'>{under}</span></span>")
+        if c["next_token"] is not None:
+            text = pieces([c["next_token"]])[0]
+            cells.append(f"<span style='display:inline-flex;flex-direction:column;align-items:center'>"
+                         f"{chip(text, c['next_kind'], LEGEND.get(c['next_kind'], ''))}"
+                         f"<span style='font-size:0.7rem;color:#666'>{html.escape(c['next_kind'])}</span></span>")
+        head = (f"<span style='display:inline-block;width:9.5rem;font-size:0.8rem;color:#333'>"
+                f"round {c['round']} · {c['accepted']}/{len(c['drafted'])} accepted<br>"
+                f"<span style='color:#777'>draft {c['draft_ms']:.0f} ms · verify {c['verify_ms']:.0f} ms</span></span>")
+        rows.append(f"<div style='display:flex;align-items:flex-start;gap:6px;padding:4px 0;"
+                    f"border-bottom:1px solid #eee'>{head}<div>{''.join(cells)}</div></div>")
+    return "".join(rows)
+
+
+def diverge_html(text: str, common: int) -> str:
+    """The text with the part after the shared prefix highlighted (where it parts from the other output)."""
+    same, rest = html.escape(text[:common]), html.escape(text[common:])
+    mark = f"<mark style='background:#fbe0d3'>{rest}</mark>" if rest else ""
+    return f"<div style='white-space:pre-wrap;font-family:monospace;font-size:0.85rem'>{same}{mark}</div>"
+
+
+# ---- the brief ----
+
+VERDICT_BOX = {"GO": st.success, "GO-SEGMENTS": st.success, "NO-GO": st.error, "INSUFFICIENT-EVIDENCE": st.warning}
+VERDICT_ICON = {"GO": ":material/check_circle:", "GO-SEGMENTS": ":material/rule:", "NO-GO": ":material/block:",
+                "INSUFFICIENT-EVIDENCE": ":material/help:"}
+
+
+def verdict(d) -> None:
+    VERDICT_BOX.get(d.verdict, st.info)(f"### {d.verdict}\n{d.headline}", icon=VERDICT_ICON.get(d.verdict))
+
+
+def brief_pdf_builder(source: Source, results: dict, a, d):
+    """A no-argument callable for st.download_button: builds the PDF only when the button is clicked
+    (it renders every chart through a headless browser, seconds of work)."""
+    def build() -> bytes:
+        from specdec import report
+        return report.build_brief(results, analysis=a, decision=d)
+    return build

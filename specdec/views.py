@@ -1,0 +1,321 @@
+"""Data shaped for the app's screens: which runs exist, what one run's outputs look like side by side,
+and the draft-then-verify cycle of one generation, round by round. Pure functions over results
+dicts and analysis tables; the pages only lay them out.
+
+Public API
+    REPO_ROOT, SAMPLE_DIR, EXAMPLE_RESULTS
+    sample_workload_files(folder=SAMPLE_DIR) -> [Path]
+    example_results_path() -> Path | None        the recorded example run (or a test fixture until it exists)
+    results_from_bytes(data, name) -> dict       a validated results dict from an upload
+    run_facts(manifest) -> dict                  hardware, date, models, workload: one line each
+    stored_run_label(row) -> str                 one line for a Store.list_runs() row
+    configurations(results) -> [(method, γ)]
+    outputs_table(results, method, γ) -> DataFrame   baseline vs speculative text per prompt
+    verify_cycles(results, prompt_id, method, γ) -> [dict]   one entry per target verify pass
+    token_pieces(ids, tokenizer=None) -> [str]   printable text per token id (ids when no tokenizer)
+    load_tokenizer(manifest) -> tokenizer | None  the target's tokenizer, from its local files only
+    prompt_metrics(analysis) -> DataFrame, prompt_metrics_csv(analysis) -> bytes
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from specdec import results as R
+from specdec.errors import SpecdecError
+from specdec.workloads import EXTENSIONS
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = REPO_ROOT / "sample_workloads"
+EXAMPLE_RESULTS = SAMPLE_DIR / "example_run" / "results.json"
+# Until the recorded example is committed, a test fixture stands in (a run of tiny random models).
+_STAND_IN_GLOB = "tests/fixtures/*/results.json"
+
+
+def sample_workload_files(folder: Path = SAMPLE_DIR) -> list[Path]:
+    """Prompt files in the sample folder (any format load_workload reads; READMEs left out)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in EXTENSIONS and p.stem.lower() != "readme")
+
+
+def example_results_path() -> Path | None:
+    if EXAMPLE_RESULTS.is_file():
+        return EXAMPLE_RESULTS
+    return next(iter(sorted(REPO_ROOT.glob(_STAND_IN_GLOB))), None)
+
+
+def results_from_bytes(data: bytes, name: str = "upload") -> dict:
+    """Validate uploaded bytes as a results.json (the same checks as results.load); errors name the upload."""
+    fd, tmp = tempfile.mkstemp(suffix=".json")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return R.load(tmp)
+    except SpecdecError as exc:
+        raise SpecdecError(str(exc).replace(tmp, name)) from None
+    finally:
+        os.unlink(tmp)
+
+
+def run_facts(manifest: dict) -> dict:
+    """Where and when a run was measured, in words: hardware, date, models, workload, settings."""
+    hw = manifest.get("hardware", {}) or {}
+    s = manifest.get("settings", {}) or {}
+    models = manifest.get("models", {}) or {}
+    wl = manifest.get("workload", {}) or {}
+    cores = hw.get("cores")
+    hardware = ", ".join(x for x in (
+        hw.get("cpu"), f"{cores} cores" if cores else None, hw.get("gpu") or "no GPU",
+        f"{hw['memory_gb']:g} GB RAM" if hw.get("memory_gb") else None) if x)
+    target = (models.get("target") or {}).get("spec", "?")
+    draft = (models.get("draft") or {}).get("spec")
+    sampling = "greedy" if float(s.get("temperature", 0.0)) <= 0 else (
+        f"sampling T={s.get('temperature')}, top-p={s.get('top_p')}")
+    return {
+        "run_id": manifest.get("run_id", "?"), "status": manifest.get("status", "?"),
+        "date": str(manifest.get("created", "?"))[:10], "created": manifest.get("created", "?"),
+        "hardware": hardware or "unknown hardware", "models": f"{target}" + (f" + draft {draft}" if draft else ""),
+        "workload": f"{wl.get('name') or Path(str(s.get('workload', '?'))).name}",
+        "settings": (f"{', '.join(s.get('methods', []))}; γ {', '.join(map(str, s.get('draft_lengths', [])))}; "
+                     f"{s.get('max_new_tokens', '?')} new tokens; {sampling}; {s.get('dtype', '?')}"),
+    }
+
+
+def stored_run_label(row: dict) -> str:
+    """'2026-11-22 07:56 · mixed.jsonl · 12 prompts · target + draft · complete' for Store.list_runs() rows."""
+    created = str(row.get("created", ""))[:16].replace("T", " ")
+    workload = Path(str(row.get("workload") or "?")).name
+    models = str(row.get("target") or "?") + (f" + {row['draft']}" if row.get("draft") else "")
+    return f"{created} · {workload} · {row.get('n_prompts', 0)} prompts · {models} · {row.get('status', '?')}"
+
+
+def configurations(results: dict) -> list[tuple[str, int]]:
+    """Every (method, γ) measured in the run, in run order."""
+    seen: dict[tuple[str, int], None] = {}
+    for p in results.get("prompts", []):
+        for run in p["runs"]:
+            seen[(run["method"], int(run["draft_length"]))] = None
+    return list(seen)
+
+
+def _find_run(prompt: dict, method: str, gamma: int) -> dict | None:
+    return next((r for r in prompt["runs"] if r["method"] == method and r["draft_length"] == gamma), None)
+
+
+def outputs_table(results: dict, method: str, gamma: int) -> pd.DataFrame:
+    """Per prompt: id, category, prompt, baseline (text), speculative (text), identical (same token ids),
+    first_divergence (index of the first differing token, None when identical), common_chars (length
+    of the shared text prefix: where the texts part), baseline_tokens, speculative_tokens."""
+    rows = []
+    for p in results.get("prompts", []):
+        run = _find_run(p, method, gamma)
+        if run is None:
+            continue
+        base, spec = p["baseline"]["tokens"], run["tokens"]
+        same = base == spec
+        first = None if same else next((i for i in range(min(len(base), len(spec))) if base[i] != spec[i]),
+                                       min(len(base), len(spec)))
+        rows.append({"id": p["id"], "category": p["category"], "prompt": p["prompt"],
+                     "baseline": p["baseline"]["text"], "speculative": run["text"], "identical": same,
+                     "first_divergence": first,
+                     "common_chars": len(os.path.commonprefix([p["baseline"]["text"], run["text"]])),
+                     "baseline_tokens": len(base), "speculative_tokens": len(spec)})
+    return pd.DataFrame(rows, columns=["id", "category", "prompt", "baseline", "speculative", "identical",
+                                       "first_divergence", "common_chars", "baseline_tokens", "speculative_tokens"])
+
+
+def verify_cycles(results: dict, prompt_id: str, method: str, gamma: int) -> list[dict]:
+    """The draft-then-verify rounds of one generation. The first output token comes from the target's
+    prefill; each round then covers the output from `start`:
+
+        round, start (index in the output), drafted [ids], status per drafted token: "accepted",
+        "rejected" (the first the target refused: the proposal is cut there) or "discarded" (after a
+        rejection, never checked), beta [β per position or None], accepted (n), next_token (the token
+        the target adds after the accepted run, None when EOS / max_new_tokens cut the round first),
+        next_kind: "bonus" (every draft accepted: a free extra token), "resampled" (replaces the
+        rejected draft: argmax of p when greedy, a draw from norm(max(0, p − q)) when sampling),
+        "target step" (nothing was drafted), or "cut" (no room left), emitted [ids the round added],
+        draft_ms, verify_ms.
+    """
+    prompt = next((p for p in results.get("prompts", []) if p["id"] == prompt_id), None)
+    if prompt is None:
+        raise SpecdecError(f"no prompt {prompt_id!r} in this run")
+    run = _find_run(prompt, method, gamma)
+    if run is None:
+        raise SpecdecError(f"prompt {prompt_id!r} has no {method} γ={gamma} generation")
+    tokens = run["tokens"]
+    pos = min(1, len(tokens))
+    out = []
+    for i, r in enumerate(run["rounds"]):
+        n, d = int(r["accepted"]), int(r["drafted"])
+        emitted = int(r.get("emitted", min(n + 1, len(tokens) - pos)))
+        new = tokens[pos: pos + emitted]
+        status = ["accepted"] * n + (["rejected"] if n < d else []) + ["discarded"] * max(d - n - 1, 0)
+        if emitted <= n:
+            kind, nxt = "cut", None
+        elif d == 0:
+            kind, nxt = "target step", new[n]
+        elif n == d:
+            kind, nxt = "bonus", new[n]
+        else:
+            kind, nxt = "resampled", new[n]
+        out.append({"round": i + 1, "start": pos, "drafted": list(r["draft_tokens"]), "status": status,
+                    "beta": r.get("beta"), "accepted": n, "next_token": nxt, "next_kind": kind, "emitted": new,
+                    "draft_ms": 1e3 * float(r["draft_s"]), "verify_ms": 1e3 * float(r["verify_s"])})
+        pos += emitted
+    return out
+
+
+def token_pieces(ids: list[int], tokenizer=None) -> list[str]:
+    """Each id as the text it stands for, whitespace made visible (␣ space, ⏎ newline, ⇥ tab);
+    without a tokenizer, '#id'."""
+    if tokenizer is None:
+        return [f"#{i}" for i in ids]
+    pieces = []
+    for i in ids:
+        try:
+            text = tokenizer.decode([int(i)])
+        except Exception:  # an id the tokenizer does not know (a mismatched tokenizer): show the id
+            text = f"#{i}"
+        pieces.append(text.replace(" ", "␣").replace("\n", "⏎").replace("\t", "⇥") or f"#{i}")
+    return pieces
+
+
+def load_tokenizer(manifest: dict):
+    """The run's target tokenizer from the local directory it was loaded from, or None (moved, deleted,
+    another machine). Local files only: never a download."""
+    path = ((manifest.get("models") or {}).get("target") or {}).get("local_path")
+    if not path or not Path(path).is_dir():
+        return None
+    try:
+        from transformers import AutoTokenizer
+        return AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except Exception:  # noqa: BLE001 — any failure means "show ids instead"
+        return None
+
+
+PROMPT_METRIC_COLUMNS = ["prompt_id", "category", "prompt_tokens", "method", "draft_length", "new_tokens",
+                         "base_new_tokens", "rounds", "drafted", "accepted", "tau", "rho", "alpha_pos",
+                         "alpha_beta", "base_tpot_ms", "tpot_ms", "speedup", "saving_ms", "base_ttft_s", "ttft_s",
+                         "base_tokens_per_s", "tokens_per_s", "speedup_e2e", "identical", "first_divergence"]
+
+
+def prompt_metrics(analysis) -> pd.DataFrame:
+    """One row per prompt × method × γ with the measured metrics (analysis.prompt_table columns)."""
+    df = analysis.prompts
+    return df[[c for c in PROMPT_METRIC_COLUMNS if c in df.columns]].reset_index(drop=True)
+
+
+def prompt_metrics_csv(analysis) -> bytes:
+    return prompt_metrics(analysis).to_csv(index=False, float_format="%.6g").encode("utf-8")
+
+
+# ---- workload screen ----
+
+def category_table(summary: dict) -> pd.DataFrame:
+    """Workload.summary() per category: category, prompts, median characters, median words."""
+    return pd.DataFrame([{"category": c, "prompts": info["prompts"], "median characters": info["chars"]["median"],
+                          "median words": info["words"]["median"]} for c, info in summary["per_category"].items()])
+
+
+def preview_table(workload, limit: int = 200, chars: int = 160) -> pd.DataFrame:
+    """The first `limit` prompts: id, category, prompt (cut to `chars`), chat (a messages list), line."""
+    rows = []
+    for p in workload.prompts[:limit]:
+        text = " ".join(p.text.split())
+        rows.append({"id": p.id, "category": p.category,
+                     "prompt": text if len(text) <= chars else text[: chars - 1] + "…",
+                     "chat": p.messages is not None, "line": p.source_line})
+    return pd.DataFrame(rows, columns=["id", "category", "prompt", "chat", "line"])
+
+
+# ---- explore screen ----
+
+def gamma_range(analysis) -> tuple[int, int]:
+    """(1, largest γ the projection covers)."""
+    proj = analysis.projection
+    return 1, int(proj["gamma"].max()) if len(proj) else 1
+
+
+def best_measured(analysis, method: str | None = None) -> dict | None:
+    """The measured configuration with the highest speedup (optionally of one method): a summary row."""
+    s = analysis.summary
+    s = s[(s["method"] != "baseline") & s["speedup"].notna()]
+    if method is not None:
+        s = s[s["method"] == method]
+    if s.empty:
+        return None
+    return s.sort_values("speedup", ascending=False).iloc[0].to_dict()
+
+
+def gamma_point(analysis, method: str, gamma: int, category: str = "all") -> dict:
+    """What the γ slider shows for one method at one γ, from the stored analysis (no decoding):
+    projected tau, speedup, ms_per_token (round time ÷ τ with the measured costs), extrapolated
+    (γ beyond every run), gamma_source (the γ run whose rounds it is projected from); baseline
+    ms_per_token; and, when γ was run, the measured tau/speedup/ms_per_token with 95% CIs
+    (measured is None otherwise)."""
+    proj = analysis.projection if category == "all" else analysis.projection_by_category
+    summ = analysis.summary if category == "all" else analysis.summary_by_category
+    p = proj[(proj["method"] == method) & (proj["category"] == category) & (proj["gamma"] == gamma)]
+    if p.empty:
+        raise SpecdecError(f"no projection for {method} at γ={gamma}")
+    p = p.iloc[0]
+    base = summ[(summ["method"] == "baseline") & (summ["category"] == category)]
+    base_ms = float(base["tpot_ms"].iloc[0]) if len(base) else 1e3 * analysis.costs.target_step_s
+    out = {"method": method, "gamma": int(gamma), "category": category, "tau": float(p["tau"]),
+           "speedup": float(p["speedup"]), "ms_per_token": float(p["ms_per_token"]),
+           "base_ms_per_token": base_ms, "extrapolated": bool(p["extrapolated"]),
+           "gamma_source": int(p["gamma_source"]), "measured": None}
+    m = summ[(summ["method"] == method) & (summ["category"] == category) & (summ["draft_length"] == gamma)]
+    if len(m):
+        m = m.iloc[0]
+        out["measured"] = {k: float(m[k]) for k in ("tau", "tau_lo", "tau_hi", "speedup", "speedup_lo", "speedup_hi",
+                                                     "tpot_ms", "tpot_ms_lo", "tpot_ms_hi")}
+        out["measured"]["n_prompts"] = int(m["n_prompts"])
+    return out
+
+
+def whatif_at(whatif_df: pd.DataFrame, batch_size: int, min_speedup: float) -> dict | None:
+    """At one batch size of a what-if table (one hardware, method, context): the best γ that fits in
+    memory, its speedup and ms per token saved; gamma None when nothing reaches min_speedup."""
+    from specdec import hardware
+
+    df = whatif_df[whatif_df["batch_size"] == batch_size]
+    if df.empty:
+        return None
+    fits = bool(df["fits_memory"].any())
+    best = hardware.best_by_batch(df, min_speedup)
+    if best.empty:
+        return {"batch_size": batch_size, "fits": False, "gamma": None, "speedup": None, "saving_ms_per_token": None,
+                "base_ms_per_token": float(df["base_ms_per_token"].iloc[0])}
+    row = best.iloc[0]
+    top = df[df["fits_memory"]].sort_values("speedup", ascending=False).iloc[0]
+    return {"batch_size": batch_size, "fits": fits, "gamma": None if pd.isna(row["gamma"]) else int(row["gamma"]),
+            "speedup": float(row["speedup"]), "best_speedup": float(top["speedup"]),
+            "saving_ms_per_token": float(row["saving_ms_per_token"]),
+            "base_ms_per_token": float(df["base_ms_per_token"].iloc[0]),
+            "bound": str(top["target_bound"])}
+
+
+def category_summary(analysis, category: str) -> pd.DataFrame:
+    """The measured configurations of one category: method, γ, prompts, τ, speedup with 95% CI,
+    ms per token, identical share."""
+    s = analysis.summary_by_category if category != "all" else analysis.summary
+    s = s[(s["category"] == category) & (s["method"] != "baseline")]
+    return s[["method", "draft_length", "n_prompts", "tau", "tau_lo", "tau_hi", "speedup", "speedup_lo", "speedup_hi",
+              "tpot_ms", "base_tpot_ms", "identical_rate"]].reset_index(drop=True)
+
+
+def prompt_rows(analysis, results: dict, method: str, gamma: int) -> pd.DataFrame:
+    """outputs_table joined with the per-prompt metrics of that configuration (speedup, tau, ms per token)."""
+    out = outputs_table(results, method, gamma)
+    pt = analysis.prompts
+    pt = pt[(pt["method"] == method) & (pt["draft_length"] == gamma)][
+        ["prompt_id", "speedup", "tau", "tpot_ms", "base_tpot_ms", "accepted", "drafted", "rounds"]]
+    return out.merge(pt.rename(columns={"prompt_id": "id"}), on="id", how="left")

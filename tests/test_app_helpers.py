@@ -1,0 +1,223 @@
+"""The app's non-Streamlit helpers: run planning and the estimate (runplan), the background worker, and
+the data views of the Explore page (views). Tiny random models only."""
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from specdec import config, runplan, views, worker
+from specdec.errors import SpecdecError
+from specdec.store import Store
+from specdec.workloads import load_workload
+
+FIXTURE_WORKLOAD = Path(__file__).parent / "fixtures" / "tiny_workload.jsonl"
+
+
+# ---- runplan ----
+
+def test_run_config_checks_every_field():
+    ok = dict(target="t", draft="d", methods=["draft"], draft_lengths=[4, 2, 2], max_new_tokens=8)
+    cfg = runplan.run_config(**ok)
+    assert cfg.draft_lengths == (2, 4) and cfg.sampling.greedy
+    for bad, words in ((dict(methods=[]), "at least one method"), (dict(methods=["medusa"]), "unknown: medusa"),
+                       (dict(draft_lengths=[0]), "from 1 to"), (dict(draft_lengths=[config.MAX_DRAFT_LENGTH + 1]), "from 1 to"),
+                       (dict(max_new_tokens=0), "at least 1"), (dict(target=" "), "target model"),
+                       (dict(draft=""), "needs a draft"), (dict(top_p=0.0), "top-p"), (dict(temperature=-1), "temperature")):
+        with pytest.raises(SpecdecError, match=words):
+            runplan.run_config(**{**ok, **bad})
+    # No draft needed for prompt lookup alone.
+    assert runplan.run_config(**{**ok, "methods": ["prompt-lookup"], "draft": ""}).methods == ("prompt-lookup",)
+
+
+def test_quick_preset_fits_five_minutes_at_the_bundled_speed():
+    """The issue's sizing: target ≈ 4 tok/s bf16 on 2 cores, draft ≈ 3× faster → about 5 minutes."""
+    q = runplan.PRESETS["quick"]
+    cfg = runplan.run_config(target="t", draft="d", methods=q.methods, draft_lengths=q.draft_lengths,
+                             max_new_tokens=q.max_new_tokens)
+    speeds = runplan.Speeds(target_step_s=0.25, draft_step_s=0.08, verify_slope=0.08, prefill_s_per_token=0.008,
+                            draft_prefill_s_per_token=0.003, source="assumed")
+    est = runplan.estimate_run(cfg, q.max_prompts, 150, speeds)
+    assert 3 * 60 < est.total_s < 7 * 60
+    assert est.low_s < est.total_s < est.high_s
+    assert set(est.by_config) == {"baseline", "draft γ=2", "draft γ=4", "prompt-lookup γ=2", "prompt-lookup γ=4"}
+
+
+def test_estimate_formula_by_hand():
+    s = runplan.Speeds(target_step_s=0.1, draft_step_s=0.02, verify_slope=0.0, prefill_s_per_token=0.0,
+                       draft_prefill_s_per_token=0.0, source="x", acceptance={"draft": 0.0})
+    # α = 0 → τ = 1: every one of the 9 later tokens costs γ draft steps + one verify.
+    assert runplan.generation_s("draft", 2, 10, 0, s, 0.0) == pytest.approx(9 * (2 * 0.02 + 0.1))
+    assert runplan.generation_s("baseline", 0, 10, 0, s, 0.0) == pytest.approx(0.9)
+    # α = 1 → τ = γ + 1 tokens per pass.
+    assert runplan.generation_s("prompt-lookup", 2, 10, 0, s, 1.0) == pytest.approx(9 / 3 * 0.1)
+    cfg = runplan.run_config(target="t", draft="d", methods=["draft"], draft_lengths=[2], max_new_tokens=10)
+    est = runplan.estimate_run(cfg, 3, 0, s)
+    assert est.low_s == est.total_s == est.high_s  # measured α: no range
+    warm = runplan.generation_s("baseline", 0, 8, 0, s, 0) + runplan.generation_s("draft", 2, 8, 0, s, 0)
+    assert est.total_s == pytest.approx(warm + 3 * (0.9 + 9 * 0.14))
+    assert runplan.format_duration(59.6) == "1 min 00 s" and runplan.format_duration(3725) == "1 h 02 min"
+
+
+def test_calibrate_and_speeds_from_results(tiny_model_dirs):
+    from specdec.models import load_pair
+    target, draft = load_pair(str(tiny_model_dirs[0]), str(tiny_model_dirs[1]), dtype="float32", device="cpu")
+    s = runplan.calibrate(target, draft, max_gamma=4)
+    assert s.target_step_s > 0 and s.draft_step_s > 0 and s.prefill_s_per_token > 0 and s.verify_slope >= 0
+    example = json.loads(views.example_results_path().read_text())
+    r = runplan.speeds_from_results(example)
+    assert r.target_step_s > 0 and set(r.acceptance) == {"draft", "prompt-lookup"}
+    assert all(0 <= v <= 1 for v in r.acceptance.values())
+
+
+# ---- worker ----
+
+def _tiny_cfg(dirs, **kw):
+    base = dict(target=str(dirs[0]), draft=str(dirs[1]), methods=["draft", "prompt-lookup"], draft_lengths=[2],
+                max_new_tokens=6, dtype="float32", device="cpu")
+    return runplan.run_config(**{**base, **kw})
+
+
+def test_worker_runs_in_background_and_stores_results(tiny_model_dirs, tmp_path):
+    db = tmp_path / "runs.sqlite"
+    w = worker.Worker(store_factory=lambda: Store(db))
+    wl = load_workload(FIXTURE_WORKLOAD, max_prompts=3)
+    w.start_run(_tiny_cfg(tiny_model_dirs), wl)
+    assert w.status().busy
+    with pytest.raises(SpecdecError, match="already running"):
+        w.start_run(_tiny_cfg(tiny_model_dirs), wl)
+    assert w.join(120)
+    s = w.status()
+    assert s.state == "complete", s.error
+    assert s.progress.done == s.progress.total == 3 and s.run_id
+    stored = Store(db).load_run(s.run_id)
+    assert len(stored["prompts"]) == 3 and stored["manifest"]["status"] == "complete"
+    # The loaded pair is kept: a second job reuses it without loading.
+    loads = []
+    w._load_pair = lambda *a, **k: loads.append(a)  # noqa: SLF001 — would fail the job if called
+    w.start_calibration(_tiny_cfg(tiny_model_dirs))
+    assert w.join(60) and w.status().state == "complete" and not loads
+    assert w.speeds(_tiny_cfg(tiny_model_dirs)).target_step_s > 0
+
+
+def test_worker_cancel_keeps_measured_prompts(tiny_model_dirs, tmp_path):
+    db = tmp_path / "runs.sqlite"
+    w = worker.Worker(store_factory=lambda: Store(db))
+    first = threading.Event()
+    original = w._on_progress  # noqa: SLF001
+
+    def on_progress(p):
+        original(p)
+        if p.done >= 1:
+            first.set()
+    w._on_progress = on_progress  # noqa: SLF001
+    w.start_run(_tiny_cfg(tiny_model_dirs, max_new_tokens=16), load_workload(FIXTURE_WORKLOAD))
+    assert first.wait(120)
+    w.cancel()
+    assert w.status().cancel_requested
+    assert w.join(120)
+    s = w.status()
+    assert s.state == "interrupted"
+    n = len(Store(db).load_run(s.run_id)["prompts"])
+    assert 1 <= n < 12
+
+
+def test_worker_turns_failures_into_one_line(tmp_path):
+    w = worker.Worker(store_factory=lambda: Store(tmp_path / "r.sqlite"))
+    cfg = runplan.run_config(target=str(tmp_path / "missing"), draft=str(tmp_path / "nope"), methods=["draft"],
+                             draft_lengths=[2], max_new_tokens=4, device="cpu")
+    w.start_run(cfg, load_workload(FIXTURE_WORKLOAD, max_prompts=1))
+    assert w.join(60)
+    s = w.status()
+    assert s.state == "failed" and "\n" not in s.error and "missing" in s.error
+
+    def boom(*a, **k):
+        raise RuntimeError("kaput\nsecond line")
+    w2 = worker.Worker(store_factory=lambda: Store(tmp_path / "r.sqlite"), load_pair=boom)
+    w2.start_calibration(cfg)
+    assert w2.join(60)
+    assert w2.status().state == "failed" and w2.status().error == "RuntimeError: kaput"
+    w2.start_calibration(cfg)  # a finished job frees the worker
+    assert w2.join(60)
+
+
+# ---- views ----
+
+@pytest.fixture(scope="module")
+def example():
+    from specdec import results
+    return results.load(views.example_results_path())
+
+
+def test_verify_cycles_rebuild_the_output(example):
+    for p in example["prompts"]:
+        for run in p["runs"]:
+            cycles = views.verify_cycles(example, p["id"], run["method"], run["draft_length"])
+            rebuilt = run["tokens"][:1] + [t for c in cycles for t in c["emitted"]]
+            assert rebuilt == run["tokens"]
+            for c in cycles:
+                n = c["accepted"]
+                assert c["status"][:n] == ["accepted"] * n
+                assert c["emitted"][:n] == c["drafted"][:n]  # accepted drafts are the output
+                if n < len(c["drafted"]):
+                    assert c["status"][n] == "rejected" and set(c["status"][n + 1:]) <= {"discarded"}
+                    assert c["next_kind"] in ("resampled", "cut")
+                elif c["drafted"]:
+                    assert c["next_kind"] in ("bonus", "cut")
+
+
+def test_verify_cycles_kinds_on_a_hand_made_run():
+    run = {"method": "draft", "draft_length": 3, "tokens": [5, 1, 2, 3, 9, 7, 8, 6, 4, 0], "text": "", "new_tokens": 10,
+           "prefill_s": 0, "decode_s": 0, "rounds": [
+               {"drafted": 3, "accepted": 3, "draft_tokens": [1, 2, 3], "beta": [0.9, 0.8, 0.7], "draft_s": 0, "verify_s": 0},
+               {"drafted": 3, "accepted": 1, "draft_tokens": [7, 4, 4], "beta": [0.9, 0.1, 0.5], "draft_s": 0, "verify_s": 0},
+               {"drafted": 0, "accepted": 0, "draft_tokens": [], "beta": [], "draft_s": 0, "verify_s": 0},
+               # EOS (0) drafted and accepted: the round ends there, before any target token.
+               {"drafted": 3, "accepted": 3, "draft_tokens": [4, 0, 3], "beta": [0.9, 0.9, 0.9], "draft_s": 0,
+                "verify_s": 0, "emitted": 2}]}
+    res = {"prompts": [{"id": "p", "category": "c", "prompt": "", "baseline": {}, "runs": [run]}]}
+    c = views.verify_cycles(res, "p", "draft", 3)
+    assert [x["next_kind"] for x in c] == ["bonus", "resampled", "target step", "cut"]
+    assert c[1]["status"] == ["accepted", "rejected", "discarded"] and c[1]["next_token"] == 8
+    assert c[0]["emitted"] == [1, 2, 3, 9] and c[2]["emitted"] == [6] and c[2]["start"] == 7
+    assert c[3]["emitted"] == [4, 0] and c[3]["next_token"] is None
+    with pytest.raises(SpecdecError):
+        views.verify_cycles(res, "p", "prompt-lookup", 3)
+
+
+def test_outputs_table_finds_the_first_divergence():
+    res = {"prompts": [{"id": "a", "category": "c", "prompt": "q",
+                        "baseline": {"tokens": [1, 2, 3], "text": "abc"},
+                        "runs": [{"method": "draft", "draft_length": 2, "tokens": [1, 2, 4], "text": "abd"}]}]}
+    row = views.outputs_table(res, "draft", 2).iloc[0]
+    assert not row["identical"] and row["first_divergence"] == 2 and row["common_chars"] == 2
+
+
+def test_token_pieces_and_tokenizer_fallback(tokenizer):
+    assert views.token_pieces([7, 8]) == ["#7", "#8"]
+    assert views.token_pieces(list(b"a b\n"), tokenizer) == ["a", "␣", "b", "⏎"]
+    assert views.load_tokenizer({"models": {"target": {"local_path": "/nonexistent"}}}) is None
+
+
+def test_gamma_point_is_the_projection_and_marks_measured(example):
+    from specdec import analysis
+    a = analysis.analyze(example, n_boot=200)
+    measured = views.gamma_point(a, "draft", 2)
+    assert measured["measured"] is not None and not measured["extrapolated"]
+    row = a.projection[(a.projection["method"] == "draft") & (a.projection["gamma"] == 2)].iloc[0]
+    assert measured["speedup"] == pytest.approx(row["speedup"])
+    far = views.gamma_point(a, "draft", 9)
+    assert far["measured"] is None and far["extrapolated"] and far["tau"] != measured["tau"]
+    csv = views.prompt_metrics_csv(a).decode().splitlines()
+    assert csv[0].startswith("prompt_id,category") and len(csv) == 1 + len(a.prompts)
+
+
+def test_sample_files_and_upload_errors():
+    names = [p.name for p in views.sample_workload_files()]
+    assert "mixed.jsonl" in names and "README.md" not in names
+    with pytest.raises(SpecdecError, match="bad.json is not JSON"):
+        views.results_from_bytes(b"{nope", "bad.json")
+    with pytest.raises(SpecdecError, match="not a specdec results file"):
+        views.results_from_bytes(b"[1, 2]", "list.json")
