@@ -84,6 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--results", help="results.json")
     src.add_argument("--run-id", help="a stored run id")
     brief.add_argument("--out", required=True, help="PDF path")
+    brief.add_argument("--hardware", default=config.DEFAULT_HARDWARE,
+                       help="serving hardware to project onto (H100-SXM, A100-80GB, L4, A10G, RTX-4090, this-machine)")
+    brief.add_argument("--batch-sizes", type=_csv(int), default=config.WHATIF_BATCH_SIZES,
+                       help="batch sizes for the what-if, e.g. 1,8,64")
+    brief.add_argument("--min-speedup", type=float, default=config.MIN_SPEEDUP_LO,
+                       help="a segment is on when its speedup CI lower bound reaches this")
+    brief.add_argument("--min-prompts", type=int, default=config.MIN_PROMPTS,
+                       help="prompts needed for a confident verdict")
+    brief.add_argument("--page", choices=("A4", "Letter"), default=config.BRIEF_PAGE_FORMAT)
+    brief.add_argument("--no-charts", action="store_true", help="leave chart images out (no browser needed)")
     return parser
 
 
@@ -291,7 +301,37 @@ def _cmd_decide(args) -> int:
 
 
 def _cmd_brief(args) -> int:
-    raise SpecdecError("brief is not implemented yet")
+    from pathlib import Path
+
+    from specdec import decision, hardware, report, results
+    from specdec.store import Store
+    if args.hardware != hardware.THIS_MACHINE:
+        hardware.profile(args.hardware)  # an unknown name is a one-line error before any work
+    if not args.batch_sizes or min(args.batch_sizes) < 1:
+        raise SpecdecError("--batch-sizes must be positive integers, e.g. 1,8,64")
+    if args.min_speedup <= 0 or args.min_prompts < 1:
+        raise SpecdecError("--min-speedup must be > 0 and --min-prompts at least 1")
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise SpecdecError(f"{out.parent}: no such directory for --out")
+    if args.results:
+        data = results.load(args.results)
+    else:
+        with Store() as store:
+            data = store.load_run(args.run_id)
+    th = decision.Thresholds(min_speedup_lo=args.min_speedup, min_prompts=args.min_prompts)
+    pdf = report.build_brief(data, thresholds=th, hardware=args.hardware, batch_sizes=tuple(sorted(set(args.batch_sizes))),
+                             charts_on=not args.no_charts, page_format=args.page,
+                             on_warning=lambda line: print(f"note: {line}; the brief has no chart images",
+                                                           file=sys.stderr))
+    tmp = out.with_name(out.name + ".part")
+    try:
+        tmp.write_bytes(pdf)
+        tmp.replace(out)  # a reader never sees half a PDF
+    except OSError as exc:
+        raise SpecdecError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    print(f"wrote {out} ({len(pdf) / 1024:.0f} KB)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

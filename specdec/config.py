@@ -95,3 +95,13 @@ WHATIF_BANDWIDTH_EFFICIENCY = 0.8  # share of peak memory bandwidth a decode ste
 WHATIF_COMPUTE_EFFICIENCY = 0.6  # share of peak dense tensor FLOPS a large-batch step achieves on a GPU
 WHATIF_MEMORY_HEADROOM = 0.9  # weights + KV cache must fit in this share of device memory
 PROJECTION_TRUST_ERROR = 0.10  # projection off by more than this at a measured γ → its other γ values are flagged
+
+# Charts and the PDF brief (specdec/charts.py, chart_images.py, report.py)
+CHART_WIDTH_PX = 900  # figure size in CSS pixels: 900 px over a 180 mm A4 text width keeps 15 px type ≈ 8.5 pt
+CHART_HEIGHT_PX = 460
+CHART_FONT_PX = 15
+CHART_SCALE = 2.0  # PNG pixels per CSS pixel: ≈ 250 dpi on the page
+CHART_TIMEOUT_S = 30.0  # one chart export; a hung browser is given up on after this
+BROWSER_START_TIMEOUT_S = 60.0  # launching the headless browser (a cold start on a busy 2-core box takes ~6 s)
+BROWSER_ENV_VAR = "BROWSER_PATH"  # a Chrome/Chromium executable; else chromium, chromium-browser, google-chrome on PATH
+BRIEF_PAGE_FORMAT = "A4"  # or "Letter"

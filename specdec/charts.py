@@ -1,0 +1,529 @@
+"""Plotly figures from the analysis: data in, go.Figure out, no I/O. The app shows these figures and
+the PDF brief embeds PNGs of the same figures, so the two can never disagree.
+
+Every function takes the analysis output named in its docstring (specdec.analysis.analyze →
+Analysis; specdec.hardware.whatif → DataFrame) and returns a go.Figure. Colours are Okabe & Ito's
+colour-blind-safe palette; a method keeps its colour in every chart.
+
+Public API
+    acceptance_chart(positions, category="all") -> Figure        acceptance by draft position
+    gamma_chart(summary, projection, category="all") -> Figure   τ and speedup vs γ, measured + projected
+    category_chart(summary_by_category, summary=None, min_speedup_lo=…) -> Figure   speedup by category
+    distribution_chart(prompts) -> Figure                         per-prompt speedup per configuration
+    payoff_chart(whatif_df, hardware, method) -> Figure           projected speedup over batch × γ
+    throughput_chart(summary) -> Figure                           baseline vs speculative tokens/s
+    costs_chart(costs) -> Figure                                  draft cost c and the verify-cost curve
+    primary_method(analysis, decision=None) -> str | None         the method the single-method charts show
+    payoff_data(analysis, hardware, method, batch_sizes=…, category="all") -> DataFrame   whatif for payoff_chart
+    figures(analysis, decision=None, hardware=…, method=None, batch_sizes=…) -> {name: Figure}
+    CHART_NAMES, CHART_TITLES
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from specdec import config
+from specdec import hardware as hw
+
+ALL = "all"
+
+# Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision deficiencies.
+OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
+             "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7"}
+METHOD_COLOURS = {"baseline": "#6E6E6E", "draft": OKABE_ITO["blue"], "prompt-lookup": OKABE_ITO["vermillion"]}
+# Successive γ values of one method; yellow is left out: it vanishes on white.
+SEQUENCE = [OKABE_ITO[k] for k in ("sky", "blue", "green", "orange", "purple", "vermillion", "black")]
+FONT = "DejaVu Sans, Arial, sans-serif"  # DejaVu carries γ α τ ≥ ×, and the PDF uses it too
+
+CHART_NAMES = ("categories", "gamma", "acceptance", "distribution", "throughput", "payoff", "costs")
+CHART_TITLES = {
+    "categories": "Speedup by category",
+    "gamma": "τ and speedup vs draft length γ",
+    "acceptance": "Acceptance by draft position",
+    "distribution": "Per-prompt speedup",
+    "throughput": "Baseline vs speculative tokens/s",
+    "payoff": "Where it pays off",
+    "costs": "Draft cost c and verify cost",
+}
+
+
+def method_colour(method: str, i: int = 0) -> str:
+    return METHOD_COLOURS.get(method, SEQUENCE[i % len(SEQUENCE)])
+
+
+def _style(fig: go.Figure, title: str, subtitle: str | None = None, height: int = config.CHART_HEIGHT_PX) -> go.Figure:
+    """House layout: white background, large enough type for a PDF at 100 %, legend under the plot."""
+    fig.update_layout(
+        template="plotly_white", width=config.CHART_WIDTH_PX, height=height,
+        font=dict(family=FONT, size=config.CHART_FONT_PX, color="#222"),
+        title=dict(text=f"<b>{title}</b>", x=0.01, xanchor="left", yref="container", y=0.975, yanchor="top",
+                   font=dict(size=config.CHART_FONT_PX + 3),
+                   subtitle=dict(text=subtitle or "", font=dict(size=config.CHART_FONT_PX - 2, color="#555"))),
+        margin=dict(l=80, r=30, t=95 if subtitle else 70, b=120),
+        # The legend sits at the very bottom of the figure, below the x-axis title, never on the data.
+        legend=dict(orientation="h", yref="container", y=0.01, yanchor="bottom", x=0.0, xanchor="left"),
+        hoverlabel=dict(font_family=FONT),
+    )
+    fig.update_xaxes(showline=True, linecolor="#888", ticks="outside", zeroline=False)
+    fig.update_yaxes(showline=True, linecolor="#888", ticks="outside", zeroline=False)
+    return fig
+
+
+def _empty(title: str, why: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=why, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font=dict(size=config.CHART_FONT_PX + 1, color="#555"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _style(fig, title)
+
+
+def _err(point, lo, hi) -> dict:
+    """Asymmetric error bars from CI bounds (NaN bounds draw no bar)."""
+    p, lo, hi = (np.asarray(v, dtype=float) for v in (point, lo, hi))
+    return dict(type="data", symmetric=False, array=np.nan_to_num(hi - p, nan=0.0).clip(min=0),
+                arrayminus=np.nan_to_num(p - lo, nan=0.0).clip(min=0), thickness=1.5, width=5)
+
+
+def _speculative(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["method"] != "baseline"] if "method" in df.columns else df
+
+
+def _ratio_axis(values) -> dict:
+    """A log axis for speedups (0.5× and 2× equally far from break-even) with × tick labels."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x) and x > 0], dtype=float)
+    lo = min(v.min(initial=1.0), 0.9) / 1.15
+    hi = max(v.max(initial=1.0), 1.1) * 1.15
+    wide = math.log10(hi / lo) > 1.2  # more than ~16×: 1-2-5 steps; else finer ones around 1×
+    steps = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50) if wide else (
+        0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 4, 6, 8)
+    ticks = [t for t in steps if lo <= t <= hi]
+    return dict(type="log", range=[math.log10(lo), math.log10(hi)], tickvals=ticks,
+                ticktext=[f"{t:g}×" for t in ticks])
+
+
+# ---- 1. acceptance by draft position ----
+
+def acceptance_chart(positions: pd.DataFrame, category: str = ALL) -> go.Figure:
+    """P(≥ i drafted tokens accepted | ≥ i drafted) for each position i, one panel per method, one line
+    per γ run, bootstrap 95% CI bars, and the i.i.d. model α^i (dashed) at the largest γ.
+
+    positions: Analysis.positions (or Analysis.positions_by_category with category set); columns
+    method, draft_length, category, position, p_ge, p_ge_lo, p_ge_hi, alpha, iid_p_ge."""
+    title = "Acceptance by draft position"
+    df = positions[positions["category"] == category] if len(positions) else positions
+    if df.empty:
+        return _empty(title, "no speculative rounds recorded")
+    methods = sorted(df["method"].unique())
+    fig = make_subplots(rows=1, cols=len(methods), shared_yaxes=True, horizontal_spacing=0.06,
+                        subplot_titles=[f"{m}" for m in methods])
+    shown = set()
+    gammas = sorted(df["draft_length"].unique())
+    for col, m in enumerate(methods, start=1):
+        dm = df[df["method"] == m]
+        for g in sorted(dm["draft_length"].unique()):
+            d = dm[dm["draft_length"] == g].sort_values("position")
+            name = f"γ = {g}"
+            fig.add_trace(go.Scatter(
+                x=d["position"], y=d["p_ge"], mode="lines+markers", name=name, legendgroup=name,
+                showlegend=name not in shown, line=dict(color=SEQUENCE[gammas.index(g) % len(SEQUENCE)], width=2.5),
+                marker=dict(size=8), error_y=_err(d["p_ge"], d["p_ge_lo"], d["p_ge_hi"]),
+                hovertemplate=f"{m} γ={g}<br>position %{{x}}: %{{y:.2f}}<extra></extra>"), row=1, col=col)
+            shown.add(name)
+        top = dm[dm["draft_length"] == dm["draft_length"].max()].sort_values("position")
+        alpha = float(top["alpha"].iloc[0])
+        if np.isfinite(alpha):
+            name = "i.i.d. model α<sup>i</sup>"
+            fig.add_trace(go.Scatter(
+                x=top["position"], y=top["iid_p_ge"], mode="lines", name=name, legendgroup=name,
+                showlegend=name not in shown, line=dict(color="#444", dash="dash", width=1.5),
+                hovertemplate=f"{m}: α={alpha:.2f}, α^%{{x}} = %{{y:.2f}}<extra></extra>"), row=1, col=col)
+            shown.add(name)
+            fig.add_annotation(text=f"α = {alpha:.2f}", xref=f"x{col if col > 1 else ''} domain",
+                               yref=f"y{col if col > 1 else ''} domain", x=0.98, y=0.98, showarrow=False,
+                               xanchor="right", yanchor="top", font=dict(size=config.CHART_FONT_PX - 1, color="#444"))
+        fig.update_xaxes(title_text="draft position i", dtick=1, row=1, col=col)
+    fig.update_yaxes(title_text="P(≥ i accepted | ≥ i drafted)", range=[0, 1.05], row=1, col=1)
+    sub = "share of rounds whose first i drafted tokens were all accepted; bars: 95% CI over prompts"
+    return _style(fig, title + ("" if category == ALL else f" — {category}"), sub)
+
+
+# ---- 2. τ and speedup vs γ ----
+
+def gamma_chart(summary: pd.DataFrame, projection: pd.DataFrame, category: str = ALL) -> go.Figure:
+    """Left: τ (tokens per target pass) vs γ; right: decode speedup vs γ with the break-even line.
+    Points with 95% CI bars are measured; lines are the projection from the per-position acceptance of
+    the largest γ run and the measured cost model (dotted where γ exceeds every run: extrapolated).
+
+    summary: Analysis.summary (or summary_by_category) — method, draft_length, category, tau, tau_lo,
+    tau_hi, speedup, speedup_lo, speedup_hi. projection: Analysis.projection (or projection_by_category)
+    — method, category, gamma, tau, speedup, extrapolated."""
+    title = "τ and speedup vs draft length γ"
+    meas = _speculative(summary)
+    meas = meas[meas["category"] == category] if len(meas) else meas
+    proj = projection[projection["category"] == category] if len(projection) else projection
+    if meas.empty and proj.empty:
+        return _empty(title, "no speculative runs recorded")
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=("τ: tokens per target pass", "decode speedup vs baseline"))
+    methods = sorted(set(meas["method"]) | set(proj["method"]))
+    for i, m in enumerate(methods):
+        colour = method_colour(m, i)
+        pm = proj[proj["method"] == m].sort_values("gamma")
+        mm = meas[meas["method"] == m].sort_values("draft_length")
+        for col, key in ((1, "tau"), (2, "speedup")):
+            first = col == 1
+            if len(pm):
+                inside = pm[~pm["extrapolated"].astype(bool)]
+                outside = pm[pm["gamma"] >= inside["gamma"].max()] if len(inside) else pm
+                fig.add_trace(go.Scatter(x=inside["gamma"], y=inside[key], mode="lines", line=dict(color=colour, width=2),
+                                         name=f"{m}: projected", legendgroup=f"{m}p", showlegend=first,
+                                         hovertemplate=f"{m} projected γ=%{{x}}: %{{y:.2f}}<extra></extra>"), row=1, col=col)
+                if len(outside) > 1:
+                    fig.add_trace(go.Scatter(x=outside["gamma"], y=outside[key], mode="lines",
+                                             line=dict(color=colour, width=2, dash="dot"), name=f"{m}: extrapolated",
+                                             legendgroup=f"{m}p", showlegend=False,
+                                             hovertemplate=f"{m} extrapolated γ=%{{x}}: %{{y:.2f}}<extra></extra>"),
+                                  row=1, col=col)
+            if len(mm):
+                fig.add_trace(go.Scatter(x=mm["draft_length"], y=mm[key], mode="markers", name=f"{m}: measured",
+                                         legendgroup=f"{m}m", showlegend=first,
+                                         marker=dict(color=colour, size=11, symbol="circle", line=dict(color="white", width=1)),
+                                         error_y=_err(mm[key], mm[f"{key}_lo"], mm[f"{key}_hi"]),
+                                         hovertemplate=f"{m} measured γ=%{{x}}: %{{y:.2f}}<extra></extra>"),
+                              row=1, col=col)
+    fig.add_hline(y=1.0, line=dict(color="#222", width=1.2, dash="dash"), row=1, col=2,
+                  annotation_text="break-even 1×", annotation_position="top left",
+                  annotation_font=dict(size=config.CHART_FONT_PX - 2))
+    fig.update_xaxes(title_text="draft length γ", dtick=1 if proj["gamma"].max() <= 12 else 2)
+    fig.update_yaxes(title_text="τ (tokens per pass)", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="speedup (×)", rangemode="tozero", row=1, col=2)
+    sub = "points: measured, 95% CI; lines: projection from the largest γ run; dotted: beyond any run"
+    return _style(fig, title + ("" if category == ALL else f" — {category}"), sub)
+
+
+# ---- 3. speedup by category ----
+
+def best_per_method(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per category × method, the γ whose speedup CI has the highest lower bound (the decision's rule)."""
+    df = _speculative(summary).dropna(subset=["speedup"])
+    if df.empty:
+        return df
+    df = df.sort_values(["speedup_lo", "speedup"], ascending=False, na_position="last")
+    return df.groupby(["category", "method"], sort=True).head(1).sort_values(["category", "method"])
+
+
+def category_chart(summary_by_category: pd.DataFrame, summary: pd.DataFrame | None = None,
+                   min_speedup_lo: float = config.MIN_SPEEDUP_LO) -> go.Figure:
+    """Measured decode speedup per category (rows) and method (colours) at each method's best γ, with
+    95% CI bars, the break-even line at 1× and the decision's bar (a CI lower bound ≥ min_speedup_lo).
+
+    summary_by_category: Analysis.summary_by_category; summary (optional): Analysis.summary, adds an
+    "all prompts" row. Columns used: method, draft_length, category, n_prompts, speedup, speedup_lo,
+    speedup_hi."""
+    title = "Speedup by category"
+    parts = [summary_by_category] + ([summary] if summary is not None else [])
+    best = best_per_method(pd.concat(parts, ignore_index=True))
+    if best.empty:
+        return _empty(title, "no speculative runs recorded")
+    cats = sorted(c for c in best["category"].unique() if c != ALL)
+    n = dict(zip(best["category"], best["n_prompts"]))
+    order = ([ALL] if ALL in n else []) + cats  # top to bottom
+    label = {c: f"{c} (n={int(n[c])})" for c in cats}
+    label[ALL] = f"<b>all prompts</b> (n={int(n.get(ALL, 0))})"
+    row_y = {c: len(order) - 1 - i for i, c in enumerate(order)}
+    methods = sorted(best["method"].unique())
+    fig = go.Figure()
+    for k, m in enumerate(methods):
+        d = best[best["method"] == m]
+        # Methods side by side within a category's row, first method on top.
+        y = [row_y[c] + 0.3 * ((len(methods) - 1) / 2 - k) for c in d["category"]]
+        colour = method_colour(m, k)
+        fig.add_trace(go.Scatter(
+            x=d["speedup"], y=y, mode="markers", name=m, marker=dict(color=colour, size=12),
+            error_x=_err(d["speedup"], d["speedup_lo"], d["speedup_hi"]),
+            hovertemplate=[f"{m} γ={g}: %{{x:.2f}}× (CI {lo:.2f}–{hi:.2f})<extra>{c}</extra>"
+                           for g, lo, hi, c in zip(d["draft_length"], d["speedup_lo"], d["speedup_hi"], d["category"])]))
+        # The configuration and value, just right of the interval (on a white patch over any line).
+        for x_hi, yv, g, v in zip(d["speedup_hi"].fillna(d["speedup"]), y, d["draft_length"], d["speedup"]):
+            fig.add_annotation(x=math.log10(x_hi * 1.03), y=yv, text=f"γ={g}: {v:.2f}×", showarrow=False,
+                               xanchor="left", bgcolor="rgba(255,255,255,0.85)", borderpad=1,
+                               font=dict(size=config.CHART_FONT_PX - 2, color=colour))
+    fig.add_vline(x=1.0, line=dict(color="#222", width=1.5, dash="dash"))
+    fig.add_vline(x=min_speedup_lo, line=dict(color=OKABE_ITO["green"], width=1.5, dash="dot"))
+    fig.add_annotation(x=0.0, y=1.0, yref="paper", text="break-even 1×", showarrow=False,
+                       xanchor="right", yanchor="bottom", font=dict(size=config.CHART_FONT_PX - 2))
+    fig.add_annotation(x=math.log10(min_speedup_lo), y=1.0, yref="paper", text=f"bar: CI low ≥ {min_speedup_lo:g}×",
+                       showarrow=False, xanchor="left", yanchor="bottom",
+                       font=dict(size=config.CHART_FONT_PX - 2, color=OKABE_ITO["green"]))
+    xs = list(best["speedup_lo"]) + list(best["speedup_hi"] * 2.2) + [min_speedup_lo]  # room for the labels
+    fig.update_xaxes(title_text="decode speedup (× baseline, log scale)", **_ratio_axis(xs))
+    fig.update_yaxes(tickvals=list(row_y.values()), ticktext=[label[c] for c in row_y], range=[-0.6, len(order) - 0.4],
+                     showgrid=False, title_text=None)
+    for c, yv in row_y.items():  # light bands separate the rows
+        if yv % 2 == 0:
+            fig.add_hrect(y0=yv - 0.5, y1=yv + 0.5, fillcolor="#F2F2F2", line_width=0, layer="below")
+    height = max(config.CHART_HEIGHT_PX, 230 + 75 * len(order))
+    sub = "best γ per method (highest CI lower bound); bars: 95% CI over prompts"
+    fig = _style(fig, title, sub, height=height)
+    fig.update_layout(margin=dict(l=190, t=105))
+    return fig
+
+
+# ---- 4. per-prompt speedup distribution ----
+
+def _config_label(method: str, g, sep: str = " ") -> str:
+    return f"{method}{sep}γ={int(g)}"
+
+
+def distribution_chart(prompts: pd.DataFrame) -> go.Figure:
+    """Each prompt's own decode speedup (baseline ms/token ÷ speculative ms/token on that prompt), one
+    box per method × γ with every prompt shown as a point, the break-even line at 1× and the share of
+    prompts that got faster above each box.
+
+    prompts: Analysis.prompts (analysis.prompt_table) — prompt_id, category, method, draft_length, speedup."""
+    title = "Per-prompt speedup"
+    df = prompts.dropna(subset=["speedup"])
+    df = df[np.isfinite(df["speedup"]) & (df["speedup"] > 0)]
+    if df.empty:
+        return _empty(title, "no per-prompt speedups recorded")
+    fig = go.Figure()
+    order = []
+    methods = sorted(df["method"].unique())
+    for i, m in enumerate(methods):
+        colour = method_colour(m, i)
+        for j, g in enumerate(sorted(df.loc[df["method"] == m, "draft_length"].unique())):
+            d = df[(df["method"] == m) & (df["draft_length"] == g)]
+            lab = _config_label(m, g, "<br>")
+            order.append(lab)
+            fig.add_trace(go.Box(
+                y=d["speedup"], x=[lab] * len(d), name=m, legendgroup=m, showlegend=j == 0,
+                marker=dict(color=colour, size=5, opacity=0.7), line=dict(color=colour, width=1.5),
+                fillcolor="rgba(0,0,0,0)", boxpoints="all", jitter=0.4, pointpos=0,
+                customdata=np.column_stack([d["prompt_id"], d["category"]]),
+                hovertemplate="%{customdata[0]} (%{customdata[1]}): %{y:.2f}×<extra></extra>"))
+            win = float((d["speedup"] > 1.0).mean())
+            fig.add_annotation(x=lab, y=1.0, yref="paper", text=f"{100 * win:.0f}% faster", showarrow=False,
+                               yanchor="bottom", font=dict(size=config.CHART_FONT_PX - 3, color="#444"))
+    fig.add_hline(y=1.0, line=dict(color="#222", width=1.2, dash="dash"))
+    fig.update_yaxes(title_text="speedup (×, log scale)", **_ratio_axis(df["speedup"]))
+    fig.update_xaxes(categoryorder="array", categoryarray=order, title_text=None, tickfont=dict(size=config.CHART_FONT_PX - 2))
+    sub = "each prompt's own decode speedup, one point per prompt; box: median and quartiles; dashed: break-even"
+    fig = _style(fig, title, sub)
+    fig.update_layout(margin=dict(t=100))
+    return fig
+
+
+# ---- 5. where it pays off: batch size × γ on a hardware profile ----
+
+def payoff_data(analysis, hardware: str = config.DEFAULT_HARDWARE, method: str | None = None,
+                batch_sizes=config.WHATIF_BATCH_SIZES, category: str = ALL) -> pd.DataFrame:
+    """hardware.whatif for one hardware profile and method (default: primary_method), every γ up to
+    PROJECTION_MAX_GAMMA; the input of payoff_chart. Empty when the run has no speculative rounds."""
+    method = method or primary_method(analysis)
+    if method is None:
+        return pd.DataFrame()
+    return hw.whatif(analysis, hardware=[hardware], batch_sizes=batch_sizes, methods=[method], category=category)
+
+
+def payoff_chart(whatif_df: pd.DataFrame, hardware: str | None = None, method: str | None = None,
+                 max_gamma_run: int | None = None) -> go.Figure:
+    """Projected speedup for every batch size (x) × γ (y) on one hardware profile, as a heat map
+    (blue = faster, vermillion = slower, white = 1×) with the break-even contour at 1×. Cells that do
+    not fit in device memory are left blank. max_gamma_run (optional) draws a line above the largest
+    γ measured: rows above it use extrapolated acceptance.
+
+    whatif_df: specdec.hardware.whatif(...) (or payoff_data) — hardware, method, batch_size, gamma,
+    speedup, fits_memory; filtered to `hardware` and `method` when given (else the first of each)."""
+    title = "Where it pays off"
+    if whatif_df is None or whatif_df.empty:
+        return _empty(title, "no what-if projection: the run has no speculative rounds")
+    hardware = hardware or whatif_df["hardware"].iloc[0]
+    method = method or whatif_df["method"].iloc[0]
+    df = whatif_df[(whatif_df["hardware"] == hardware) & (whatif_df["method"] == method)]
+    if "context_len" in df.columns and df["context_len"].nunique() > 1:
+        df = df[df["context_len"] == df["context_len"].min()]
+    if df.empty:
+        return _empty(title, f"no projection for {method} on {hardware}")
+    batches = sorted(df["batch_size"].unique())
+    gammas = sorted(df["gamma"].unique())
+    grid = df.pivot_table(index="gamma", columns="batch_size", values="speedup", aggfunc="first").reindex(
+        index=gammas, columns=batches)
+    fits = df.pivot_table(index="gamma", columns="batch_size", values="fits_memory", aggfunc="first").reindex(
+        index=gammas, columns=batches).fillna(False).astype(bool)
+    z = np.log2(grid.to_numpy(dtype=float))
+    z_fit = np.where(fits.to_numpy(), z, np.nan)
+    x = np.log2(np.asarray(batches, dtype=float))
+    text = np.where(fits.to_numpy(), np.vectorize(lambda v: f"{v:.2f}" if np.isfinite(v) else "")(grid.to_numpy(float)),
+                    "")
+    span = max(1.0, float(np.nanmax(np.abs(z_fit))) if np.isfinite(z_fit).any() else 1.0)
+    scale = [[0.0, OKABE_ITO["vermillion"]], [0.5, "#FFFFFF"], [1.0, OKABE_ITO["blue"]]]
+    ticks = [t for t in (-4, -3, -2, -1, 0, 1, 2, 3, 4) if abs(t) <= span]
+    fig = go.Figure(go.Heatmap(
+        x=x, y=gammas, z=z_fit, zmin=-span, zmax=span, colorscale=scale, text=text, texttemplate="%{text}",
+        textfont=dict(size=config.CHART_FONT_PX - 3),
+        colorbar=dict(title=dict(text="speedup", side="right"), tickvals=ticks, ticktext=[f"{2.0 ** t:g}×" for t in ticks],
+                      thickness=14, len=0.8),
+        customdata=np.dstack([np.broadcast_to(batches, grid.shape), grid.to_numpy(float)]),
+        hovertemplate="batch %{customdata[0]}, γ=%{y}: %{customdata[1]:.2f}×<extra></extra>", xgap=1, ygap=1))
+    if np.nanmin(z) < 0 < np.nanmax(z) and len(batches) > 1 and len(gammas) > 1:
+        fig.add_trace(go.Contour(
+            x=x, y=gammas, z=z, contours=dict(start=0, end=0, size=1, coloring="none", showlabels=False),
+            line=dict(color="#111", width=3), showscale=False, hoverinfo="skip", name="break-even 1×", showlegend=True))
+    extrapolated = max_gamma_run is not None and max_gamma_run < max(gammas)
+    if extrapolated:
+        fig.add_hline(y=max_gamma_run + 0.5, line=dict(color="#555", width=2, dash="dot"))
+    fig.update_xaxes(title_text="batch size (sequences decoded together)", tickvals=x, ticktext=[str(b) for b in batches])
+    fig.update_yaxes(title_text="draft length γ", dtick=1)
+    sub = f"{method}, roofline projection of the measured acceptance; black line: break-even 1×"
+    if extrapolated:
+        sub += f"<br>above the dotted line: γ > {max_gamma_run}, beyond the largest run (extrapolated)"
+    if not fits.to_numpy().all():
+        sub += "; blank: does not fit in memory"
+    fig = _style(fig, f"{title}: projected speedup on {hardware}", sub, height=config.CHART_HEIGHT_PX + 40)
+    fig.update_layout(margin=dict(t=115 if extrapolated else 95, r=20))
+    return fig
+
+
+# ---- 6. throughput ----
+
+def throughput_chart(summary: pd.DataFrame) -> go.Figure:
+    """Tokens per second of the baseline and of every method × γ, pooled over prompts, 95% CI bars:
+    decode (1000 / ms per output token, the phase speculation changes) and end to end (new tokens ÷
+    prefill + decode time). Dashed line: the baseline's decode rate.
+
+    summary: Analysis.summary — method, draft_length, category, tpot_ms, tpot_ms_lo, tpot_ms_hi,
+    tokens_per_s, tokens_per_s_lo, tokens_per_s_hi (the baseline row has method "baseline")."""
+    title = "Baseline vs speculative tokens/s"
+    df = summary[summary["category"] == ALL] if "category" in summary.columns else summary
+    df = df.dropna(subset=["tpot_ms"])
+    if df.empty:
+        return _empty(title, "no timings recorded")
+    df = pd.concat([df[df["method"] == "baseline"], _speculative(df).sort_values(["method", "draft_length"])])
+    labels = ["baseline" if m == "baseline" else _config_label(m, g, "<br>") for m, g in zip(df["method"], df["draft_length"])]
+    with np.errstate(divide="ignore"):
+        dec = 1e3 / df["tpot_ms"].to_numpy(float)
+        dec_lo = 1e3 / df["tpot_ms_hi"].to_numpy(float)
+        dec_hi = 1e3 / df["tpot_ms_lo"].to_numpy(float)
+    colours = [method_colour(m, i) for i, m in enumerate(df["method"])]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=labels, y=dec, name="decode (1000 / ms per token)", marker=dict(color=colours),
+                         error_y=_err(dec, dec_lo, dec_hi),
+                         hovertemplate="%{x}: %{y:.1f} tokens/s decode<extra></extra>"))
+    fig.add_trace(go.Bar(x=labels, y=df["tokens_per_s"], name="end to end (incl. prefill)",
+                         marker=dict(color=colours, pattern=dict(shape="/", fgcolor="white", size=8), opacity=0.55),
+                         error_y=_err(df["tokens_per_s"], df["tokens_per_s_lo"], df["tokens_per_s_hi"]),
+                         hovertemplate="%{x}: %{y:.1f} tokens/s end to end<extra></extra>"))
+    base = df[df["method"] == "baseline"]
+    if len(base):
+        fig.add_hline(y=1e3 / float(base["tpot_ms"].iloc[0]), line=dict(color="#222", width=1.2, dash="dash"),
+                      annotation_text="baseline decode", annotation_position="top right",
+                      annotation_font=dict(size=config.CHART_FONT_PX - 2))
+    fig.update_layout(barmode="group", bargap=0.25)
+    fig.update_xaxes(tickfont=dict(size=config.CHART_FONT_PX - 2))
+    fig.update_yaxes(title_text="tokens per second", rangemode="tozero")
+    sub = "solid: decode phase; hatched: end to end including prefill; bars: 95% CI over prompts"
+    return _style(fig, title, sub)
+
+
+# ---- 7. costs ----
+
+def costs_chart(costs) -> go.Figure:
+    """Left: Leviathan's draft cost c = draft step ÷ target step per method, and the per-round drafter
+    cost d0 in target steps. Right: verify cost vs tokens verified (drafted + 1) as a multiple of one
+    target step — measured mean (marker size ∝ rounds), median (hollow), the fitted line, and the
+    idealised 1 that Thm 3.8 assumes.
+
+    costs: Analysis.costs (specdec.costs.CostModel) — target_step_s, c, draft_round_s, verify
+    (drafted, tokens, n_rounds, verify_s, verify_median_s, ratio), verify_intercept, verify_slope."""
+    title = "Draft cost c and verify cost"
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.38, 0.62], horizontal_spacing=0.12,
+                        subplot_titles=("drafting, in target steps", "verify pass, in target steps"))
+    methods = sorted(costs.c)
+    c_vals = [costs.c[m] for m in methods]
+    d0 = [costs.draft_round_s.get(m, 0.0) / costs.target_step_s for m in methods]
+    fig.add_trace(go.Bar(x=methods, y=c_vals, name="c: per drafted token", marker=dict(color=[method_colour(m, i) for i, m in enumerate(methods)]),
+                         text=[_short(v) for v in c_vals], textposition="outside", cliponaxis=False,
+                         hovertemplate="%{x}: c = %{y:.3f}<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Bar(x=methods, y=d0, name="d0: per round (catch-up, lookup)",
+                         marker=dict(color=[method_colour(m, i) for i, m in enumerate(methods)], opacity=0.45,
+                                     pattern=dict(shape="/", fgcolor="white")),
+                         text=[_short(v) for v in d0], textposition="outside", cliponaxis=False,
+                         hovertemplate="%{x}: d0 = %{y:.3f} target steps<extra></extra>"), row=1, col=1)
+    v = costs.verify
+    if len(v):
+        sizes = 8 + 14 * np.sqrt(v["n_rounds"].to_numpy(float) / max(float(v["n_rounds"].max()), 1.0))
+        fig.add_trace(go.Scatter(x=v["tokens"], y=v["ratio"], mode="markers", name="verify, measured mean",
+                                 marker=dict(color=OKABE_ITO["green"], size=sizes, line=dict(color="white", width=1)),
+                                 customdata=v["n_rounds"],
+                                 hovertemplate="%{x} tokens: %{y:.2f} target steps (%{customdata} rounds)<extra></extra>"),
+                      row=1, col=2)
+        fig.add_trace(go.Scatter(x=v["tokens"], y=v["verify_median_s"] / costs.target_step_s, mode="markers",
+                                 name="verify, median", marker=dict(color=OKABE_ITO["green"], size=10, symbol="circle-open",
+                                                                     line=dict(width=2)),
+                                 hovertemplate="%{x} tokens: median %{y:.2f} target steps<extra></extra>"), row=1, col=2)
+        k = np.linspace(0, float(v["drafted"].max()), 20)
+        fig.add_trace(go.Scatter(x=k + 1, y=costs.verify_intercept + costs.verify_slope * k, mode="lines",
+                                 name="fitted line (fills unmeasured γ)", line=dict(color=OKABE_ITO["green"], width=2),
+                                 hoverinfo="skip"), row=1, col=2)
+        fig.add_trace(go.Scatter(x=[1, float(v["tokens"].max())], y=[1, 1], mode="lines", name="Thm 3.8 assumes 1",
+                                 line=dict(color="#222", width=1.2, dash="dash"), hoverinfo="skip"), row=1, col=2)
+        fig.update_xaxes(title_text="tokens verified (drafted + 1)", dtick=1, row=1, col=2)
+    fig.update_yaxes(title_text="× one target step", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="× one target step", rangemode="tozero", row=1, col=2)
+    fig.update_layout(barmode="group")
+    sub = f"target step (baseline decode) = {1e3 * costs.target_step_s:.2f} ms on the measuring machine"
+    fig = _style(fig, title, sub)
+    fig.update_layout(margin=dict(b=150))
+    return fig
+
+
+def _short(v: float) -> str:
+    return "<0.01" if 0 < v < 0.01 else f"{v:.2f}"
+
+
+# ---- everything the brief shows ----
+
+def primary_method(analysis, decision=None) -> str | None:
+    """The method the single-method charts show: the decision's configuration when it has one, else the
+    method of the pooled configuration with the highest measured speedup; None without speculative runs."""
+    if decision is not None and decision.config:
+        return decision.config["method"]
+    s = _speculative(analysis.summary).dropna(subset=["speedup"])
+    if s.empty:
+        return None
+    return str(s.sort_values("speedup", ascending=False)["method"].iloc[0])
+
+
+def figures(analysis, decision=None, hardware: str | None = None, method: str | None = None,
+            batch_sizes=config.WHATIF_BATCH_SIZES, min_speedup_lo: float | None = None,
+            whatif_df: pd.DataFrame | None = None) -> dict[str, go.Figure]:
+    """Every chart of the brief, by name (CHART_NAMES order), from one Analysis (specdec.analysis.analyze).
+
+    decision (optional, specdec.decision.Decision): supplies the hardware, the method to project and the
+    speedup bar when not given. hardware: a specdec.hardware profile name or "this-machine" (default
+    DEFAULT_HARDWARE); method: "draft" | "prompt-lookup" for the payoff map (default primary_method);
+    whatif_df: a precomputed payoff_data(...) to reuse."""
+    hardware = hardware or (decision.hardware if decision is not None else config.DEFAULT_HARDWARE)
+    method = method or primary_method(analysis, decision)
+    if min_speedup_lo is None:
+        min_speedup_lo = decision.thresholds.min_speedup_lo if decision is not None else config.MIN_SPEEDUP_LO
+    if whatif_df is None:
+        whatif_df = payoff_data(analysis, hardware, method, batch_sizes)
+    runs = analysis.prompts
+    g_run = int(runs.loc[runs["method"] == method, "draft_length"].max()) if method and len(runs) else None
+    return {
+        "categories": category_chart(analysis.summary_by_category, analysis.summary, min_speedup_lo),
+        "gamma": gamma_chart(analysis.summary, analysis.projection),
+        "acceptance": acceptance_chart(analysis.positions),
+        "distribution": distribution_chart(analysis.prompts),
+        "throughput": throughput_chart(analysis.summary),
+        "payoff": payoff_chart(whatif_df, hardware, method, g_run),
+        "costs": costs_chart(analysis.costs),
+    }
