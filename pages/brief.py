@@ -4,7 +4,7 @@ the thresholds it is judged by; downloads (PDF brief, results.json, per-prompt C
 import streamlit as st
 
 from pages import ui
-from specdec import config, decision, hardware, views
+from specdec import config, decision, hardware, report, views
 
 st.title("4 · Decision brief")
 source = ui.source_picker()
@@ -18,29 +18,27 @@ with st.expander("Decision thresholds", expanded=False, icon=":material/tune:"):
     c = st.columns(3)
     thresholds = decision.Thresholds(
         min_speedup_lo=c[0].number_input("Speedup bar: CI lower bound ≥ (×)", 1.0, 3.0, step=0.01,
-                                         key="th_speedup", help="a segment is on when the lower end of its speedup "
+                                         key="th_speedup", persist_state="session", help="a segment is on when the lower end of its speedup "
                                                                 "confidence interval reaches this"),
         min_prompts=c[1].number_input("Prompts for a confident verdict", 1, 10000, step=1,
-                                      key="th_prompts"),
+                                      key="th_prompts", persist_state="session"),
         min_prompts_per_segment=c[2].number_input("Prompts for a category's own verdict", 1, 10000,
-                                                  step=1, key="th_segment"),
+                                                  step=1, key="th_segment", persist_state="session"),
         min_projected_speedup=c[0].number_input("Projected speedup bar per batch size (×)", 1.0, 3.0,
-                                                step=0.01, key="th_projected"),
+                                                step=0.01, key="th_projected", persist_state="session"),
         min_identical_rate=c[1].number_input("Greedy float32 runs matching the baseline ≥", 0.0, 1.0,
-                                             step=0.01, key="th_identical"),
+                                             step=0.01, key="th_identical", persist_state="session"),
         ci_halfwidth=c[2].number_input("Target CI half-width (×)", 0.005, 1.0, step=0.005,
-                                       format="%.3f", key="th_halfwidth"),
+                                       format="%.3f", key="th_halfwidth", persist_state="session"),
     )
-    hw = c[0].selectbox("Project onto hardware", list(hardware.PROFILES) + [hardware.THIS_MACHINE], key="th_hw")
+    hw = c[0].selectbox("Project onto hardware", list(hardware.PROFILES) + [hardware.THIS_MACHINE], key="th_hw", persist_state="session")
 
 d = ui.decision_of(source, a, thresholds, hw)
 ui.verdict(d)
 st.markdown("\n".join(f"{i}. {r}" for i, r in enumerate(d.reasons, 1)))
 
 st.subheader("Segments")
-st.dataframe(d.segments_table(), hide_index=True, width="stretch",
-             column_config={k: st.column_config.NumberColumn(format="%.2f") for k in
-                            ("speedup", "speedup_lo", "speedup_hi", "speedup_min", "speedup_max")})
+st.dataframe(views.segment_rows(d), hide_index=True, width="stretch")
 if d.snippets:
     st.subheader(f"Configuration to apply: {d.config['method']}, γ = {d.config['draft_length']}")
     for tab, (engine, text) in zip(st.tabs(list(d.snippets)), d.snippets.items()):
@@ -48,12 +46,13 @@ if d.snippets:
 
 st.subheader("Downloads")
 name = views.run_facts(results["manifest"])["run_id"]
-c = st.columns(3)
-c[0].download_button("PDF brief", data=ui.brief_pdf_builder(source, results, a, d), file_name=f"specdec-brief-{name}.pdf",
+pdf_name = report.brief_filename(results["manifest"])
+row = st.container(horizontal=True)
+row.download_button("PDF brief", data=ui.brief_pdf_builder(a, d), file_name=pdf_name,
                      mime="application/pdf", icon=":material/picture_as_pdf:", type="primary")
-c[1].download_button("results.json", data=ui.results_json(results), file_name=f"results-{name}.json",
+row.download_button("results.json", data=ui.results_json(results), file_name=f"results-{name}.json",
                      mime="application/json", icon=":material/data_object:")
-c[2].download_button("Per-prompt metrics (CSV)", data=views.prompt_metrics_csv(a), file_name=f"prompts-{name}.csv",
+row.download_button("Per-prompt metrics (CSV)", data=views.prompt_metrics_csv(a), file_name=f"prompts-{name}.csv",
                      mime="text/csv", icon=":material/table:")
 st.caption(f"Thresholds default to specdec's ({config.MIN_SPEEDUP_LO:g}× bar, {config.MIN_PROMPTS} prompts); the PDF "
            "uses the thresholds and hardware chosen above.")

@@ -25,9 +25,9 @@ best = views.best_measured(a)
 c = st.columns(4)
 c[0].metric("Prompts", len(a.measurements.prompts))
 c[1].metric("Baseline", f"{a.costs.target_step_s * 1e3:.1f} ms/token")
-c[2].metric("Best measured", f"{best['method']} γ={int(best['draft_length'])}")
-c[3].metric("Its decode speedup", f"{best['speedup']:.2f}×",
-            help=f"95% CI {best['speedup_lo']:.2f}–{best['speedup_hi']:.2f}× over prompts")
+c[2].metric(f"Best measured: {best['method']} γ={int(best['draft_length'])}", f"{best['speedup']:.2f}×",
+            help=f"decode speedup; 95% CI {best['speedup_lo']:.2f}–{best['speedup_hi']:.2f}× over prompts")
+c[3].metric("Its τ", f"{best['tau']:.2f}", help="tokens per target pass, bonus included")
 
 gamma_tab, payoff_tab, category_tab, prompt_tab, cycle_tab, more_tab = st.tabs(
     ["Draft length γ", "Where it pays off", "Categories", "Prompts", "Draft → verify cycle", "More charts"])
@@ -37,10 +37,10 @@ with gamma_tab:
                "measured costs of this run — no new decoding. Points on the chart are measured.")
     c = st.columns([1, 3])
     ui.keep_choice("ex_method", methods, best["method"])
-    method = c[0].radio("Method", methods, key="ex_method")
+    method = c[0].radio("Method", methods, key="ex_method", persist_state="session")
     lo, hi = views.gamma_range(a)
     ui.keep_choice("ex_gamma", range(lo, hi + 1), int(best["draft_length"]))
-    gamma = c[1].slider("Draft length γ", lo, hi, key="ex_gamma")
+    gamma = c[1].slider("Draft length γ", lo, hi, key="ex_gamma", persist_state="session")
     point = views.gamma_point(a, method, gamma)
     m = point["measured"]
     c = st.columns(4)
@@ -69,10 +69,10 @@ with payoff_tab:
                "compute-bound, where verifying γ + 1 tokens stops being free.")
     c = st.columns(4)
     profiles = list(hardware.PROFILES) + [hardware.THIS_MACHINE]
-    hw = c[0].selectbox("Hardware", profiles, key="ex_hw")
+    hw = c[0].selectbox("Hardware", profiles, key="ex_hw", persist_state="session")
     ui.keep_choice("ex_pay_method", methods, best["method"])
-    pay_method = c[1].selectbox("Method", methods, key="ex_pay_method")
-    batch = c[2].select_slider("Batch size", list(config.WHATIF_BATCH_SIZES), key="ex_batch")
+    pay_method = c[1].selectbox("Method", methods, key="ex_pay_method", persist_state="session")
+    batch = c[2].select_slider("Batch size", list(config.WHATIF_BATCH_SIZES), key="ex_batch", persist_state="session")
     context = c[3].number_input("Context length (tokens)", min_value=16, max_value=262144, step=256,
                                 value=int(round(a.memory["context_tokens"])), key=f"ex_context_{source.ident}",
                                 help="KV-cache tokens read per sequence per step; default: this run's mean "
@@ -98,7 +98,7 @@ with payoff_tab:
             c[0].metric(f"Batch {batch}", "does not fit", help="weights + KV cache exceed the device memory")
         g_run = int(a.prompts.loc[a.prompts["method"] == pay_method, "draft_length"].max())
         fig = charts.payoff_chart(wi, hw, pay_method, g_run)
-        fig.add_vline(x=math.log2(batch), line=dict(color="#111", width=2))
+        fig.add_vrect(x0=math.log2(batch) - 0.5, x1=math.log2(batch) + 0.5, line=dict(color="#111", width=2))
         st.plotly_chart(fig, key="payoff_chart")
         with st.expander("Assumptions"):
             st.dataframe([{"assumption": x["name"], "value": str(x["value"]), "note": x["note"]}
@@ -108,24 +108,17 @@ with category_tab:
     st.plotly_chart(charts.category_chart(a.summary_by_category, a.summary), key="category_chart")
     cats = sorted(a.measurements.prompts["category"].unique())
     ui.keep_choice("ex_cat", cats, cats[0])
-    cat = st.selectbox("Category", cats, key="ex_cat")
-    st.dataframe(views.category_summary(a, cat), hide_index=True, width="stretch",
-                 column_config={k: st.column_config.NumberColumn(format="%.2f") for k in
-                                ("tau", "tau_lo", "tau_hi", "speedup", "speedup_lo", "speedup_hi", "tpot_ms",
-                                 "base_tpot_ms", "identical_rate")})
-    c = st.columns(2)
-    with c[0]:
-        st.plotly_chart(charts.gamma_chart(a.summary_by_category, a.projection_by_category, cat), key="cat_gamma")
-    with c[1]:
-        st.plotly_chart(charts.acceptance_chart(a.positions_by_category, cat), key="cat_accept")
+    cat = st.selectbox("Category", cats, key="ex_cat", persist_state="session")
+    st.dataframe(views.category_summary(a, cat), hide_index=True, width="stretch", column_config=ui.SUMMARY_COLUMNS)
+    st.plotly_chart(charts.gamma_chart(a.summary_by_category, a.projection_by_category, cat), key="cat_gamma")
+    st.plotly_chart(charts.acceptance_chart(a.positions_by_category, cat), key="cat_accept")
 
 configs = views.configurations(results)
 label = lambda mg: f"{mg[0]} γ={mg[1]}"  # noqa: E731
 
 with prompt_tab:
-    c = st.columns([1, 2])
     ui.keep_choice("ex_config", configs, (best["method"], int(best["draft_length"])))
-    pick = c[0].selectbox("Configuration", configs, format_func=label, key="ex_config")
+    pick = st.selectbox("Configuration", configs, format_func=label, key="ex_config", persist_state="session")
     rows = views.prompt_rows(a, results, *pick)
     st.dataframe(rows[["id", "category", "speedup", "tau", "tpot_ms", "base_tpot_ms", "identical", "first_divergence"]],
                  hide_index=True, width="stretch",
@@ -135,7 +128,7 @@ with prompt_tab:
                                 "base_tpot_ms": st.column_config.NumberColumn("baseline ms/token", format="%.1f"),
                                 "first_divergence": st.column_config.NumberColumn("first divergence (token)")})
     ui.keep_choice("ex_prompt", list(rows["id"]), rows["id"].iloc[0])
-    prompt_id = c[1].selectbox("Prompt", list(rows["id"]), key="ex_prompt")
+    prompt_id = st.selectbox("Prompt to compare", list(rows["id"]), key="ex_prompt", persist_state="session")
     row = rows[rows["id"] == prompt_id].iloc[0]
     with st.expander("Prompt", expanded=False):
         st.text(row["prompt"])
@@ -151,15 +144,17 @@ with prompt_tab:
 
 with cycle_tab:
     c = st.columns([1, 2])
-    ui.keep_choice("ex_cycle_config", configs, (best["method"], int(best["draft_length"])))
-    cyc_pick = c[0].selectbox("Configuration", configs, format_func=label, key="ex_cycle_config")
+    ui.keep_choice("ex_cycle_config", configs, views.showcase_configuration(configs))
+    cyc_pick = c[0].selectbox("Configuration", configs, format_func=label, key="ex_cycle_config", persist_state="session")
     ids = [p["id"] for p in results["prompts"]]
     ui.keep_choice("ex_cycle_prompt", ids, ids[0])
-    cyc_prompt = c[1].selectbox("Prompt", ids, key="ex_cycle_prompt")
+    cyc_prompt = c[1].selectbox("Prompt", ids, key="ex_cycle_prompt", persist_state="session")
     cycles = views.verify_cycles(results, cyc_prompt, *cyc_pick)
     tok = ui.tokenizer_for(results["manifest"])
-    st.caption(("Tokens decoded with the target's tokenizer. " if tok is not None else
-                "The target's tokenizer is not available here, so tokens show as ids. ")
+    st.caption("Each row is one target verify pass: the drafted tokens (β under each: the probability the target "
+               "accepts it) and the token the target adds itself. "
+               + ("Tokens decoded with the target's tokenizer. " if tok is not None else
+                  "The target's tokenizer is not available here, so tokens show as ids. ")
                + f"{len(cycles)} verify passes; the first output token comes from the prefill.")
     st.html(ui.legend_html())
     with st.container(height=480):

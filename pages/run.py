@@ -16,7 +16,7 @@ st.caption(f"Workload **{workload.name}**: {len(workload.prompts)} of {total} pr
            f"({len(workload.categories())} categories) — change the sample on the Workload page.")
 job = ui.worker().status()
 
-st.selectbox("Preset", [*runplan.PRESETS, "custom"], key="run_preset", on_change=ui.apply_preset,
+st.selectbox("Preset", [*runplan.PRESETS, "custom"], key="run_preset", persist_state="session", on_change=ui.apply_preset,
              format_func=lambda k: runplan.PRESETS[k].label if k in runplan.PRESETS else "Custom")
 if st.session_state["run_preset"] in runplan.PRESETS:
     st.caption(runplan.PRESETS[st.session_state["run_preset"]].description)
@@ -25,36 +25,36 @@ st.subheader("Models")
 models_help = ("A bundled name, a Hugging Face hub id (owner/name; downloaded once if the network allows), a local "
                "model directory, or a .gguf file. Target and draft must share a tokenizer.")
 c = st.columns(2)
-c[0].text_input("Target model (the one you serve)", key="run_target", help=models_help)
-c[1].text_input("Draft model (proposes tokens)", key="run_draft", help=models_help,
+c[0].text_input("Target model (the one you serve)", key="run_target", persist_state="session", help=models_help)
+c[1].text_input("Draft model (proposes tokens)", key="run_draft", persist_state="session", help=models_help,
                 disabled="draft" not in st.session_state["run_methods"])
 
 st.subheader("What to measure")
 c = st.columns([2, 2, 1])
-c[0].multiselect("Methods", list(config.METHODS), key="run_methods", on_change=ui.mark_custom,
+c[0].multiselect("Methods", list(config.METHODS), key="run_methods", persist_state="session", on_change=ui.mark_custom,
                  help="draft: a smaller model drafts γ tokens; prompt-lookup: copy the continuation of an n-gram "
                       "already in the prompt (no second model). Every prompt also runs the plain baseline.")
-c[1].multiselect("Draft lengths γ to measure", list(range(1, config.MAX_DRAFT_LENGTH + 1)), key="run_gammas",
+c[1].multiselect("Draft lengths γ to measure", list(range(1, config.MAX_DRAFT_LENGTH + 1)), key="run_gammas", persist_state="session",
                  on_change=ui.mark_custom,
                  help="Tokens drafted per verify pass. Other γ values are projected from these on the Explore page.")
-c[2].number_input("Max new tokens", min_value=1, max_value=4096, step=16, key="run_max_new", on_change=ui.mark_custom)
+c[2].number_input("Max new tokens", min_value=1, max_value=4096, step=16, key="run_max_new", persist_state="session", on_change=ui.mark_custom)
 
 c = st.columns([2, 1, 1, 1])
-decoding = c[0].radio("Decoding", ["greedy", "sampling"], key="run_decoding", horizontal=True,
+decoding = c[0].radio("Decoding", ["greedy", "sampling"], key="run_decoding", persist_state="session", horizontal=True,
                       help="Greedy: outputs must match the baseline token for token (a losslessness check). "
                            "Sampling: the acceptance you get at your serving temperature.")
 if decoding == "sampling":
-    c[1].slider("Temperature", 0.05, 2.0, step=0.05, key="run_temperature")
-    c[2].slider("Top-p", 0.05, 1.0, step=0.05, key="run_top_p")
-    c[3].number_input("Top-k (0 = off)", min_value=0, max_value=1000, key="run_top_k")
+    c[1].slider("Temperature", 0.05, 2.0, step=0.05, key="run_temperature", persist_state="session")
+    c[2].slider("Top-p", 0.05, 1.0, step=0.05, key="run_top_p", persist_state="session")
+    c[3].number_input("Top-k (0 = off)", min_value=0, max_value=1000, key="run_top_k", persist_state="session")
 with st.expander("Advanced"):
     c = st.columns(4)
-    c[0].number_input("Seed", min_value=0, max_value=2**31 - 1, key="run_seed")
-    c[1].selectbox("dtype", ["auto", "bfloat16", "float32"], key="run_dtype",
+    c[0].number_input("Seed", min_value=0, max_value=2**31 - 1, key="run_seed", persist_state="session")
+    c[1].selectbox("dtype", ["auto", "bfloat16", "float32"], key="run_dtype", persist_state="session",
                    help="auto: bfloat16 where the CPU/GPU computes it natively (≈ 2.5× faster on this kind of CPU), "
                         "else float32. float32 makes greedy outputs match the baseline exactly.")
-    c[2].selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="run_device")
-    c[3].checkbox("Trust remote code", key="run_trust", help="Allow model code from the hub (only for models you trust).")
+    c[2].selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="run_device", persist_state="session")
+    c[3].checkbox("Trust remote code", key="run_trust", persist_state="session", help="Allow model code from the hub (only for models you trust).")
 
 try:
     cfg = ui.run_config(len(workload.prompts) if len(workload.prompts) < total else None)

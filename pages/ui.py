@@ -27,8 +27,8 @@ QUICK = runplan.PRESETS["quick"]
 EXAMPLE, STORED, UPLOADED = "Recorded example", "Stored run", "Upload results.json"
 SAMPLING_TEMPERATURE = 1.0  # what the temperature control starts at when sampling is chosen
 
-# Widget keys whose values must survive page switches (Streamlit drops a widget's state when a page
-# without that widget runs), with their first values.
+# First values of the controls that other pages read or presets set; their widgets are drawn with
+# persist_state="session" so a page switch keeps what the user chose.
 DEFAULTS = {
     "wl_source": "A sample workload", "wl_sample_file": "mixed.jsonl", "wl_sample_size": QUICK.max_prompts,
     "run_preset": "quick", "run_target": config.BUNDLED_TARGET, "run_draft": config.BUNDLED_DRAFT,
@@ -54,12 +54,10 @@ def keep_choice(key: str, options, default) -> None:
 
 
 def init_state() -> None:
-    """First values for every persisted key, and re-assert them so a page switch keeps them."""
+    """First values of the controls (their widgets keep them across pages: persist_state="session")."""
     for key, value in DEFAULTS.items():
         if key not in st.session_state:
             st.session_state[key] = value
-        else:
-            st.session_state[key] = st.session_state[key]
 
 
 # ---- resources ----
@@ -174,11 +172,28 @@ def _speeds_from_run(store_path: str, run_id: str, version: str) -> runplan.Spee
         return None
 
 
+@st.cache_data(show_spinner=False, max_entries=2)
+def _speeds_from_example(path: str, version: str) -> runplan.Speeds | None:
+    try:
+        return runplan.speeds_from_results(R.load(path))
+    except SpecdecError:
+        return None
+
+
 def speeds_for(cfg: config.RunConfig) -> runplan.Speeds | None:
-    """This process's calibration of the pair, else the newest finished stored run of the same pair."""
+    """This process's calibration of the pair, else the newest stored run of the same pair, else the
+    recorded example when it measured the same pair."""
     speeds = worker().speeds(cfg, bool(st.session_state["run_trust"]))
     if speeds is not None:
         return speeds
+    example = _example_source()
+    if example is not None:
+        models = _load_results(example.kind, example.ident, example.version, "")["manifest"]["models"]
+        if models["target"]["spec"] == cfg.target and (
+                "draft" not in cfg.methods or (models.get("draft") or {}).get("spec") == cfg.draft):
+            found = _speeds_from_example(example.ident, example.version)
+            if found is not None:
+                return found
     need_draft = "draft" in cfg.methods
     for row in store().list_runs():
         if row["target"] == cfg.target and row["n_prompts"] and (not need_draft or row["draft"] == cfg.draft) \
@@ -230,7 +245,7 @@ def source_picker() -> Source | None:
     options = [k for k, ok in ((EXAMPLE, _example_source() is not None), (STORED, True), (UPLOADED, True)) if ok]
     if st.session_state.get("src_kind") not in options:
         st.session_state["src_kind"] = options[0]
-    kind = st.radio("Show", options, key="src_kind", horizontal=True)
+    kind = st.radio("Show", options, key="src_kind", persist_state="session", horizontal=True)
     if kind == EXAMPLE:
         return _example_source()
     if kind == STORED:
@@ -243,7 +258,7 @@ def source_picker() -> Source | None:
         labels = {r["run_id"]: views.stored_run_label(r) for r in rows}
         if st.session_state.get("src_run") not in ids:
             st.session_state["src_run"] = ids[0]
-        run_id = st.selectbox("Stored run", ids, format_func=labels.get, key="src_run")
+        run_id = st.selectbox("Stored run", ids, format_func=labels.get, key="src_run", persist_state="session")
         return _stored_source(run_id)
     upload = st.file_uploader("results.json", type=["json"], key="src_upload",
                               help="a results.json written by `python -m specdec run` or downloaded from the Brief page")
@@ -430,10 +445,9 @@ STYLE = {"accepted": "background:#d7f0e3;border:1px solid #009E73;",
          "resampled": "background:#fff3c4;border:2px solid #E69F00;font-weight:bold;",
          "target step": "background:#d6e9f8;border:1px solid #0072B2;",
          "cut": ""}
-LEGEND = {"accepted": "draft token the target accepted", "rejected": "first draft token the target rejected: "
-          "the proposal is cut here", "discarded": "drafted after the rejection, never used",
-          "bonus": "bonus: every draft accepted, the target adds one more for free",
-          "resampled": "target's replacement for the rejected token", "target step": "nothing drafted: one plain target step"}
+LEGEND = {"accepted": "accepted draft", "rejected": "first rejected draft: the proposal is cut here",
+          "discarded": "drafted after a rejection, unused", "bonus": "free extra token after a fully accepted draft",
+          "resampled": "target's token in place of the rejected one", "target step": "nothing drafted: a plain step"}
 
 
 def chip(text: str, kind: str, title: str = "") -> str:
@@ -441,8 +455,23 @@ def chip(text: str, kind: str, title: str = "") -> str:
 
 
 def legend_html() -> str:
-    return " ".join(chip(k, k, v) + f"<span style='font-size:0.8rem;color:#555;margin-right:10px'>{html.escape(v)}</span>"
-                    for k, v in LEGEND.items())
+    return "<div style='line-height:2'>" + "".join(
+        f"<span style='white-space:nowrap;margin-right:14px'>{chip(k, k, v)}"
+        f"<span style='font-size:0.8rem;color:#555'>{html.escape(v)}</span></span>" for k, v in LEGEND.items()) + "</div>"
+
+
+SUMMARY_COLUMNS = {
+    "method": st.column_config.TextColumn("method"), "draft_length": st.column_config.NumberColumn("γ"),
+    "n_prompts": st.column_config.NumberColumn("prompts"),
+    "tau": st.column_config.NumberColumn("τ", format="%.2f"), "tau_lo": st.column_config.NumberColumn("τ low", format="%.2f"),
+    "tau_hi": st.column_config.NumberColumn("τ high", format="%.2f"),
+    "speedup": st.column_config.NumberColumn("speedup", format="%.2f×"),
+    "speedup_lo": st.column_config.NumberColumn("CI low", format="%.2f×"),
+    "speedup_hi": st.column_config.NumberColumn("CI high", format="%.2f×"),
+    "tpot_ms": st.column_config.NumberColumn("ms/token", format="%.1f"),
+    "base_tpot_ms": st.column_config.NumberColumn("baseline ms/token", format="%.1f"),
+    "identical_rate": st.column_config.NumberColumn("same as baseline", format="percent"),
+}
 
 
 def cycles_html(cycles: list[dict], pieces) -> str:
@@ -486,13 +515,28 @@ VERDICT_ICON = {"GO": ":material/check_circle:", "GO-SEGMENTS": ":material/rule:
 
 
 def verdict(d) -> None:
-    VERDICT_BOX.get(d.verdict, st.info)(f"### {d.verdict}\n{d.headline}", icon=VERDICT_ICON.get(d.verdict))
+    VERDICT_BOX.get(d.verdict, st.info)(f"#### {d.headline}", icon=VERDICT_ICON.get(d.verdict))
 
 
-def brief_pdf_builder(source: Source, results: dict, a, d):
-    """A no-argument callable for st.download_button: builds the PDF only when the button is clicked
-    (it renders every chart through a headless browser, seconds of work)."""
+@st.cache_resource(show_spinner=False)
+def _chart_renderer():
+    """One headless browser for every brief this server builds (starting one costs seconds)."""
+    from specdec.chart_images import ChartRenderer, ChartsUnavailable
+    try:
+        return ChartRenderer()
+    except ChartsUnavailable:
+        return None
+
+
+def brief_pdf_builder(a, d):
+    """A no-argument callable for st.download_button: the PDF is built only when the button is clicked
+    (every chart goes through a headless browser: seconds of work). Without a browser the brief still
+    comes, with a note in place of the charts."""
     def build() -> bytes:
         from specdec import report
-        return report.build_brief(results, analysis=a, decision=d)
+        failed = []
+        pdf = report.build_brief(a, decision=d, renderer=_chart_renderer(), on_warning=failed.append)
+        if failed:  # a dead browser: start a fresh one next time
+            _chart_renderer.clear()
+        return pdf
     return build

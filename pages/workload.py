@@ -11,7 +11,7 @@ st.write("Speculative decoding pays off on some traffic and not on other: measur
          "Upload a sample of real requests, or start with one of the sample workloads.")
 st.page_link(ui.PAGES["explore"], label="New here? Look at a recorded example run first", icon=":material/history:")
 
-source = st.radio("Prompts from", ["Upload a file", "A sample workload"], key="wl_source", horizontal=True)
+source = st.radio("Prompts from", ["Upload a file", "A sample workload"], key="wl_source", persist_state="session", horizontal=True)
 if source == "Upload a file":
     upload = st.file_uploader(
         "Prompt file (CSV, TSV, JSONL, JSON or TXT, up to 50 MB)", type=["csv", "tsv", "jsonl", "json", "txt"],
@@ -26,7 +26,7 @@ else:
     names = [p.name for p in files]
     if st.session_state.get("wl_sample_file") not in names and "mixed.jsonl" in names:
         st.session_state["wl_sample_file"] = "mixed.jsonl"
-    chosen = st.selectbox("Sample workload", names, key="wl_sample_file",
+    chosen = st.selectbox("Sample workload", names, key="wl_sample_file", persist_state="session",
                           help="Prompts written for this project in nine categories; mixed.jsonl blends them "
                                "like product traffic.")
     if chosen:
@@ -45,7 +45,7 @@ if full is None:
 total = len(full.prompts)
 if total > 1:
     st.session_state["wl_sample_size"] = ui.sample_size(total)
-    st.slider("Prompts to measure", 1, total, key="wl_sample_size",
+    st.slider("Prompts to measure", 1, total, key="wl_sample_size", persist_state="session",
               help="A stratified random sample: every category keeps its share of the file. More prompts give "
                    "tighter confidence intervals and take longer; the presets on the Run page set this too.")
 workload = ui.parse_workload(ui.sample_size(total)) if ui.sample_size(total) < total else full
@@ -58,7 +58,7 @@ c[1].metric("Prompts to measure", f"{summary['prompts']} of {total}")
 c[2].metric("Categories", len(summary["categories"]))
 c[3].metric("Chat prompts", summary["chat_prompts"], help=f"{summary['with_system']} with a system message")
 
-left, right = st.columns([2, 3])
+left, right = st.columns([1, 1])
 with left:
     st.markdown("**Prompts per category**")
     st.dataframe(views.category_table(summary), hide_index=True, width="stretch")
@@ -70,7 +70,7 @@ with right:
         st.caption("none")
     st.markdown(f"**Skipped ({len(summary['skipped'])})**")
     if summary["skipped"]:
-        with st.container(height=200 if len(summary["skipped"]) > 6 else None):
+        with st.container(height=200 if len(summary["skipped"]) > 6 else "content"):
             st.markdown("\n".join(f"- {s}" for s in summary["skipped"]))
     else:
         st.caption("nothing skipped")

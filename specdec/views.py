@@ -219,8 +219,8 @@ def prompt_metrics_csv(analysis) -> bytes:
 # ---- workload screen ----
 
 def category_table(summary: dict) -> pd.DataFrame:
-    """Workload.summary() per category: category, prompts, median characters, median words."""
-    return pd.DataFrame([{"category": c, "prompts": info["prompts"], "median characters": info["chars"]["median"],
+    """Workload.summary() per category: category, prompts, median chars, median words."""
+    return pd.DataFrame([{"category": c, "prompts": info["prompts"], "median chars": info["chars"]["median"],
                           "median words": info["words"]["median"]} for c, info in summary["per_category"].items()])
 
 
@@ -319,3 +319,39 @@ def prompt_rows(analysis, results: dict, method: str, gamma: int) -> pd.DataFram
     pt = pt[(pt["method"] == method) & (pt["draft_length"] == gamma)][
         ["prompt_id", "speedup", "tau", "tpot_ms", "base_tpot_ms", "accepted", "drafted", "rounds"]]
     return out.merge(pt.rename(columns={"prompt_id": "id"}), on="id", how="left")
+
+
+def showcase_configuration(configs: list[tuple[str, int]]) -> tuple[str, int] | None:
+    """The configuration whose verify cycle says most: the draft model at its largest γ (it has β and
+    long proposals), else the largest γ of whatever ran."""
+    if not configs:
+        return None
+    drafts = [c for c in configs if c[0] == "draft"]
+    return max(drafts or configs, key=lambda c: c[1])
+
+
+# ---- brief screen ----
+
+def segment_rows(decision) -> pd.DataFrame:
+    """Decision.segments_table() in words: one row per category × batch range, speedups as text."""
+    def x(v):
+        return "" if v is None or v != v else f"{v:.2f}×"
+
+    rows = []
+    for _, r in decision.segments_table().iterrows():
+        measured = "" if r["method"] is None else f"{r['method']} γ={int(r['draft_length'])}"
+        batches = ("" if r["batch_min"] is None or r["batch_min"] != r["batch_min"] else
+                   f"{int(r['batch_min'])}" + ("" if r["batch_max"] == r["batch_min"] else f"–{int(r['batch_max'])}"))
+        gamma = r["gamma"]
+        rows.append({
+            "category": r["category"], "prompts": int(r["n_prompts"]), "status": r["status"],
+            "best measured": measured, "speedup": x(r["speedup"]),
+            "95% CI": "" if r["speedup_lo"] is None or r["speedup_lo"] != r["speedup_lo"]
+            else f"{r['speedup_lo']:.2f}–{r['speedup_hi']:.2f}×",
+            f"batch on {decision.hardware}": batches,
+            "projected γ": "" if not batches else ("off" if gamma is None or gamma != gamma else str(int(gamma))),
+            "projected speedup": "" if not batches else (
+                x(r["speedup_min"]) if x(r["speedup_min"]) == x(r["speedup_max"])
+                else f"{x(r['speedup_min'])}–{x(r['speedup_max'])}"),
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,217 @@
+"""Every page of the Streamlit app through AppTest: uploads, sliders, buttons, a real (tiny) run in the
+background worker, and page render times. The run store is a temporary file per test."""
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from specdec import views
+from specdec.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE_WORKLOAD = Path(__file__).parent / "fixtures" / "tiny_workload.jsonl"
+TIMEOUT_S = 120  # AppTest's 3 s default is too short for a first analysis on a loaded 2-core machine
+
+
+@pytest.fixture(autouse=True)
+def store_path(tmp_path, monkeypatch):
+    path = tmp_path / "runs.sqlite"
+    monkeypatch.setenv("SPECDEC_STORE", str(path))
+    return path
+
+
+def open_page(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT_S)
+    at.run()
+    if page:
+        at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at) -> dict:
+    return {m.label: m.value for m in at.metric}
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def wait_for(at, done, timeout_s: float = 180.0) -> None:
+    """Rerun the script (as the page's timer fragment would) until done(at) holds."""
+    deadline = time.monotonic() + timeout_s
+    while not done(at):
+        assert time.monotonic() < deadline, texts(at.error) or "timed out"
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+
+
+# ---- 1. workload ----
+
+def test_workload_page_sample_then_upload_and_slider():
+    at = open_page()
+    assert at.title[0].value == "1 · Workload"
+    m = metrics(at)  # a sample workload is preselected, sampled to the quick preset's 6 prompts
+    assert m["Prompts to measure"] == "6 of 27" and m["Format"] == "JSON Lines"
+    at.radio(key="wl_source").set_value("Upload a file").run()
+    bad_line = b'{"prompt": ""}\n'
+    at.file_uploader(key="wl_upload").set_value(
+        ("mine.jsonl", FIXTURE_WORKLOAD.read_bytes() + bad_line, "application/jsonl")).run()
+    assert not at.error
+    assert metrics(at)["Prompts to measure"] == "6 of 12"
+    assert "Skipped (1)" in texts(at.markdown) and "skipped" in texts(at.markdown)
+    assert "sampled 6 of 12 prompts" in texts(at.markdown)  # every warning is listed
+    at.slider(key="wl_sample_size").set_value(12).run()
+    assert metrics(at)["Prompts to measure"] == "12 of 12"
+    assert len(at.dataframe[1].value) == 12  # the preview table
+    cats = at.dataframe[0].value
+    assert dict(zip(cats["category"], cats["prompts"])) == {"code": 4, "chat": 4, "extraction": 4}
+
+
+def test_workload_page_bad_upload_is_one_line():
+    at = open_page()
+    at.radio(key="wl_source").set_value("Upload a file").run()
+    at.file_uploader(key="wl_upload").set_value(("prompts.csv", b"%PDF-1.7 binary", "text/csv")).run()
+    assert not at.exception
+    assert len(at.error) == 1 and "\n" not in at.error[0].value and "PDF" in at.error[0].value
+
+
+# ---- 2. run ----
+
+def test_run_page_estimates_runs_and_opens_the_run(tiny_model_dirs, store_path):
+    at = open_page("run")
+    assert at.title[0].value == "2 · Run"
+    assert at.selectbox(key="run_preset").value == "quick"
+    assert at.text_input(key="run_target").value == "qwen2.5-coder-1.5b-instruct"  # the bundled pair
+    at.session_state["wl_sample_size"] = 2
+    at.text_input(key="run_target").set_value(str(tiny_model_dirs[0]))
+    at.text_input(key="run_draft").set_value(str(tiny_model_dirs[1]))
+    at.multiselect(key="run_gammas").set_value([2])
+    at.number_input(key="run_max_new").set_value(6)
+    at.selectbox(key="run_dtype").set_value("float32")
+    at.run()
+    assert at.selectbox(key="run_preset").value == "custom"  # edited away from the preset
+    assert "Estimated run time" not in metrics(at)
+    next(b for b in at.button if b.label == "Load and time models").click().run()
+    wait_for(at, lambda a: "Estimated run time" in metrics(a))
+    assert "a 6-step timed decode" in texts(at.caption)
+    next(b for b in at.button if b.label == "Start run").click().run()
+    wait_for(at, lambda a: any("Run finished" in s.value for s in a.success))
+    runs = Store(store_path).list_runs()
+    assert len(runs) == 1 and runs[0]["n_prompts"] == 2 and runs[0]["status"] == "complete"
+    next(b for b in at.button if b.label == "Explore this run").click().run()
+    assert at.title[0].value == "3 · Explore"
+    assert at.radio(key="src_kind").value == "Stored run"
+    assert at.selectbox(key="src_run").value == runs[0]["run_id"]
+    assert metrics(at)["Prompts"] == "2"
+
+
+def test_run_page_failed_model_load_is_one_line(tmp_path):
+    at = open_page("run")
+    at.text_input(key="run_target").set_value(str(tmp_path / "no-such-model")).run()
+    next(b for b in at.button if b.label == "Start run").click().run()
+    wait_for(at, lambda a: len(a.error) > 0)
+    assert "Run failed" in at.error[0].value and "no-such-model" in at.error[0].value
+    assert "\n" not in at.error[0].value and not at.exception
+
+
+def test_run_page_rejects_bad_settings():
+    at = open_page("run")
+    at.multiselect(key="run_methods").set_value([]).run()
+    assert "choose at least one method" in texts(at.error)
+    assert next(b for b in at.button if b.label == "Start run").disabled
+
+
+# ---- 3. explore ----
+
+def test_explore_page_shows_the_example_and_the_gamma_slider_reprojects():
+    at = open_page("explore")
+    assert at.title[0].value == "3 · Explore"
+    assert "Recorded example" in texts(at.info)
+    assert at.radio(key="src_kind").value == "Recorded example"
+    at.radio(key="ex_method").set_value("draft").run()
+    at.slider(key="ex_gamma").set_value(2).run()
+    at2 = metrics(at)
+    assert "Measured at γ=2" in texts(at.caption)
+    at.slider(key="ex_gamma").set_value(9).run()
+    at9 = metrics(at)
+    assert at9["τ at γ=9"] != at2["τ at γ=2"] and at9["Speedup"] != at2["Speedup"]
+    assert "Projected beyond every γ run" in texts(at.caption)
+    # what-if controls change the payoff readout
+    before = metrics(at)["Best projected speedup"] if "Best projected speedup" in metrics(at) else None
+    at.selectbox(key="ex_hw").set_value("this-machine").run()
+    at.select_slider(key="ex_batch").set_value(64).run()
+    assert any(k.startswith("Best γ at batch 64") or k == "Batch 64" for k in metrics(at))
+    assert before is None or metrics(at) != {}
+    # drill-down, per-prompt and cycle views
+    at.selectbox(key="ex_cat").set_value("code").run()
+    at.selectbox(key="ex_config").set_value(("draft", 4)).run()
+    at.selectbox(key="ex_prompt").set_value("code-2").run()
+    at.selectbox(key="ex_cycle_config").set_value(("draft", 4)).run()
+    html = "".join(h.proto.body for h in at.get("html"))
+    assert "round 1" in html and "β" in html and ("bonus" in html or "resampled" in html)
+    assert not at.exception and not at.error
+
+
+def test_explore_upload_results_and_bad_upload():
+    at = open_page("explore")
+    at.radio(key="src_kind").set_value("Upload results.json").run()
+    at.file_uploader(key="src_upload").set_value(("broken.json", b"{not json", "application/json")).run()
+    assert "broken.json is not JSON" in at.error[0].value and not at.exception
+    data = views.example_results_path().read_bytes()
+    at.file_uploader(key="src_upload").set_value(("mine.json", data, "application/json")).run()
+    assert not at.error
+    assert "Uploaded mine.json" in texts(at.caption)
+    assert metrics(at)["Prompts"] == "12"
+
+
+# ---- 4. brief ----
+
+def test_brief_page_verdict_thresholds_and_downloads():
+    at = open_page("brief")
+    assert at.title[0].value == "4 · Decision brief"
+    assert "INSUFFICIENT EVIDENCE" in texts(at.warning)
+    assert len(at.markdown) and "prompts in 3 categories" in texts(at.markdown)
+    assert set(at.dataframe[0].value["status"]) == {"too-few"}  # 4 prompts a category, 8 needed
+    # Lower the bars: the categories are now judged on their own, and the reasons quote the new bars.
+    at.number_input(key="th_prompts").set_value(4)
+    at.number_input(key="th_segment").set_value(4)
+    at.number_input(key="th_speedup").set_value(1.0).run()
+    assert "a confident verdict needs ≥ 4, a category ≥ 4" in texts(at.markdown)
+    assert set(at.dataframe[0].value["status"]) == {"unclear"}
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["PDF brief", "results.json", "Per-prompt metrics (CSV)"]
+
+
+def test_brief_pdf_builder_makes_a_pdf():
+    """AppTest cannot read a download button's bytes: call the callable the PDF button is given."""
+    import io
+
+    import pypdf
+
+    from pages import ui
+    from specdec import analysis, decision, results
+    a = analysis.analyze(results.load(views.example_results_path()), n_boot=200)
+    pdf = ui.brief_pdf_builder(a, decision.decide(a))()
+    assert pdf.startswith(b"%PDF")
+    text = "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+    assert "INSUFFICIENT" in text
+
+
+# ---- speed ----
+
+def test_every_page_reruns_in_under_3_seconds():
+    at = open_page()
+    for page in ("workload", "run", "explore", "brief"):
+        at.switch_page(f"pages/{page}.py").run()  # first visit: analysis is computed and cached
+        t = time.perf_counter()
+        at.run()
+        elapsed = time.perf_counter() - t
+        assert elapsed < 3.0, f"{page} took {elapsed:.1f} s on a rerun"
+    t = time.perf_counter()
+    at.switch_page("pages/explore.py").run()
+    at.slider(key="ex_gamma").set_value(3).run()
+    assert time.perf_counter() - t < 6.0  # two reruns: page switch + slider move
