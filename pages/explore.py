@@ -24,8 +24,9 @@ if not methods:
 best = views.best_measured(a)
 c = st.columns(4)
 c[0].metric("Prompts", len(a.measurements.prompts))
-c[1].metric("Baseline", f"{a.costs.target_step_s * 1e3:.1f} ms/token")
-c[2].metric(f"Best measured: {best['method']} γ={int(best['draft_length'])}", f"{best['speedup']:.2f}×",
+c[1].metric("Baseline (ms/token)", f"{a.costs.target_step_s * 1e3:.1f}")
+c[2].metric("Best measured speedup", f"{best['speedup']:.2f}×", f"{best['method']} γ={int(best['draft_length'])}",
+            delta_color="off", delta_arrow="off",
             help=f"decode speedup; 95% CI {best['speedup_lo']:.2f}–{best['speedup_hi']:.2f}× over prompts")
 c[3].metric("Its τ", f"{best['tau']:.2f}", help="tokens per target pass, bonus included")
 
@@ -47,9 +48,9 @@ with gamma_tab:
     c[0].metric(f"τ at γ={gamma}", f"{point['tau']:.2f}", help="tokens emitted per target pass, bonus included")
     c[1].metric("Speedup", f"{point['speedup']:.2f}×", f"{point['speedup'] - 1:+.0%} vs baseline",
                 delta_color="normal")
-    c[2].metric("Latency", f"{point['ms_per_token']:.1f} ms/token",
+    c[2].metric("Latency (ms/token)", f"{point['ms_per_token']:.1f}",
                 f"{point['ms_per_token'] - point['base_ms_per_token']:+.1f} ms", delta_color="inverse")
-    c[3].metric("Baseline", f"{point['base_ms_per_token']:.1f} ms/token")
+    c[3].metric("Baseline (ms/token)", f"{point['base_ms_per_token']:.1f}")
     if m:
         st.caption(f"**Measured at γ={gamma}** ({m['n_prompts']} prompts): τ {m['tau']:.2f} "
                    f"({m['tau_lo']:.2f}–{m['tau_hi']:.2f}), speedup {m['speedup']:.2f}× "
@@ -88,7 +89,7 @@ with payoff_tab:
         if at and at["gamma"] is not None:
             c[0].metric(f"Best γ at batch {batch}", at["gamma"])
             c[1].metric("Projected speedup", f"{at['speedup']:.2f}×")
-            c[2].metric("Saving", f"{at['saving_ms_per_token']:.2f} ms/token",
+            c[2].metric("Saving (ms/token)", f"{at['saving_ms_per_token']:.2f}",
                         help=f"baseline {at['base_ms_per_token']:.2f} ms/token; target step {at['bound']}-bound")
         elif at and at["fits"]:
             c[0].metric(f"Best γ at batch {batch}", "off")
@@ -151,13 +152,13 @@ with cycle_tab:
     cyc_prompt = c[1].selectbox("Prompt", ids, key="ex_cycle_prompt", persist_state="session")
     cycles = views.verify_cycles(results, cyc_prompt, *cyc_pick)
     tok = ui.tokenizer_for(results["manifest"])
-    st.caption("Each row is one target verify pass: the drafted tokens (β under each: the probability the target "
-               "accepts it) and the token the target adds itself. "
+    st.caption("Each row is one target verify pass: the drafted tokens, with β under each (Σ min(p, q): the "
+               "probability the target accepts it), then the token the target adds itself. "
                + ("Tokens decoded with the target's tokenizer. " if tok is not None else
                   "The target's tokenizer is not available here, so tokens show as ids. ")
                + f"{len(cycles)} verify passes; the first output token comes from the prefill.")
     st.html(ui.legend_html())
-    with st.container(height=480):
+    with st.container(height=520 if len(cycles) > 10 else "content"):
         st.html(ui.cycles_html(cycles, lambda ids: views.token_pieces(ids, tok)))
 
 with more_tab:

@@ -349,7 +349,8 @@ def run_banner(source: Source, manifest: dict) -> None:
                 f"run looks like; measure your own traffic on the Workload and Run pages.", icon=":material/history:")
     else:
         status = "" if f["status"] == "complete" else f" — **{f['status']}**"
-        st.caption(f"{source.label}{status}  \nrun {f['run_id']} · {where}")
+        head = f"{source.label} · " if source.kind == UPLOADED else ""  # a stored run's label is in its picker
+        st.caption(f"{head}Run {f['run_id']}{status}, measured on {where}")
     st.caption(f"Settings: {f['settings']}")
 
 
@@ -475,8 +476,8 @@ SUMMARY_COLUMNS = {
 
 
 def cycles_html(cycles: list[dict], pieces) -> str:
-    """One line per verify round: drafted tokens coloured by fate with β under each, then the target's
-    own token. pieces: ids -> [str]."""
+    """One line per verify round: drafted tokens coloured by fate with β (the probability the target
+    accepts that token) under each, then the target's own token. pieces: ids -> [str]."""
     rows = []
     for c in cycles:
         drafted = pieces(c["drafted"])
@@ -484,15 +485,15 @@ def cycles_html(cycles: list[dict], pieces) -> str:
         for j, (text, state) in enumerate(zip(drafted, c["status"])):
             beta = c["beta"][j] if c["beta"] else None
             tip = f"position {j + 1}: {state}" + (f", β = {beta:.2f}" if beta is not None else "")
-            under = f"β {beta:.2f}" if beta is not None else "&nbsp;"
-            cells.append(f"<span style='display:inline-flex;flex-direction:column;align-items:center'>"
+            under = f"{beta:.2f}" if beta is not None else "&nbsp;"
+            cells.append(f"<span style='display:inline-flex;flex-direction:column;align-items:center;min-width:2.6rem'>"
                          f"{chip(text, state, tip)}<span style='font-size:0.7rem;color:#666'>{under}</span></span>")
         if c["next_token"] is not None:
             text = pieces([c["next_token"]])[0]
-            cells.append(f"<span style='display:inline-flex;flex-direction:column;align-items:center'>"
-                         f"{chip(text, c['next_kind'], LEGEND.get(c['next_kind'], ''))}"
+            cells.append(f"<span style='display:inline-flex;flex-direction:column;align-items:center;min-width:2.6rem;"
+                         f"margin-left:8px'>{chip(text, c['next_kind'], LEGEND.get(c['next_kind'], ''))}"
                          f"<span style='font-size:0.7rem;color:#666'>{html.escape(c['next_kind'])}</span></span>")
-        head = (f"<span style='display:inline-block;width:9.5rem;font-size:0.8rem;color:#333'>"
+        head = (f"<span style='display:inline-block;min-width:10rem;font-size:0.8rem;color:#333'>"
                 f"round {c['round']} · {c['accepted']}/{len(c['drafted'])} accepted<br>"
                 f"<span style='color:#777'>draft {c['draft_ms']:.0f} ms · verify {c['verify_ms']:.0f} ms</span></span>")
         rows.append(f"<div style='display:flex;align-items:flex-start;gap:6px;padding:4px 0;"

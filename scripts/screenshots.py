@@ -130,7 +130,14 @@ def main(argv=None) -> int:
             target, draft = tiny.save_pair(Path(tmp) / "models")
             fill(page, "Target model", str(target))
             fill(page, "Draft model", str(draft))
+            box = page.get_by_role("spinbutton", name="Max new tokens")
+            box.fill("96")  # long enough to watch the progress panel
+            box.press("Enter")
+            settle(page)
             page.get_by_role("button", name="Start run").click()
+            page.get_by_text("Prompts done").first.wait_for(timeout=120_000)  # the live progress panel
+            time.sleep(2.5)
+            shots.append(shoot(page, out / "2-run-progress.png"))
             page.get_by_text("Run finished:", exact=False).first.wait_for(timeout=300_000)
             settle(page)
         shots.append(shoot(page, out / "2-run.png"))

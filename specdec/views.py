@@ -87,11 +87,20 @@ def run_facts(manifest: dict) -> dict:
     }
 
 
+def model_name(spec: str | None) -> str:
+    """A model spec as a short name: the last part of a path, a hub id or bundled name as is."""
+    if not spec:
+        return "?"
+    text = str(spec).rstrip("/")
+    return Path(text).name if ("/" in text and (text.startswith(("/", ".", "~")) or Path(text).exists())) else text
+
+
 def stored_run_label(row: dict) -> str:
-    """'2026-11-22 07:56 · mixed.jsonl · 12 prompts · target + draft · complete' for Store.list_runs() rows."""
+    """'2026-11-22 07:56 · mixed.jsonl · 12 prompts · target + draft · complete' for Store.list_runs() rows
+    (model directories by their last path part)."""
     created = str(row.get("created", ""))[:16].replace("T", " ")
     workload = Path(str(row.get("workload") or "?")).name
-    models = str(row.get("target") or "?") + (f" + {row['draft']}" if row.get("draft") else "")
+    models = model_name(row.get("target")) + (f" + {model_name(row['draft'])}" if row.get("draft") else "")
     return f"{created} · {workload} · {row.get('n_prompts', 0)} prompts · {models} · {row.get('status', '?')}"
 
 

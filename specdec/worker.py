@@ -22,6 +22,7 @@ from specdec import models, runner, runplan
 from specdec.config import RunConfig
 from specdec.errors import SpecdecError
 from specdec.runner import Progress
+from specdec.views import model_name
 from specdec.workloads import Workload
 
 IDLE, LOADING, CALIBRATING, RUNNING = "idle", "loading", "calibrating", "running"
@@ -93,13 +94,14 @@ class Worker:
 
     def start_run(self, cfg: RunConfig, workload: Workload, trust_remote_code: bool = False) -> None:
         """Load the models (or reuse the loaded pair) and run the workload into the store."""
-        label = f"{workload.name}: {len(workload.prompts)} prompts, {cfg.target}" + (
-            f" + {cfg.draft}" if "draft" in cfg.methods else "")
+        label = f"{workload.name}: {len(workload.prompts)} prompts, {model_name(cfg.target)}" + (
+            f" + {model_name(cfg.draft)}" if "draft" in cfg.methods else "")
         self._start("run", label, len(workload.prompts), self._run_job, cfg, workload, trust_remote_code)
 
     def start_calibration(self, cfg: RunConfig, trust_remote_code: bool = False) -> None:
         """Load the models and time a short decode, for the run-time estimate (speeds())."""
-        label = f"calibrating {cfg.target}" + (f" + {cfg.draft}" if "draft" in cfg.methods else "")
+        label = f"calibrating {model_name(cfg.target)}" + (
+            f" + {model_name(cfg.draft)}" if "draft" in cfg.methods else "")
         self._start("calibrate", label, 0, self._calibrate_job, cfg, trust_remote_code)
 
     def cancel(self) -> None:

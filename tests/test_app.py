@@ -109,6 +109,25 @@ def test_run_page_estimates_runs_and_opens_the_run(tiny_model_dirs, store_path):
     assert metrics(at)["Prompts"] == "2"
 
 
+def test_run_page_live_progress_cancel_and_one_run_at_a_time(tiny_model_dirs, store_path):
+    at = open_page("run")
+    at.text_input(key="run_target").set_value(str(tiny_model_dirs[0]))
+    at.text_input(key="run_draft").set_value(str(tiny_model_dirs[1]))
+    at.number_input(key="run_max_new").set_value(48)
+    at.session_state["wl_sample_size"] = 27
+    at.run()
+    next(b for b in at.button if b.label == "Start run").click().run()
+    wait_for(at, lambda a: not metrics(a).get("Prompts done", "0 /").startswith("0 /"), timeout_s=120)  # live panel
+    assert "Baseline tokens/s" in metrics(at) and "Time left" in metrics(at)
+    # A second session sees the job and cannot start another one.
+    other = open_page("run")
+    assert next(b for b in other.button if b.label == "Start run").disabled
+    next(b for b in at.button if b.label == "Cancel").click().run()
+    wait_for(at, lambda a: any("Run cancelled" in w.value for w in a.warning))
+    run = Store(store_path).list_runs()[0]
+    assert run["status"] == "interrupted" and 1 <= run["n_prompts"] < 27
+
+
 def test_run_page_failed_model_load_is_one_line(tmp_path):
     at = open_page("run")
     at.text_input(key="run_target").set_value(str(tmp_path / "no-such-model")).run()

@@ -1,0 +1,117 @@
+"""End to end in a real headless browser: `streamlit run app.py` on 127.0.0.1, driven by Playwright
+through Debian's chromium. Upload a workload, run a real decode with tiny models, move the γ slider
+and watch the projection change, download the PDF brief and read it. Screenshots of every page go
+to /tmp/specdec-e2e/. Skipped where chromium or playwright is missing (never `playwright install`)."""
+
+import io
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import screenshots as shots  # noqa: E402
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+playwright_api = pytest.importorskip("playwright.sync_api")
+if not os.access(shots.CHROMIUM, os.X_OK):
+    pytest.skip(f"no chromium at {shots.CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+FIXTURE_WORKLOAD = Path(__file__).parent / "fixtures" / "tiny_workload.jsonl"
+SHOTS = Path("/tmp/specdec-e2e")
+
+
+def metric(page, label: str) -> str:
+    """The value of the st.metric whose label starts with `label`."""
+    box = page.locator('[data-testid="stMetric"]').filter(
+        has=page.locator('[data-testid="stMetricLabel"]', has_text=re.compile("^" + re.escape(label)))).first
+    return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def nudge(page, slider, key: str, done, limit: int = 12) -> None:
+    """Press an arrow key on a slider, one press per script run, until done() holds (a press that lands
+    while the script is rerunning can be dropped, so count results, not presses)."""
+    for _ in range(limit):
+        if done():
+            return
+        slider.focus()
+        slider.press(key)
+        shots.settle(page)
+    assert done()
+
+
+def test_upload_run_explore_and_download_the_brief(tiny_model_dirs, tmp_path):
+    SHOTS.mkdir(exist_ok=True)
+    target, draft = tiny_model_dirs
+    with shots.serve(tmp_path / "runs.sqlite") as url, playwright_api.sync_playwright() as p:
+        browser = shots.launch(p)
+        page = browser.new_page(viewport=shots.VIEWPORT, accept_downloads=True)
+        page.goto(url)
+        shots.settle(page)
+
+        # 1. Workload: upload a file, sample 3 of its prompts with the slider.
+        page.get_by_text("Upload a file", exact=True).click()
+        shots.settle(page)
+        page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(FIXTURE_WORKLOAD))
+        page.get_by_text("tiny_workload.jsonl").first.wait_for()
+        shots.settle(page)
+        assert metric(page, "Prompts to measure") == "6 of 12"
+        slider = page.get_by_role("slider", name="Prompts to measure")
+        nudge(page, slider, "ArrowLeft", lambda: metric(page, "Prompts to measure") == "3 of 12")
+        assert page.locator('[data-testid="stException"]').count() == 0
+        shots.shoot(page, SHOTS / "1-workload.png")
+
+        # 2. Run: the tiny pair, 8 new tokens, γ = 2 and 4 (the quick preset), greedy.
+        shots.goto(page, url, "Run")
+        assert page.get_by_text("3 of 12 prompts").first.is_visible()
+        shots.fill(page, "Target model", str(target))
+        shots.fill(page, "Draft model", str(draft))
+        box = page.get_by_role("spinbutton", name="Max new tokens")
+        box.fill("8")
+        box.press("Enter")
+        shots.settle(page)
+        page.get_by_role("button", name="Start run").click()
+        page.get_by_text("Run finished:").first.wait_for(timeout=300_000)
+        shots.settle(page)
+        shots.shoot(page, SHOTS / "2-run.png")
+        page.get_by_role("button", name="Explore this run").click()
+        page.wait_for_url(re.compile(r".*/explore"))
+        shots.settle(page)
+
+        # 3. Explore: the new run is shown; moving γ re-projects τ and speedup without decoding.
+        assert metric(page, "Prompts") == "3"
+        page.get_by_text("draft", exact=True).first.click()  # the method radio
+        shots.settle(page)
+        gamma = page.get_by_role("slider", name="Draft length γ")
+        label_before = page.locator('[data-testid="stMetricLabel"]', has_text="τ at γ=").first.inner_text()
+        speedup_before = metric(page, "Speedup")
+        nudge(page, gamma, "ArrowRight", lambda: "γ=6" in page.locator(
+            '[data-testid="stMetricLabel"]', has_text="τ at γ=").first.inner_text())
+        label_after = page.locator('[data-testid="stMetricLabel"]', has_text="τ at γ=").first.inner_text()
+        assert label_after != label_before
+        assert metric(page, "Speedup") != speedup_before
+        assert page.get_by_text("Projected").first.is_visible()
+        shots.shoot(page, SHOTS / "3-explore.png")
+        page.get_by_role("tab", name="Draft → verify cycle").click()
+        shots.settle(page)
+        assert page.get_by_text("round 1 ·").first.is_visible()
+        shots.shoot(page, SHOTS / "3-explore-cycle.png")
+
+        # 4. Brief: verdict on screen; the PDF downloads and reads back.
+        shots.goto(page, url, "Decision brief")
+        assert page.get_by_text("INSUFFICIENT EVIDENCE").first.is_visible()  # 3 prompts: too few to decide
+        shots.shoot(page, SHOTS / "4-brief.png")
+        with page.expect_download(timeout=180_000) as download:
+            page.get_by_role("button", name="PDF brief").click()
+        pdf = Path(download.value.path()).read_bytes()
+        browser.close()
+
+    import pypdf
+    assert pdf.startswith(b"%PDF")
+    reader = pypdf.PdfReader(io.BytesIO(pdf))
+    text = "".join(p.extract_text() for p in reader.pages)
+    assert len(reader.pages) >= 2 and "INSUFFICIENT" in text
+    assert sum(len(p.images) for p in reader.pages) >= 1  # the charts came through the browser
+    (SHOTS / "brief.pdf").write_bytes(pdf)
