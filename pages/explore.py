@@ -22,6 +22,9 @@ if not methods:
     st.info("This run has no speculative generations yet: only the baseline has been measured.")
     st.stop()
 best = views.best_measured(a)
+if best is None:
+    st.info("No speculative configuration has a measured speedup yet.")
+    st.stop()
 c = st.columns(4)
 c[0].metric("Prompts", len(a.measurements.prompts))
 c[1].metric("Baseline (ms/token)", f"{a.costs.target_step_s * 1e3:.1f}")

@@ -352,6 +352,8 @@ def run_banner(source: Source, manifest: dict) -> None:
         head = f"{source.label} · " if source.kind == UPLOADED else ""  # a stored run's label is in its picker
         st.caption(f"{head}Run {f['run_id']}{status}, measured on {where}")
     st.caption(f"Settings: {f['settings']}")
+    if source.kind == STORED and f["status"] == "running":
+        st.button("Still measuring: refresh to include the prompts finished since", icon=":material/refresh:")
 
 
 def results_json(results: dict) -> bytes:

@@ -21,6 +21,11 @@ if source == "Upload a file":
              "`---` lines (or one per line), `# category: NAME` lines set the category.")
     if upload is not None:
         ui.set_workload_file(upload.name, upload.getvalue())
+    elif ui.workload_file() and ui.workload_file()["path"] is None:
+        st.caption(f"Showing your earlier upload, {ui.workload_file()['name']}.")
+    else:
+        st.info("Upload a prompt file to continue.")
+        st.stop()
 else:
     files = views.sample_workload_files()
     names = [p.name for p in files]
