@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 
@@ -257,7 +257,3 @@ def format_duration(seconds: float) -> str:
         return f"{s // 60} min {s % 60:02d} s"
     return f"{s // 3600} h {(s % 3600) // 60:02d} min"
 
-
-def with_preset(cfg: RunConfig, preset: Preset) -> RunConfig:
-    return replace(cfg, max_prompts=preset.max_prompts, max_new_tokens=preset.max_new_tokens,
-                   methods=preset.methods, draft_lengths=preset.draft_lengths)

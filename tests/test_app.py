@@ -81,6 +81,7 @@ def test_workload_page_bad_upload_is_one_line():
 
 # ---- 2. run ----
 
+@pytest.mark.slow
 def test_run_page_estimates_runs_and_opens_the_run(tiny_model_dirs, store_path):
     at = open_page("run")
     assert at.title[0].value == "2 · Run"
@@ -109,6 +110,7 @@ def test_run_page_estimates_runs_and_opens_the_run(tiny_model_dirs, store_path):
     assert metrics(at)["Prompts"] == "2"
 
 
+@pytest.mark.slow
 def test_run_page_live_progress_cancel_and_one_run_at_a_time(tiny_model_dirs, store_path):
     at = open_page("run")
     at.text_input(key="run_target").set_value(str(tiny_model_dirs[0]))

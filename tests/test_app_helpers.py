@@ -80,6 +80,7 @@ def _tiny_cfg(dirs, **kw):
     return runplan.run_config(**{**base, **kw})
 
 
+@pytest.mark.slow
 def test_worker_runs_in_background_and_stores_results(tiny_model_dirs, tmp_path):
     db = tmp_path / "runs.sqlite"
     w = worker.Worker(store_factory=lambda: Store(db))
@@ -102,6 +103,7 @@ def test_worker_runs_in_background_and_stores_results(tiny_model_dirs, tmp_path)
     assert w.speeds(_tiny_cfg(tiny_model_dirs)).target_step_s > 0
 
 
+@pytest.mark.slow
 def test_worker_cancel_keeps_measured_prompts(tiny_model_dirs, tmp_path):
     db = tmp_path / "runs.sqlite"
     w = worker.Worker(store_factory=lambda: Store(db))
