@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 BUNDLED_TARGET = "qwen2.5-coder-1.5b-instruct"
 BUNDLED_DRAFT = "qwen2.5-coder-0.5b-instruct"
 
-METHODS = ("draft", "prompt-lookup")
+METHODS = ("draft", "prompt-lookup", "layer-skip", "medusa")  # families; run keys in specdec/methods.py
 DEFAULT_METHODS = ("draft", "prompt-lookup")
 DEFAULT_DRAFT_LENGTHS = (2, 4, 6)
 MAX_DRAFT_LENGTH = 16
@@ -20,6 +20,18 @@ DEFAULT_DTYPE = "auto"  # bfloat16 where the CPU/GPU supports it, else float32
 # longest n-gram first, down to the shortest.
 PROMPT_LOOKUP_MAX_NGRAM = 3
 PROMPT_LOOKUP_MIN_NGRAM = 1
+
+# Layer-skip self-drafting (Draft & Verify, Zhang et al. 2023; LayerSkip, Elhoushi et al. 2024): the
+# target's first L layers draft. No --layer-skip-layers → this share of the target's layers.
+LAYER_SKIP_DEFAULT_FRACTION = 0.5
+
+# Medusa heads (Cai et al. 2024), trained on the user's workload by self-distillation (specdec/medusa.py).
+MEDUSA_HEADS = 3  # K: head k predicts the token k+1 positions ahead of the target's next token
+MEDUSA_STEPS = 300  # optimiser steps
+MEDUSA_BATCH = 64  # positions per step
+MEDUSA_LR = 1e-3
+MEDUSA_TRAIN_SHARE = 0.5  # of the workload's prompts, per category; the rest measure the heads
+MEDUSA_TRAIN_TOKENS = 96  # target continuation tokens generated per training prompt
 
 MAX_WORKLOAD_BYTES = 50 * 1024 * 1024
 
@@ -42,8 +54,10 @@ class RunConfig:
     """One benchmark run: the baseline plus every method × γ on every prompt."""
 
     target: str = BUNDLED_TARGET
-    draft: str = BUNDLED_DRAFT
-    methods: tuple[str, ...] = DEFAULT_METHODS
+    drafts: tuple[str, ...] = (BUNDLED_DRAFT,)  # several draft models are measured side by side
+    methods: tuple[str, ...] = DEFAULT_METHODS  # families (config.METHODS)
+    layer_skip_layers: tuple[int, ...] = ()  # empty: LAYER_SKIP_DEFAULT_FRACTION of the target's layers
+    medusa_heads: str | None = None  # directory of heads saved by `train-heads`; needed for "medusa"
     draft_lengths: tuple[int, ...] = DEFAULT_DRAFT_LENGTHS
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     max_prompts: int | None = None
@@ -51,6 +65,11 @@ class RunConfig:
     seed: int = DEFAULT_SEED
     dtype: str = DEFAULT_DTYPE
     device: str = DEFAULT_DEVICE
+
+    @property
+    def draft(self) -> str | None:
+        """The first draft model: what a run with one draft model calls `models.draft`."""
+        return self.drafts[0] if self.drafts else None
 
 # Model cache: converted bundled/GGUF models live under $SPECDEC_CACHE, else $XDG_CACHE_HOME/specdec,
 # else ~/.cache/specdec (see specdec/bundled.py).

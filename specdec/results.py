@@ -15,7 +15,9 @@ Layout (units in names; a round is one target verify pass, Leviathan et al. 2023
 
 Unknown extra fields are allowed and kept as they are, but must be plain JSON (finite numbers,
 bounded strings) so every valid dict can be written back out. `models.draft` may be null: a run
-with prompt lookup alone loads no draft model.
+with prompt lookup alone loads no draft model. A run's `method` is a key of specdec.methods
+('draft', 'draft:<name>', 'prompt-lookup', 'layer-skip:L8', 'medusa'); what each drafter costs is in
+the optional `models.drafters[key]` (specdec.methods.drafter_info).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from specdec import config
+from specdec import config, methods
 from specdec.errors import SpecdecError
 
 SCHEMA_VERSION = config.RESULTS_SCHEMA_VERSION
@@ -96,6 +98,15 @@ def string(max_chars: int = config.MAX_FIELD_CHARS, choices: tuple | None = None
             except ValueError:
                 _fail(path, f"expected an ISO-8601 date, got {value[:40]!r}")
     return check
+
+
+def method_key(value, path):
+    """A method key of specdec.methods: 'draft', 'draft:<name>', 'prompt-lookup', 'layer-skip:L8', 'medusa'."""
+    string(200)(value, path)
+    try:
+        methods.parse(value)
+    except SpecdecError as e:
+        _fail(path, str(e))
 
 
 def nullable(inner):
@@ -217,7 +228,7 @@ _MANIFEST = record({
     "status": string(choices=config.RUN_STATUSES),
     "settings": record({
         "workload": string(), "workload_sha256": string(),
-        "methods": list_of(string(choices=config.METHODS)),
+        "methods": list_of(method_key),
         "draft_lengths": list_of(integer(lo=1)),
         "max_new_tokens": integer(lo=1), "max_prompts": nullable(integer(lo=1)),
         "temperature": number(), "top_p": number(hi=1.0), "top_k": _COUNT,
@@ -242,7 +253,7 @@ _ROUND = record({
 }, then=_round_rules)
 
 _RUN = record({
-    **_GEN_FIELDS, "method": string(choices=config.METHODS), "draft_length": integer(lo=1),
+    **_GEN_FIELDS, "method": method_key, "draft_length": integer(lo=1),
     "rounds": list_of(_ROUND),
 }, then=_run_rules)
 

@@ -1,0 +1,118 @@
+"""Method keys: the name a results.json run carries in `method`, one per drafter measured.
+
+A key is a family, optionally with a variant after a colon:
+
+    draft                    the one draft model of the run (the run's `models.draft`)
+    draft:<name>             one of several draft models (`--draft A,B`): <name> is its short name
+    prompt-lookup            n-gram lookup in prompt + output, no model
+    layer-skip:L<n>          the target's own first n layers + final norm + lm_head (self-speculation)
+    medusa                   Medusa-style heads on the target's last hidden state (Cai et al. 2024)
+
+What each drafter costs lives in the manifest, `models.drafters[key]` (see `drafter_info`), so that
+analysis, projection and the brief treat every method alike instead of special-casing names.
+"""
+
+from __future__ import annotations
+
+import re
+
+from specdec.errors import SpecdecError
+
+FAMILIES = ("draft", "prompt-lookup", "layer-skip", "medusa")
+# Families that run a network per draft step (and so have a draft cost c > 0 and a β per position).
+MODEL_FAMILIES = ("draft", "layer-skip", "medusa")
+# How many draft forwards a round of γ drafted tokens takes: autoregressive drafters one per token;
+# Medusa heads predict all γ from one hidden state in one pass; lookup needs none.
+STEPS_PER_ROUND = {"draft": "gamma", "layer-skip": "gamma", "medusa": "one", "prompt-lookup": "none"}
+FAMILY_LABELS = {"draft": "draft model", "prompt-lookup": "prompt lookup", "layer-skip": "layer-skip",
+                 "medusa": "Medusa heads"}
+
+_KEY = re.compile(r"(?P<family>[a-z-]+)(?::(?P<variant>[A-Za-z0-9][A-Za-z0-9._+-]{0,99}))?\Z")
+
+
+def parse(key: str) -> tuple[str, str | None]:
+    """'layer-skip:L8' → ('layer-skip', 'L8'). Raises SpecdecError for anything else."""
+    m = _KEY.match(key) if isinstance(key, str) else None
+    if not m or m["family"] not in FAMILIES:
+        raise SpecdecError(f"unknown method {key!r}: choose from {', '.join(FAMILIES)}")
+    family, variant = m["family"], m["variant"]
+    if family == "layer-skip" and not (variant and re.fullmatch(r"L[1-9][0-9]*", variant)):
+        raise SpecdecError(f"method {key!r}: layer-skip needs its layer count, as in layer-skip:L8")
+    if family == "prompt-lookup" and variant:
+        raise SpecdecError(f"method {key!r}: prompt-lookup takes no variant")
+    return family, variant
+
+
+def is_valid(key) -> bool:
+    try:
+        parse(key)
+    except SpecdecError:
+        return False
+    return True
+
+
+def family(key: str) -> str:
+    return parse(key)[0]
+
+
+def variant(key: str) -> str | None:
+    return parse(key)[1]
+
+
+def uses_model(key: str) -> bool:
+    """True when the method runs a network to draft (draft model, layer-skip, Medusa heads)."""
+    return family(key) in MODEL_FAMILIES
+
+
+def draft_steps(key: str, gamma: float) -> float:
+    """Draft forwards per round that drafts `gamma` tokens (γ, 1 or 0)."""
+    kind = STEPS_PER_ROUND[family(key)]
+    return float(gamma) if kind == "gamma" else (1.0 if kind == "one" and gamma > 0 else 0.0)
+
+
+def layer_skip_key(layers: int) -> str:
+    return f"layer-skip:L{int(layers)}"
+
+
+def layer_skip_layers(key: str) -> int:
+    return int(variant(key)[1:])
+
+
+def draft_key(short_name: str, several: bool) -> str:
+    """The key of a draft model: plain 'draft' when the run has one, 'draft:<name>' among several."""
+    if not several:
+        return "draft"
+    name = re.sub(r"[^A-Za-z0-9._+-]+", "-", short_name).strip("-.") or "model"
+    return f"draft:{name[:100]}"
+
+
+def label(key: str, drafters: dict | None = None) -> str:
+    """Human label: 'draft model (qwen2.5-coder-0.5b-instruct)', 'layer-skip (first 8 layers)'."""
+    fam, var = parse(key)
+    if fam == "layer-skip":
+        return f"layer-skip (first {var[1:]} layers)"
+    if fam == "draft":
+        info = (drafters or {}).get(key) or {}
+        name = var or info.get("name")
+        return f"draft model ({name})" if name else "draft model"
+    if fam == "medusa":
+        heads = ((drafters or {}).get(key) or {}).get("heads")
+        return f"Medusa heads ({heads})" if heads else "Medusa heads"
+    return FAMILY_LABELS[fam]
+
+
+def drafter_info(key: str, *, parameters: int = 0, extra_parameters: int = 0, num_layers: int = 0,
+                 hidden_size: int | None = None, num_key_value_heads: int | None = None,
+                 head_dim: int | None = None, kv_layers: int = 0, spec: str | None = None,
+                 name: str | None = None, **extra) -> dict:
+    """The manifest's `models.drafters[key]` entry: what one draft step reads and what it adds.
+
+    parameters: weights one draft step reads (for c and the hardware projection); extra_parameters:
+    weights that exist only for drafting (the memory overhead: a draft model's, Medusa heads'; 0 for
+    layer-skip, which shares the target's); num_layers: layers one draft step runs; kv_layers: layers
+    of KV cache the drafter keeps beside the target's (×2·kv_heads·head_dim per token).
+    """
+    return {"family": family(key), "steps_per_round": STEPS_PER_ROUND[family(key)], "spec": spec, "name": name,
+            "parameters": int(parameters), "extra_parameters": int(extra_parameters), "num_layers": int(num_layers),
+            "hidden_size": hidden_size, "num_key_value_heads": num_key_value_heads, "head_dim": head_dim,
+            "kv_layers": int(kv_layers), **extra}
