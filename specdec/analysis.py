@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from specdec import config, costs, projection
+from specdec import config, costs, methods, projection
 from specdec.bootstrap import percentile_ci, prompts_needed, ratio, resample_weights
 from specdec.errors import SpecdecError
 
@@ -418,7 +418,7 @@ class Analysis:
     positions_by_category: pd.DataFrame
     costs: costs.CostModel
     compute: pd.DataFrame  # costs.compute_overhead
-    memory: dict  # costs.memory_overhead at the run's mean context
+    memory: dict  # costs.memory_overhead at the run's mean context (by_method: per method key)
     projection: pd.DataFrame  # projection.project_gamma overall
     projection_by_category: pd.DataFrame
     projection_error: pd.DataFrame  # at every γ run, overall and by category
@@ -428,6 +428,19 @@ class Analysis:
     @property
     def manifest(self) -> dict:
         return self.measurements.manifest
+
+    @property
+    def methods(self) -> list[str]:
+        """Every method key measured, in display order (specdec.methods.order)."""
+        return methods.order(self.measurements.runs["method"].unique())
+
+    @property
+    def drafters(self) -> dict[str, dict]:
+        """{method key: drafter info} for every measured method (costs.drafters)."""
+        return costs.drafters(self.manifest, self.methods)
+
+    def label(self, key: str) -> str:
+        return key if key == "baseline" else methods.label(key, self.drafters)
 
 
 def analyze(results, n_boot: int = config.BOOTSTRAP_SAMPLES, seed: int = config.BOOTSTRAP_SEED) -> Analysis:
@@ -444,5 +457,6 @@ def analyze(results, n_boot: int = config.BOOTSTRAP_SAMPLES, seed: int = config.
     context = float(m.prompts["prompt_tokens"].mean() + m.manifest.get("settings", {}).get("max_new_tokens", 0))
     return Analysis(m, m.runs, summary, by_cat, position_acceptance(m, n_boot=n_boot, seed=seed),
                     position_acceptance(m, level="category", n_boot=n_boot, seed=seed), cm,
-                    costs.compute_overhead(m), costs.memory_overhead(m.manifest, context), proj, proj_cat, err, best,
+                    costs.compute_overhead(m),
+                    costs.memory_overhead(m.manifest, context, keys=m.runs["method"].unique()), proj, proj_cat, err, best,
                     losslessness(m))

@@ -18,17 +18,29 @@ Price (speculation saves latency, not compute):
                emitted, relative to plain decoding's one target position per token; ĉ = draft
                parameters / target parameters (FLOPs ≈ 2 · parameters per position, attention FLOPs
                ignored). Compared with Leviathan Thm 3.11 at the measured α.
-    memory     draft weights + the draft's KV cache per sequence (2 · layers · kv_heads · head_dim ·
-               bytes per token of context). Without num_key_value_heads/head_dim in the manifest the
-               KV width is estimated as hidden_size (no grouped-query attention: an upper bound), and
-               kv_estimated says so.
+               Draft positions count draft forwards: one per drafted token for a draft model or
+               layer-skip, one per round for Medusa heads (methods.draft_steps), none for lookup.
+    memory     per method: weights that exist only for drafting (extra_parameters: a draft model's,
+               Medusa heads'; none for layer-skip, which reuses the target's) + the KV cache the drafter
+               keeps beside the target's per sequence (2 · kv_layers · kv_heads · head_dim · bytes per
+               token of context). Without num_key_value_heads/head_dim the KV width is estimated as
+               hidden_size (no grouped-query attention: an upper bound), and kv_estimated says so.
+
+What a drafter costs comes from manifest.models.drafters[key] (specdec.methods.drafter_info); results
+written before several drafters existed lack it, and drafters(manifest) derives it — the one place
+that knows the old layout.
 
 Public API
     CostModel (frozen dataclass), cost_model(measurements) -> CostModel
     ModelSize (frozen dataclass), model_size(manifest_model) -> ModelSize | None
     bytes_per_param(dtype) -> float
+    drafters(manifest, keys=()) -> {method key: drafter info}
+    draft_size(key, info) -> ModelSize | None         what one draft step reads (roofline)
+    extra_bytes(key, info, dtype, batch, context) -> (weights, kv)   memory a drafter adds
+    c_hat(info, target) -> float                      draft-step parameters / target parameters
     compute_overhead(measurements) -> DataFrame      per method × γ
-    memory_overhead(manifest, context_tokens=None, dtype=None) -> dict
+    memory_overhead(manifest, context_tokens=None, dtype=None) -> dict   (by_method: per key)
+    memory_by_method(manifest, context_tokens=None, dtype=None, keys=()) -> DataFrame
 """
 
 from __future__ import annotations
@@ -38,7 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from specdec import config
+from specdec import config, methods
 from specdec.bootstrap import ratio
 from specdec.errors import SpecdecError
 from specdec.projection import operations_factor
@@ -186,58 +198,191 @@ def model_size(model: dict | None) -> ModelSize | None:
     return ModelSize(int(model["parameters"]), int(model["num_layers"]), int(model["hidden_size"]), width, estimated)
 
 
+# ---- drafters ----
+
+def drafters(manifest: dict, keys=()) -> dict[str, dict]:
+    """{method key: drafter info} (specdec.methods.drafter_info) for every method of the run, in display
+    order. New runs record it in manifest.models.drafters; for older results (and any key measured but
+    not recorded) it is derived here: "draft" from models.draft (its weights and KV cache are all extra),
+    prompt lookup at zero cost, layer-skip from the target's size (estimated: marked `estimated`).
+    keys: method keys measured (e.g. the runs' methods) that must be present."""
+    models = manifest.get("models") or {}
+    recorded = dict(models.get("drafters") or {})
+    # settings.methods lists families in new runs ("layer-skip"), keys in old ones: only old runs need it.
+    listed = [] if recorded else list((manifest.get("settings") or {}).get("methods") or [])
+    wanted = methods.order([k for k in list(recorded) + listed + list(keys) if methods.is_valid(k)])
+    return {k: dict(recorded[k]) if k in recorded else _derived(k, models) for k in wanted}
+
+
+def _derived(key: str, models: dict) -> dict:
+    fam = methods.family(key)
+    if fam == "draft" and models.get("draft"):
+        d = models["draft"]
+        return methods.drafter_info(
+            key, parameters=d.get("parameters", 0), extra_parameters=d.get("parameters", 0),
+            num_layers=d.get("num_layers", 0), hidden_size=d.get("hidden_size"),
+            num_key_value_heads=d.get("num_key_value_heads"), head_dim=d.get("head_dim"),
+            kv_layers=d.get("num_layers", 0), spec=d.get("spec"), name=_short(d.get("spec")),
+            local_path=d.get("local_path"))
+    t = models.get("target") or {}
+    if fam == "layer-skip" and t.get("parameters") and t.get("num_layers"):
+        n = min(methods.layer_skip_layers(key), int(t["num_layers"]))
+        # Embedding/lm_head counted once (tied), the rest split evenly over layers: an estimate.
+        head = int(t.get("vocab_size") or 0) * int(t.get("hidden_size") or 0)
+        per_layer = max(int(t["parameters"]) - head, 0) / int(t["num_layers"])
+        return methods.drafter_info(key, parameters=int(n * per_layer + head), num_layers=n,
+                                    hidden_size=t.get("hidden_size"), num_key_value_heads=t.get("num_key_value_heads"),
+                                    head_dim=t.get("head_dim"), spec=t.get("spec"), name=f"first {n} layers",
+                                    estimated=True)
+    # Prompt lookup costs nothing; a model-using method without a record has unknown cost (0, marked).
+    return methods.drafter_info(key, **({"estimated": True} if methods.uses_model(key) else {}))
+
+
+def _short(spec) -> str | None:
+    return str(spec).rstrip("/").split("/")[-1] if spec else None
+
+
+def _kv_width(key: str, info: dict) -> tuple[int, bool]:
+    """(num_key_value_heads · head_dim, estimated) of the drafter's attention; 0 for drafters without one."""
+    if not methods.reads_kv(key):
+        return 0, False
+    heads, head_dim = info.get("num_key_value_heads"), info.get("head_dim")
+    if heads and head_dim:
+        return int(heads) * int(head_dim), False
+    return int(info.get("hidden_size") or 0), True
+
+
+def extra_bytes(key: str, info: dict | None, dtype: str, batch: float = 1, context: float = 0.0) -> tuple[float, float]:
+    """(weight bytes, KV bytes) a drafter adds beside the target for `batch` sequences of `context`
+    tokens: extra_parameters, and kv_layers of its own KV cache (layer-skip reuses the target's)."""
+    if not info:
+        return 0.0, 0.0
+    bpp = bytes_per_param(dtype)
+    width, _ = _kv_width(key, info)
+    return (float(info.get("extra_parameters") or 0) * bpp,
+            2.0 * int(info.get("kv_layers") or 0) * width * bpp * float(batch) * float(context))
+
+
+def draft_size(key: str, info: dict | None) -> ModelSize | None:
+    """What one draft step of `key` reads, as a ModelSize for the roofline: its weights (`parameters`),
+    `num_layers` of latency and, for attention drafters, a KV cache over those layers (a layer-skip
+    step reads the target's first L layers' cache). None for prompt lookup or an unknown cost."""
+    if not info or not methods.uses_model(key) or not info.get("parameters"):
+        return None
+    width, est = _kv_width(key, info)
+    return ModelSize(int(info["parameters"]), int(info.get("num_layers") or 0), int(info.get("hidden_size") or 0),
+                     width, est)
+
+
+def c_hat(info: dict | None, target: ModelSize | None) -> float:
+    """Draft-step FLOPs per target-position FLOPs ≈ parameters read per draft step / target parameters."""
+    if not info or not methods.uses_model_family(info.get("family")):
+        return 0.0
+    if not (target and info.get("parameters")):
+        return float("nan")
+    return float(info["parameters"]) / target.parameters
+
+
 # ---- price ----
+
+def _draft_steps(method: str, hists) -> float:
+    """Draft forwards over runs, from each run's drafted-length histogram (hist[k] = rounds drafting k)."""
+    total = 0.0
+    for h in hists:
+        total += sum(n * methods.draft_steps(method, k) for k, n in enumerate(h) if n)
+    return total
+
 
 def compute_overhead(measurements) -> pd.DataFrame:
     """Per method × γ, pooled over prompts: target_positions_per_token (γ + 1 per round, rejected
-    included, ÷ tokens emitted by rounds), draft_positions_per_token, rejected_share (verified
-    positions thrown away), c_hat, flops_ratio (vs plain decoding = 1), alpha (accepted / tested),
-    flops_ratio_theory (Thm 3.11 at that α and γ; it assumes every round drafts γ)."""
+    included, ÷ tokens emitted by rounds), draft_positions_per_token (draft forwards per token: one per
+    drafted token, one per round for Medusa, none for lookup), rejected_share (verified positions thrown
+    away), c_hat (drafter parameters / target parameters), flops_ratio (vs plain decoding = 1), alpha
+    (accepted / tested), flops_ratio_theory (Thm 3.11 at that α and γ with the draft cost per round
+    spread over γ; it assumes every round drafts γ)."""
     runs = measurements.runs
-    models = measurements.manifest.get("models", {})
-    target, draft = model_size(models.get("target")), model_size(models.get("draft"))
-    c_hat_draft = draft.parameters / target.parameters if (draft and target) else np.nan
+    manifest = measurements.manifest
+    target = model_size((manifest.get("models") or {}).get("target"))
+    info = drafters(manifest, runs["method"].unique() if len(runs) else ())
     rows = []
     for (method, g), df in runs.groupby(["method", "draft_length"], sort=True):
         tokens = (df["new_tokens"] - 1).clip(lower=0).sum()
         t_pos = (df["drafted"] + df["rounds"]).sum()
-        d_pos = df["drafted"].sum() if method == "draft" else 0
-        c_hat = c_hat_draft if method == "draft" else 0.0
+        d_pos = _draft_steps(method, df["drafted_hist"])
+        ch = c_hat(info.get(method), target)
         alpha = float(ratio(df["accepted"].sum(), df["tested"].sum()))
         kept = (df["accepted"] + df["rounds"]).sum()
+        per_token_c = ch * methods.draft_steps(method, g) / g if g else 0.0
         rows.append({
-            "method": method, "draft_length": int(g), "c_hat": c_hat,
+            "method": method, "draft_length": int(g), "c_hat": ch,
             "target_positions_per_token": float(ratio(t_pos, tokens)),
             "draft_positions_per_token": float(ratio(d_pos, tokens)),
             "rejected_share": float(ratio(t_pos - kept, t_pos)),
-            "flops_ratio": float(ratio(t_pos + c_hat * d_pos, tokens)),
+            "flops_ratio": float(ratio(t_pos + (ch if d_pos else 0.0) * d_pos, tokens)),
             "alpha": alpha,
-            "flops_ratio_theory": float(operations_factor(alpha, g, c_hat)) if np.isfinite(alpha) else np.nan,
+            "flops_ratio_theory": (float(operations_factor(alpha, g, per_token_c))
+                                   if np.isfinite(alpha) and np.isfinite(per_token_c) else np.nan),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["method", "draft_length", "c_hat", "target_positions_per_token",
+                                       "draft_positions_per_token", "rejected_share", "flops_ratio", "alpha",
+                                       "flops_ratio_theory"])
 
 
-def memory_overhead(manifest: dict, context_tokens: float | None = None, dtype: str | None = None) -> dict:
-    """Extra memory for the draft model (GB = 1e9 bytes): its weights, and its KV cache for one sequence
-    of context_tokens (default: the run's mean prompt length + max_new_tokens, stored by analyze).
-    dtype defaults to the run's. Target figures are given for scale."""
+MEMORY_COLUMNS = ["method", "label", "family", "extra_weights_gb", "extra_kv_gb_per_seq", "extra_total_gb",
+                  "kv_estimated", "estimated"]
+
+
+def memory_by_method(manifest: dict, context_tokens: float | None = None, dtype: str | None = None,
+                     keys=()) -> pd.DataFrame:
+    """Extra memory each method needs beside the target (GB = 1e9 bytes), one row per method key:
+    extra_weights_gb (extra_parameters: a draft model's or Medusa heads' weights; 0 for layer-skip and
+    lookup), extra_kv_gb_per_seq (the drafter's own KV cache, kv_layers deep, for one sequence of
+    context_tokens), extra_total_gb, kv_estimated (KV width taken as hidden_size), estimated (the
+    drafter's size was derived, not recorded). Defaults as memory_overhead."""
+    settings = manifest.get("settings") or {}
+    dtype = dtype or settings.get("dtype", "bfloat16")
+    context = float(context_tokens if context_tokens is not None else settings.get("max_new_tokens", 0))
+    bytes_per_param(dtype)  # an unknown dtype fails here, in one line
+    info = drafters(manifest, keys)
+    rows = []
+    for key, d in info.items():
+        _, est = _kv_width(key, d)
+        kv_layers = int(d.get("kv_layers") or 0)
+        w, kv = (x / 1e9 for x in extra_bytes(key, d, dtype, 1, context))
+        rows.append({"method": key, "label": methods.label(key, info), "family": methods.family(key),
+                     "extra_weights_gb": w, "extra_kv_gb_per_seq": kv, "extra_total_gb": w + kv,
+                     "kv_estimated": bool(est and kv_layers), "estimated": bool(d.get("estimated"))})
+    return pd.DataFrame(rows, columns=MEMORY_COLUMNS)
+
+
+def memory_overhead(manifest: dict, context_tokens: float | None = None, dtype: str | None = None,
+                    keys=()) -> dict:
+    """Extra memory for drafting (GB = 1e9 bytes) at context_tokens per sequence (default: the run's
+    max_new_tokens; analyze passes the mean prompt length + max_new_tokens) in dtype (default the run's).
+    by_method: {key: memory_by_method row}; draft_weights_gb / draft_kv_gb_per_seq: the run's first draft
+    model (models.draft), kept for callers of the one-draft layout. Target figures are given for scale."""
     models = manifest.get("models", {})
     settings = manifest.get("settings", {})
     dtype = dtype or settings.get("dtype", "bfloat16")
     context = float(context_tokens if context_tokens is not None else settings.get("max_new_tokens", 0))
     target, draft = model_size(models.get("target")), model_size(models.get("draft"))
+    table = memory_by_method(manifest, context, dtype, keys)
     out = {"dtype": dtype, "context_tokens": context, "draft_weights_gb": 0.0, "draft_kv_gb_per_seq": 0.0,
-           "target_weights_gb": np.nan, "target_kv_gb_per_seq": np.nan, "kv_estimated": False, "notes": []}
+           "target_weights_gb": np.nan, "target_kv_gb_per_seq": np.nan, "kv_estimated": False, "notes": [],
+           "by_method": {r["method"]: r for r in table.to_dict("records")}}
     if target:
         out["target_weights_gb"] = target.weight_bytes(dtype) / 1e9
         out["target_kv_gb_per_seq"] = target.kv_bytes_per_token(dtype) * context / 1e9
     if draft:
         out["draft_weights_gb"] = draft.weight_bytes(dtype) / 1e9
         out["draft_kv_gb_per_seq"] = draft.kv_bytes_per_token(dtype) * context / 1e9
-    if any(m is not None and m.kv_estimated for m in (target, draft)):
+    if (target is not None and target.kv_estimated) or bool(table["kv_estimated"].any()):
         out["kv_estimated"] = True
         out["notes"].append("KV cache sizes are estimated: the manifest lacks num_key_value_heads/head_dim, so the "
                             "KV width is taken as hidden_size (an upper bound for grouped-query attention models)")
-    if draft is None:
-        out["notes"].append("no draft model in this run: prompt lookup needs no extra weights or KV cache")
+    guessed = [r["label"] for _, r in table.iterrows() if r["estimated"]]
+    if guessed:
+        out["notes"].append(f"drafter sizes not recorded in this run, estimated from the models: {', '.join(guessed)}")
+    if draft is None and not table["family"].isin(methods.MODEL_FAMILIES).any():
+        out["notes"].append("no drafting model in this run: prompt lookup needs no extra weights or KV cache")
     return out

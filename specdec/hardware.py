@@ -13,16 +13,19 @@ machine" is calibrated on the run's own measurements instead (effective bandwidt
 per-layer latency that reproduce the measured target step, draft step and verify slope), and on a
 CPU memory traffic and arithmetic do not overlap, so its terms add rather than take the max.
 
-A speculative round at batch B and draft length γ costs γ draft steps (zero for prompt lookup: a
-host-side string match; this machine adds its measured per-round drafter cost d0), one verify pass over mean_drafted + 1 tokens per sequence, and the
-bookkeeping overhead measured here as a share of a target step. Speedup = τ · t_target(B, 1) / round.
+A speculative round at batch B and draft length γ costs methods.draft_steps(key, γ) draft steps — γ
+for a draft model or layer-skip, one for Medusa heads, zero for prompt lookup (a host-side string
+match) — of that method's drafter (costs.draft_size: a draft model's weights and KV; the target's first
+L layers + lm_head; the heads + lm_head), one verify pass over mean_drafted + 1 tokens per sequence,
+and the bookkeeping overhead measured here as a share of a target step. This machine adds its
+measured per-round drafter cost d0. Speedup = τ · t_target(B, 1) / round.
 Large batches are compute-bound, where verifying γ + 1 tokens costs ≈ γ + 1 steps: gains shrink and
 turn into losses (vLLM reports 1.4–1.8× slowdowns at high load).
 
 Public API
     HardwareProfile (frozen dataclass), PROFILES {name: profile}, THIS_MACHINE = "this-machine"
     profile(name) -> HardwareProfile
-    measured_profile(costs, target, draft, memory_gb) -> HardwareProfile
+    measured_profile(costs, target, draft, memory_gb, dtype, draft_key="draft") -> HardwareProfile
     step_time_s(profile, model, batch, tokens_per_seq, context, dtype) -> (seconds, "memory"|"compute")
     whatif(analysis, hardware=None, batch_sizes=..., gammas=None, context_lens=None, methods=None,
            category="all", dtype=WHATIF_DTYPE) -> DataFrame (assumptions in .attrs["assumptions"])
@@ -38,7 +41,8 @@ import numpy as np
 import pandas as pd
 
 from specdec import config
-from specdec.costs import CostModel, ModelSize, model_size
+from specdec import methods as M
+from specdec.costs import CostModel, ModelSize, draft_size, drafters, extra_bytes, model_size
 from specdec.errors import SpecdecError
 from specdec.projection import ALL, acceptance_profile
 
@@ -78,18 +82,19 @@ def profile(name: str) -> HardwareProfile:
 
 
 def measured_profile(costs: CostModel, target: ModelSize, draft: ModelSize | None, memory_gb: float,
-                     dtype: str) -> HardwareProfile:
+                     dtype: str, draft_key: str | None = "draft") -> HardwareProfile:
     """Effective bandwidth, FLOPS and per-layer latency that reproduce this run's batch-1 costs:
     t_verify(k) = t_target · (intercept + slope · (k − 1)) gives FLOPS = 2N / (slope · t_target);
     the rest of a target step, and the draft step if a draft model ran, split into bytes / bandwidth
-    and layers · latency (latency 0 when only one equation is available or the fit goes negative)."""
+    and layers · latency (latency 0 when only one equation is available or the fit goes negative).
+    draft: the step size of method draft_key (a γ-step drafter, whose draft_step_s is one forward)."""
     t_t = costs.target_step_s
     slope = max(costs.verify_slope, 0.0)
     flops = 2.0 * target.parameters / (slope * t_t) if slope > 0 else 1e30
     mem_t = max(t_t - 2.0 * target.parameters / flops, 1e-12)  # the non-arithmetic part of a target step
     w_t = target.weight_bytes(dtype)
     bw, lat = w_t / mem_t, 0.0
-    t_d = costs.draft_step_s.get("draft")
+    t_d = costs.draft_step_s.get(draft_key) if draft_key else None
     if draft is not None and t_d:
         w_d = draft.weight_bytes(dtype)
         mem_d = max(t_d - 2.0 * draft.parameters / flops, 1e-12)
@@ -126,26 +131,39 @@ def _profiles(analysis, hardware) -> list[HardwareProfile]:
             out.append(n)
         elif n == THIS_MACHINE:
             m = analysis.manifest
-            models = m.get("models", {})
-            out.append(measured_profile(analysis.costs, model_size(models.get("target")), model_size(models.get("draft")),
+            key, size = _fit_drafter(analysis)
+            out.append(measured_profile(analysis.costs, model_size(m.get("models", {}).get("target")), size,
                                         float(m.get("hardware", {}).get("memory_gb", 0.0)),
-                                        m.get("settings", {}).get("dtype", "float32")))
+                                        m.get("settings", {}).get("dtype", "float32"), key))
         else:
             out.append(profile(n))
     return out
+
+
+def _fit_drafter(analysis) -> tuple[str | None, ModelSize | None]:
+    """The drafter whose measured step calibrates this machine's profile beside the target: the first
+    draft model (a separate network: a second, independent equation), else the first layer-skip."""
+    info = drafters(analysis.manifest, analysis.measurements.runs["method"].unique())
+    for fam in ("draft", "layer-skip"):
+        for key, d in info.items():
+            size = draft_size(key, d)
+            if M.family(key) == fam and size is not None and analysis.costs.draft_step_s.get(key):
+                return key, size
+    return None, None
 
 
 def whatif(analysis, hardware=None, batch_sizes=config.WHATIF_BATCH_SIZES, gammas=None, context_lens=None,
            methods=None, category: str = ALL, dtype: str = config.WHATIF_DTYPE) -> pd.DataFrame:
     """Projected speedup per hardware × method × context × batch size × γ (an Analysis from
     specdec.analysis.analyze; hardware: names or profiles, default every profile plus this machine;
-    category: "all" or one category, whose acceptance is then used).
+    methods: method keys, default every one measured whose drafter size is known; category: "all" or
+    one category, whose acceptance is then used).
 
-    Columns: hardware, method, category, context_len, batch_size, gamma, tau, target_step_ms,
-    draft_step_ms, verify_ms, round_ms, base_ms_per_token, sd_ms_per_token, speedup,
-    saving_ms_per_token, saving_pct, target_bound, verify_bound, fits_memory."""
+    Columns: hardware, method, category, context_len, batch_size, gamma, tau, draft_steps (forwards per
+    round), target_step_ms, draft_step_ms, verify_ms, round_ms, base_ms_per_token, sd_ms_per_token,
+    speedup, saving_ms_per_token, saving_pct, target_bound, verify_bound, fits_memory."""
     models = analysis.manifest.get("models", {})
-    target, draft = model_size(models.get("target")), model_size(models.get("draft"))
+    target = model_size(models.get("target"))
     if target is None:
         raise SpecdecError("the results manifest has no target model sizes: cannot project onto hardware")
     if context_lens is None:
@@ -154,68 +172,87 @@ def whatif(analysis, hardware=None, batch_sizes=config.WHATIF_BATCH_SIZES, gamma
     if category != ALL:
         rounds = rounds[rounds["category"] == category]
     run_dtype = analysis.manifest.get("settings", {}).get("dtype", "float32")
+    info = drafters(analysis.manifest, analysis.measurements.runs["method"].unique())
+    profiles = _profiles(analysis, hardware)
     rows = []
     for method, r_m in rounds.groupby("method", sort=True):
         if methods is not None and method not in methods:
             continue
-        if method == "draft" and draft is None:
-            continue
+        uses = M.uses_model(method)
+        size = draft_size(method, info.get(method))
+        if uses and size is None:
+            continue  # a drafter of unknown size cannot be projected
         g_src = int(r_m["draft_length"].max())
         gs = list(gammas) if gammas is not None else list(range(1, max(config.PROJECTION_MAX_GAMMA, g_src) + 1))
         src = r_m[r_m["draft_length"] == g_src]
         prof = acceptance_profile(src["drafted"].to_numpy(), src["accepted"].to_numpy(), gs, src["prompt_id"].to_numpy())
         overhead_frac = analysis.costs.overhead_s.get(method, 0.0) / analysis.costs.target_step_s
-        for hw in _profiles(analysis, hardware):
+        one_pass = M.STEPS_PER_ROUND[M.family(method)] == "one"
+        for hw in profiles:
             here = hw.name == THIS_MACHINE
             dt = run_dtype if here else dtype
-            f_t, f_d = _calibration(analysis, hw, target, draft, dt) if here else (1.0, 1.0)
+            f_t = _calibration(analysis, hw, target, dt) if here else 1.0
             # The drafter's per-round cost (catch-up forward of our decoder, a failed lookup) is measured
-            # here; engines fold the catch-up into their γ draft forwards, so it is 0 elsewhere.
-            d0 = analysis.costs.draft_round_s.get(method, 0.0) if here else 0.0
+            # here; engines fold the catch-up into their γ draft forwards, so it is 0 elsewhere. A one-pass
+            # drafter's round cost is its step, counted below.
+            d0 = analysis.costs.draft_round_s.get(method, 0.0) if (here and not one_pass) else 0.0
             for ctx in context_lens:
                 for b in batch_sizes:
                     t_base, base_bound = step_time_s(hw, target, b, 1, ctx, dt)
                     t_base *= f_t
-                    if method == "draft":
-                        t_draft = step_time_s(hw, draft, b, 1, ctx, dt)[0] * f_d
-                    else:  # the lookup itself: measured here, negligible (host-side) on serving hardware
-                        t_draft = analysis.costs.draft_step_s.get(method, 0.0) if here else 0.0
+                    if uses:
+                        t_step = step_time_s(hw, size, b, 1, ctx, dt)[0]
+                        # Here: the measured batch-1 step, scaled to batch b by the roofline.
+                        scale = t_step / step_time_s(hw, size, 1, 1, ctx, dt)[0] if here else None
+                    fits = (here and b == 1) or _fits(hw, target, method, info.get(method), b, ctx, dt)  # it ran here
                     for _, p in prof.iterrows():
                         g, md = int(p["gamma"]), float(p["mean_drafted"])
                         t_ver, ver_bound = step_time_s(hw, target, b, md + 1.0, ctx, dt)
                         t_ver *= f_t
-                        n_draft = g if method == "draft" else md
-                        round_s = n_draft * t_draft + d0 + t_ver + overhead_frac * t_base
+                        if uses:
+                            n_steps = M.draft_steps(method, g)
+                            t_draft = _measured_step_s(analysis.costs, method, md) * scale if here else t_step
+                        else:  # the lookup itself: measured here, negligible (host-side) on serving hardware
+                            n_steps = md
+                            t_draft = analysis.costs.draft_step_s.get(method, 0.0) if here else 0.0
+                        round_s = n_steps * t_draft + d0 + t_ver + overhead_frac * t_base
                         sd = round_s / p["tau"]
                         rows.append({"hardware": hw.name, "method": method, "category": category, "context_len": ctx,
-                                     "batch_size": b, "gamma": g, "tau": p["tau"], "target_step_ms": t_base * 1e3,
+                                     "batch_size": b, "gamma": g, "tau": p["tau"], "draft_steps": float(n_steps),
+                                     "target_step_ms": t_base * 1e3,
                                      "draft_step_ms": t_draft * 1e3, "verify_ms": t_ver * 1e3,
                                      "round_ms": round_s * 1e3, "base_ms_per_token": t_base * 1e3,
                                      "sd_ms_per_token": sd * 1e3, "speedup": t_base / sd,
                                      "saving_ms_per_token": (t_base - sd) * 1e3, "saving_pct": 100.0 * (1 - sd / t_base),
-                                     "target_bound": base_bound, "verify_bound": ver_bound,
-                                     "fits_memory": (here and b == 1) or  # it ran here
-                                     _fits(hw, target, draft if method == "draft" else None, b, ctx, dt)})
+                                     "target_bound": base_bound, "verify_bound": ver_bound, "fits_memory": fits})
     df = pd.DataFrame(rows)
-    df.attrs["assumptions"] = assumptions(_profiles(analysis, hardware), dtype, context_lens)
+    df.attrs["assumptions"] = assumptions(profiles, dtype, context_lens)
     return df
 
 
-def _calibration(analysis, hw: HardwareProfile, target: ModelSize, draft: ModelSize | None, dtype: str):
-    """Factors that make this machine's roofline reproduce the measured batch-1 target and draft steps
-    exactly (the two-equation fit in measured_profile cannot when the draft is relatively slower than
-    its size says, e.g. more layers per parameter); larger batches scale from there."""
+def _measured_step_s(costs: CostModel, method: str, drafted: float) -> float:
+    """One draft forward of `method` as measured here: the fitted per-token slope for γ-step drafters;
+    the whole round's drafting (d0 + slope · drafted) for a one-pass drafter such as Medusa heads."""
+    if M.STEPS_PER_ROUND[M.family(method)] == "one":
+        return costs.draft_round_s.get(method, 0.0) + costs.draft_step_s.get(method, 0.0) * drafted
+    return costs.draft_step_s.get(method, 0.0)
+
+
+def _calibration(analysis, hw: HardwareProfile, target: ModelSize, dtype: str) -> float:
+    """The factor that makes this machine's roofline reproduce the measured batch-1 target step exactly;
+    larger batches scale from there (draft steps are scaled from their own measurement in whatif)."""
     ctx = analysis.memory["context_tokens"]
-    f_t = analysis.costs.target_step_s / step_time_s(hw, target, 1, 1, ctx, dtype)[0]
-    t_d = analysis.costs.draft_step_s.get("draft")
-    f_d = t_d / step_time_s(hw, draft, 1, 1, ctx, dtype)[0] if (draft is not None and t_d) else 1.0
-    return f_t, f_d
+    return analysis.costs.target_step_s / step_time_s(hw, target, 1, 1, ctx, dtype)[0]
 
 
-def _fits(hw: HardwareProfile, target: ModelSize, draft: ModelSize | None, batch: int, ctx: float, dtype: str) -> bool:
+def _fits(hw: HardwareProfile, target: ModelSize, method: str, info: dict | None, batch: int, ctx: float,
+          dtype: str) -> bool:
+    """Target weights + KV for the batch, plus what the method's drafter adds (costs.extra_bytes), within
+    WHATIF_MEMORY_HEADROOM of device memory."""
     if hw.memory_gb <= 0:
         return True  # unknown memory: do not claim it does not fit
-    need = sum(m.weight_bytes(dtype) + batch * ctx * m.kv_bytes_per_token(dtype) for m in (target, draft) if m)
+    need = target.weight_bytes(dtype) + batch * ctx * target.kv_bytes_per_token(dtype)
+    need += sum(extra_bytes(method, info, dtype, batch, ctx))
     return bool(need <= hw.memory_gb * 1e9 * config.WHATIF_MEMORY_HEADROOM)
 
 
@@ -230,8 +267,9 @@ def assumptions(hardware, dtype: str = config.WHATIF_DTYPE, context_lens=()) -> 
         {"name": "context length", "value": [float(c) for c in context_lens],
          "note": "tokens of KV cache read per sequence per step"},
         {"name": "FLOPs per token", "value": "2 × parameters", "note": "attention FLOPs over the context ignored"},
-        {"name": "draft steps", "value": "γ per round, 1 token each",
-         "note": "prompt lookup costs no device time on GPUs"},
+        {"name": "draft steps", "value": "γ per round for a draft model or layer-skip, 1 for Medusa heads",
+         "note": "a draft model's step reads its own weights and KV; layer-skip's the target's first L layers + "
+                 "lm_head; Medusa's the heads + lm_head; prompt lookup costs no device time on GPUs"},
         {"name": "verify", "value": "one pass over mean drafted + 1 tokens per sequence",
          "note": "no tree attention, no padding waste"},
         {"name": "round overhead", "value": "share of a target step measured on this machine",

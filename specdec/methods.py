@@ -6,7 +6,10 @@ A key is a family, optionally with a variant after a colon:
     draft:<name>             one of several draft models (`--draft A,B`): <name> is its short name
     prompt-lookup            n-gram lookup in prompt + output, no model
     layer-skip:L<n>          the target's own first n layers + final norm + lm_head (self-speculation)
-    medusa                   Medusa-style heads on the target's last hidden state (Cai et al. 2024)
+    medusa                   Medusa-style heads on the target's last hidden state (Cai et al. 2024),
+                             measured on prompts the heads were not trained on
+    medusa:train             the same heads on the prompts they were trained on (optimistic; never
+                             the basis of a decision, shown so the gap to held-out prompts is visible)
 
 What each drafter costs lives in the manifest, `models.drafters[key]` (see `drafter_info`), so that
 analysis, projection and the brief treat every method alike instead of special-casing names.
@@ -40,6 +43,8 @@ def parse(key: str) -> tuple[str, str | None]:
         raise SpecdecError(f"method {key!r}: layer-skip needs its layer count, as in layer-skip:L8")
     if family == "prompt-lookup" and variant:
         raise SpecdecError(f"method {key!r}: prompt-lookup takes no variant")
+    if family == "medusa" and variant not in (None, "train"):
+        raise SpecdecError(f"method {key!r}: medusa takes no variant but :train")
     return family, variant
 
 
@@ -70,6 +75,11 @@ def draft_steps(key: str, gamma: float) -> float:
     return float(gamma) if kind == "gamma" else (1.0 if kind == "one" and gamma > 0 else 0.0)
 
 
+def in_sample(key: str) -> bool:
+    """True for measurements on the drafter's own training prompts ('medusa:train'): not evidence."""
+    return parse(key) == ("medusa", "train")
+
+
 def layer_skip_key(layers: int) -> str:
     return f"layer-skip:L{int(layers)}"
 
@@ -96,8 +106,9 @@ def label(key: str, drafters: dict | None = None) -> str:
         name = var or info.get("name")
         return f"draft model ({name})" if name else "draft model"
     if fam == "medusa":
-        heads = ((drafters or {}).get(key) or {}).get("heads")
-        return f"Medusa heads ({heads})" if heads else "Medusa heads"
+        heads = ((drafters or {}).get(key) or (drafters or {}).get("medusa") or {}).get("heads")
+        name = f"Medusa heads ({heads})" if heads else "Medusa heads"
+        return f"{name}, training prompts" if var == "train" else name
     return FAMILY_LABELS[fam]
 
 
@@ -116,3 +127,36 @@ def drafter_info(key: str, *, parameters: int = 0, extra_parameters: int = 0, nu
             "parameters": int(parameters), "extra_parameters": int(extra_parameters), "num_layers": int(num_layers),
             "hidden_size": hidden_size, "num_key_value_heads": num_key_value_heads, "head_dim": head_dim,
             "kv_layers": int(kv_layers), **extra}
+
+
+def order(keys) -> list[str]:
+    """Keys in a stable display order: by family (FAMILIES order), then variant; invalid keys last."""
+    def rank(k):
+        try:
+            fam, var = parse(k)
+        except SpecdecError:
+            return (len(FAMILIES), str(k), 0)
+        num = int(var[1:]) if fam == "layer-skip" else 0  # L4 before L12
+        return (FAMILIES.index(fam), "" if var is None or fam == "layer-skip" else var, num)
+    return sorted(dict.fromkeys(keys), key=rank)
+
+
+def short_label(key: str, drafters: dict | None = None) -> str:
+    """A label for tight spaces (axis ticks, table cells): the draft model's name, 'layer-skip L8',
+    'Medusa', 'prompt lookup'."""
+    fam, var = parse(key)
+    if fam == "draft":
+        return var or ((drafters or {}).get(key) or {}).get("name") or "draft model"
+    if fam == "layer-skip":
+        return f"layer-skip {var}"
+    return {"medusa": "Medusa", "prompt-lookup": "prompt lookup"}[fam]
+
+
+def reads_kv(key: str) -> bool:
+    """True when a draft step attends over a KV cache (draft model, the target's first layers); Medusa
+    heads are MLPs on the last hidden state, prompt lookup a string match."""
+    return family(key) in ("draft", "layer-skip")
+
+
+def uses_model_family(fam: str | None) -> bool:
+    return fam in MODEL_FAMILIES
