@@ -8,24 +8,44 @@ throttling) hits every configuration alike and the per-prompt ratios stay fair.
 from __future__ import annotations
 
 import zlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
+from specdec import methods
 from specdec.config import RunConfig
 from specdec.decoding import Generation, baseline_decode, speculative_decode
-from specdec.drafters import DraftModelDrafter, PromptLookupDrafter
+from specdec.drafters import DraftModelDrafter, MedusaDrafter, PromptLookupDrafter
 
 WARMUP_TOKENS = 8
 
 
-def make_drafter(method: str, draft_model, cfg: RunConfig, generator, vocab_size: int):
-    """The drafter for a method name; the one place a method name becomes code."""
-    if method == "draft":
-        return DraftModelDrafter(draft_model, cfg.sampling, generator, vocab_size)
-    if method == "prompt-lookup":
+@dataclass
+class DraftSource:
+    """What one method key drafts with: a draft model (or the target's layer-skip view), Medusa heads,
+    or nothing (prompt lookup). keys_for(prompt_id) may rename the key per prompt (Medusa heads
+    measured on a prompt they were trained on are reported as 'medusa:train')."""
+
+    key: str
+    model: Any = None
+    heads: Any = None
+    train_prompts: frozenset = frozenset()
+
+    def key_for(self, prompt_id: str) -> str:
+        return f"{self.key}:train" if prompt_id in self.train_prompts else self.key
+
+
+def make_drafter(source: DraftSource, target, cfg: RunConfig, generator, vocab_size: int):
+    """The drafter for a method key; the one place a method becomes code."""
+    family = methods.family(source.key)
+    if family in ("draft", "layer-skip"):
+        return DraftModelDrafter(source.model, cfg.sampling, generator, vocab_size)
+    if family == "prompt-lookup":
         return PromptLookupDrafter()
-    raise ValueError(f"unknown method {method!r}")
+    if family == "medusa":
+        return MedusaDrafter(source.heads, target.get_output_embeddings(), cfg.sampling, generator, vocab_size)
+    raise ValueError(f"unknown method {source.key!r}")
 
 
 def generator_for(cfg: RunConfig, prompt_id: str, device: torch.device) -> torch.Generator:
@@ -34,11 +54,12 @@ def generator_for(cfg: RunConfig, prompt_id: str, device: torch.device) -> torch
     return torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + zlib.crc32(prompt_id.encode()))
 
 
-def measure_prompt(target, draft_model, ids: list[int], prompt_id: str, cfg: RunConfig, eos_ids: set[int],
-                   decode_text) -> dict:
-    """Baseline + every method × γ on one prompt. Returns {"prompt_tokens", "baseline", "runs"}.
+def measure_prompt(target, sources: list[DraftSource], ids: list[int], prompt_id: str, cfg: RunConfig,
+                   eos_ids: set[int], decode_text, should_stop=None) -> dict | None:
+    """Baseline + every method × γ on one prompt. Returns {"prompt_tokens", "baseline", "runs"}, or
+    None when should_stop() turned true between two configurations (a prompt is kept whole or not at all).
 
-    target, draft_model: torch models on one device; ids: the encoded prompt; decode_text: ids → str.
+    target: a torch model; sources: one per method key; ids: the encoded prompt; decode_text: ids → str.
     """
     device = next(target.parameters()).device
     prompt = torch.tensor(ids, device=device)
@@ -46,12 +67,15 @@ def measure_prompt(target, draft_model, ids: list[int], prompt_id: str, cfg: Run
     base = baseline_decode(target, prompt, cfg.max_new_tokens, cfg.sampling, eos_ids,
                            generator_for(cfg, prompt_id, device))
     runs = []
-    for method in cfg.methods:
+    for source in sources:
         for gamma in cfg.draft_lengths:
+            if should_stop and should_stop():
+                return None
             g = generator_for(cfg, prompt_id, device)
-            drafter = make_drafter(method, draft_model, cfg, g, vocab_size)
+            drafter = make_drafter(source, target, cfg, g, vocab_size)
             gen = speculative_decode(target, drafter, prompt, gamma, cfg.max_new_tokens, cfg.sampling, eos_ids, g)
-            runs.append({"method": method, "draft_length": gamma, **generation_record(gen, decode_text)})
+            runs.append({"method": source.key_for(prompt_id), "draft_length": gamma,
+                         **generation_record(gen, decode_text)})
     return {"prompt_tokens": len(ids), "baseline": generation_record(base, decode_text), "runs": runs}
 
 
@@ -63,8 +87,8 @@ def generation_record(gen: Generation, decode_text) -> dict:
     return record
 
 
-def warm_up(target, draft_model, ids: list[int], cfg: RunConfig, eos_ids: set[int]) -> None:
+def warm_up(target, sources: list[DraftSource], ids: list[int], cfg: RunConfig, eos_ids: set[int]) -> None:
     """One short pass through every code path, so that allocator growth, kernel selection and lazy
     initialisation land here instead of in the first measured prompt."""
     short = replace(cfg, max_new_tokens=WARMUP_TOKENS, draft_lengths=(max(cfg.draft_lengths),))
-    measure_prompt(target, draft_model, ids, "warm-up", short, eos_ids, lambda t: "")
+    measure_prompt(target, sources, ids, "warm-up", short, eos_ids, lambda t: "")

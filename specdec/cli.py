@@ -30,8 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workload", required=True, help="prompt file (CSV, TSV, JSONL, JSON, TXT)")
     run.add_argument("--out", required=True, help="output directory; results.json is written there")
     run.add_argument("--target", default=config.BUNDLED_TARGET, help="model spec: bundled name, hub id, directory or .gguf")
-    run.add_argument("--draft", default=config.BUNDLED_DRAFT, help="draft model spec (same forms as --target)")
-    run.add_argument("--methods", type=_csv(str), default=config.DEFAULT_METHODS, help="draft,prompt-lookup")
+    run.add_argument("--draft", default=config.BUNDLED_DRAFT,
+                     help="draft model spec (same forms as --target); several, comma-separated, are compared")
+    run.add_argument("--methods", type=_csv(str), default=config.DEFAULT_METHODS,
+                     help="any of draft,prompt-lookup,layer-skip,medusa")
+    run.add_argument("--layer-skip-layers", type=_csv(int), default=(),
+                     help="layer-skip: draft with the target's first L layers, one run per L (e.g. 7,14,21); "
+                          "default half the target's layers")
+    run.add_argument("--medusa-heads", default=None, help="medusa: a directory written by `train-heads`")
     run.add_argument("--draft-lengths", type=_csv(int), default=config.DEFAULT_DRAFT_LENGTHS, help="γ values, e.g. 2,4,6")
     run.add_argument("--max-new-tokens", type=int, default=config.DEFAULT_MAX_NEW_TOKENS)
     run.add_argument("--max-prompts", type=int, default=None, help="stratified sample of this many prompts")
@@ -44,6 +50,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="continue the run already in --out")
     run.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub")
     run.add_argument("--no-store", action="store_true", help="do not record the run in the run history")
+
+    heads = sub.add_parser("train-heads", help="train Medusa-style heads on a workload (self-distillation)")
+    heads.add_argument("--workload", required=True, help="prompt file (CSV, TSV, JSONL, JSON, TXT)")
+    heads.add_argument("--out", required=True, help="directory for heads.safetensors and medusa.json")
+    heads.add_argument("--target", default=config.BUNDLED_TARGET)
+    heads.add_argument("--heads", type=int, default=config.MEDUSA_HEADS, help="K: heads predicting 2 … K+1 ahead")
+    heads.add_argument("--steps", type=int, default=config.MEDUSA_STEPS)
+    heads.add_argument("--batch", type=int, default=config.MEDUSA_BATCH, help="positions per step")
+    heads.add_argument("--lr", type=float, default=config.MEDUSA_LR)
+    heads.add_argument("--train-share", type=float, default=config.MEDUSA_TRAIN_SHARE,
+                       help="share of each category's prompts to train on; the rest score the heads")
+    heads.add_argument("--max-new-tokens", type=int, default=config.MEDUSA_TRAIN_TOKENS,
+                       help="target continuation tokens per prompt")
+    heads.add_argument("--max-prompts", type=int, default=None)
+    heads.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
+    heads.add_argument("--dtype", choices=("auto", "bfloat16", "float32"), default=config.DEFAULT_DTYPE)
+    heads.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=config.DEFAULT_DEVICE)
+    heads.add_argument("--trust-remote-code", action="store_true")
 
     check = sub.add_parser("check-workload", help="validate a prompt file and print its summary")
     check.add_argument("file")
@@ -97,9 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_transformers() -> None:
+    # Our own progress line reports loading; transformers' per-shard tqdm bars would interleave with it.
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()
+
+
 def _cmd_run(args) -> int:
     from specdec import models, runner, store, workloads
 
+    _quiet_transformers()
     cfg = _run_config(args)
     workload = workloads.load_workload(args.workload, max_prompts=args.max_prompts, seed=args.seed)
     for line in workload.warnings:
@@ -107,13 +138,10 @@ def _cmd_run(args) -> int:
     progress = _ProgressLine()
     kw = dict(dtype=cfg.dtype, device=cfg.device, trust_remote_code=args.trust_remote_code,
               on_progress=progress.stage)
-    if "draft" in cfg.methods:
-        target, draft = models.load_pair(cfg.target, cfg.draft, **kw)
-    else:
-        target, draft = models.load_model(cfg.target, **kw), None
+    target, drafts = models.load_with_drafts(cfg.target, cfg.drafts, **kw)
     db = None if args.no_store else store.Store()
     try:
-        results = runner.execute(cfg, workload, target, draft, out_dir=args.out, store=db, resume=args.resume,
+        results = runner.execute(cfg, workload, target, drafts, out_dir=args.out, store=db, resume=args.resume,
                                  on_progress=progress.update)
     finally:
         progress.close()
@@ -126,20 +154,37 @@ def _cmd_run(args) -> int:
 
 
 def _run_config(args) -> config.RunConfig:
-    unknown = [m for m in args.methods if m not in config.METHODS]
-    if unknown or not args.methods:
-        raise SpecdecError(f"unknown method {', '.join(unknown) or '(none)'}: choose from {', '.join(config.METHODS)}")
-    if not args.draft_lengths or min(args.draft_lengths) < 1 or max(args.draft_lengths) > config.MAX_DRAFT_LENGTH:
-        raise SpecdecError(f"--draft-lengths must be integers from 1 to {config.MAX_DRAFT_LENGTH}")
-    if args.max_new_tokens < 1:
-        raise SpecdecError("--max-new-tokens must be at least 1")
-    if args.temperature < 0 or not 0 < args.top_p <= 1 or args.top_k < 0:
-        raise SpecdecError("--temperature must be ≥ 0, --top-p in (0, 1], --top-k ≥ 0")
-    return config.RunConfig(
-        target=args.target, draft=args.draft, methods=tuple(dict.fromkeys(args.methods)),
-        draft_lengths=tuple(sorted(set(args.draft_lengths))), max_new_tokens=args.max_new_tokens,
-        max_prompts=args.max_prompts, seed=args.seed, dtype=args.dtype, device=args.device,
-        sampling=config.SamplingConfig(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k))
+    from specdec.runplan import run_config
+
+    return run_config(target=args.target, draft=args.draft, methods=args.methods, draft_lengths=args.draft_lengths,
+                      max_new_tokens=args.max_new_tokens, max_prompts=args.max_prompts, temperature=args.temperature,
+                      top_p=args.top_p, top_k=args.top_k, seed=args.seed, dtype=args.dtype, device=args.device,
+                      layer_skip_layers=args.layer_skip_layers, medusa_heads=args.medusa_heads)
+
+
+def _cmd_train_heads(args) -> int:
+    from specdec import medusa, models, workloads
+
+    _quiet_transformers()
+    if args.heads < 1 or args.steps < 1 or args.batch < 1 or not 0 < args.train_share < 1 or args.lr <= 0:
+        raise SpecdecError("--heads, --steps and --batch must be ≥ 1, --train-share in (0, 1), --lr > 0")
+    workload = workloads.load_workload(args.workload, max_prompts=args.max_prompts, seed=args.seed)
+    progress = _ProgressLine()
+    target = models.load_model(args.target, dtype=args.dtype, device=args.device,
+                               trust_remote_code=args.trust_remote_code, on_progress=progress.stage)
+    try:
+        report = medusa.fit(target, workload, args.out, num_heads=args.heads, steps=args.steps, batch=args.batch,
+                            lr=args.lr, train_share=args.train_share, max_new_tokens=args.max_new_tokens,
+                            seed=args.seed, on_progress=progress.steps)
+    finally:
+        progress.close()
+    print(f"trained {report.heads} heads in {report.train_s:.0f} s (collecting {report.collect_s:.0f} s) on "
+          f"{len(report.train_prompts)} prompts ({report.train_positions} positions); loss "
+          f"{report.loss_first:.3f} → {report.loss_last:.3f}")
+    for k, (t1, t5) in enumerate(zip(report.top1, report.top5), start=1):
+        print(f"head {k} (token +{k + 1}): top-1 {t1:.1%}, top-5 {t5:.1%} on {len(report.eval_prompts)} held-out prompts")
+    print(f"saved -> {args.out}")
+    return 0
 
 
 class _ProgressLine:
@@ -152,6 +197,18 @@ class _ProgressLine:
     def stage(self, stage: str, fraction: float | None = None) -> None:
         text = stage if fraction is None else f"{stage} {fraction:.0%}"
         self._write(text, force=fraction in (None, 1.0))
+
+    def steps(self, stage: str, done: int, total: int, detail: str = "") -> None:
+        """A counted stage (train-heads): bar, count, detail and ETA from this stage's pace so far."""
+        import time
+        from specdec.runner import _duration
+        now = time.monotonic()
+        if getattr(self, "_stage", None) != stage:
+            self._stage, self._t0, self._d0 = stage, now, done
+        rate = (done - self._d0) / (now - self._t0) if now > self._t0 and done > self._d0 else None
+        eta = f"ETA {_duration((total - done) / rate)}" if rate else "ETA …"
+        bar = "#" * int(24 * done / max(total, 1))
+        self._write(f"{stage} [{bar:.<24}] {done}/{total} {detail}  {eta}", force=done == total)
 
     def update(self, progress) -> None:
         from specdec.runner import format_progress

@@ -32,6 +32,7 @@ MEDUSA_BATCH = 64  # positions per step
 MEDUSA_LR = 1e-3
 MEDUSA_TRAIN_SHARE = 0.5  # of the workload's prompts, per category; the rest measure the heads
 MEDUSA_TRAIN_TOKENS = 96  # target continuation tokens generated per training prompt
+MEDUSA_EVAL_PROMPTS = 8  # held-out prompts the head accuracy is scored on
 
 MAX_WORKLOAD_BYTES = 50 * 1024 * 1024
 

@@ -16,7 +16,7 @@ import torch
 
 from specdec import sampling as S
 from specdec.config import SamplingConfig
-from specdec.forward import clock, forward, new_cache, rollback
+from specdec.forward import clock, forward, forward_hidden, new_cache, rollback
 
 
 @dataclass
@@ -77,8 +77,11 @@ def speculative_decode(
     corrected or bonus token is kept. Both caches roll back to the committed prefix.
 
     Invariant between rounds: seq = prompt + emitted tokens, and the target cache holds seq[:-1].
+    A drafter with `observe` (Medusa heads) is given the target's final hidden state that produced
+    seq[-1]; the target forward then returns it beside the logits, at no extra cost.
     """
     device = prompt.device
+    observe = getattr(drafter, "observe", None)
     buf = prompt.new_empty(prompt.shape[0] + max_new_tokens + gamma + 1)
     length = prompt.shape[0]
     buf[:length] = prompt
@@ -86,8 +89,11 @@ def speculative_decode(
     with torch.inference_mode():
         t0 = clock(device)
         cache = new_cache(target)
-        token = S.next_token(forward(target, prompt, cache)[-1], sampling, generator)
         drafter.start(prompt)
+        logits, h = _target_pass(target, prompt, cache, 1, observe)
+        token = S.next_token(logits[-1], sampling, generator)
+        if observe is not None:
+            observe(h[-1])
         buf[length] = token
         length += 1
         emitted = 1
@@ -99,13 +105,15 @@ def speculative_decode(
             proposal = drafter.propose(seq, min(gamma, max_new_tokens - emitted - 1))
             x = proposal.x
             t_draft = clock(device)
-            logits = forward(target, torch.cat([seq[-1:], x]), cache, keep=x.shape[0] + 1)
+            logits, h = _target_pass(target, torch.cat([seq[-1:], x]), cache, x.shape[0] + 1, observe)
             if sampling.greedy:
                 n, token = S.verify_greedy(logits, x)
             else:
                 n, token = S.verify_sampled(S.warp(logits, sampling), proposal.q, x, generator)
             new = _truncate_at_eos(x[:n].tolist() + [token], eos_ids)[: max_new_tokens - emitted]
             token = new[-1]
+            if observe is not None:
+                observe(h[n])  # the position whose logits gave the corrected or bonus token
             rollback(cache, length + n)
             drafter.rollback(length + n)
             buf[length: length + len(new)] = torch.tensor(new)
@@ -118,6 +126,13 @@ def speculative_decode(
         t2 = clock(device)
     return Generation(buf[prompt.shape[0]:length].tolist(), int(prompt.shape[0]), t1 - t0, t2 - t1, rounds)
 
+
+
+def _target_pass(target, ids, cache, keep: int, observe):
+    """Target logits (keep, V), and the hidden states (keep, d) only when a drafter observes them."""
+    if observe is None:
+        return forward(target, ids, cache, keep), None
+    return forward_hidden(target, ids, cache, keep)
 
 
 def _truncate_at_eos(tokens: list[int], eos_ids: set[int]) -> list[int]:

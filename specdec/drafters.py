@@ -5,14 +5,18 @@ A drafter has two methods, the shape of Hugging Face's candidate generators:
     propose(seq, γ) -> Proposal     seq: (L,) committed token ids; at most γ tokens back
     rollback(length)                the first `length` tokens of seq are committed; forget the rest
 
-plus `start(prompt)` for prefill work. A new method (layer-skip, Medusa heads) is one new class.
+plus `start(prompt)` for prefill work. A drafter that reads the target's hidden state (Medusa heads)
+also has `observe(h)`: the loop then hands it the final hidden state (d,) that produced the last
+committed token. Layer-skip is a draft model made of the target's own first layers (layer_skip_model).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from specdec import sampling as S
 from specdec.config import PROMPT_LOOKUP_MAX_NGRAM, PROMPT_LOOKUP_MIN_NGRAM, SamplingConfig
@@ -70,6 +74,65 @@ class DraftModelDrafter:
         if v > self.vocab_size:
             return logits[: self.vocab_size]
         return torch.cat([logits, logits.new_full((self.vocab_size - v,), float("-inf"))])
+
+
+def layer_skip_model(target, layers: int):
+    """The target's first `layers` decoder layers + its final norm + lm_head, as a CausalLM that shares
+    every weight with the target (no copy, no extra weight memory): the draft of self-speculative
+    decoding (Draft & Verify, Zhang et al. 2023; LayerSkip's early exit, Elhoushi et al. 2024).
+
+    Drafted by DraftModelDrafter with its own KV cache of `layers` layers. A model never trained for
+    early exit (LayerSkip's recipe) drafts poorly from shallow layers: that is what a sweep over L shows.
+    """
+    n = target.config.get_text_config().num_hidden_layers
+    if not 1 <= layers < n:
+        raise ValueError(f"layer-skip needs 1 ≤ L < {n} (the target's layers), got {layers}")
+    cfg = copy.deepcopy(target.config)
+    cfg.num_hidden_layers = layers
+    if getattr(cfg, "layer_types", None):
+        cfg.layer_types = list(cfg.layer_types)[:layers]
+    base = copy.copy(target.base_model)
+    base._modules = dict(base._modules)  # copy.copy shares the submodule dict; give the view its own
+    base.layers = nn.ModuleList(list(target.base_model.layers)[:layers])
+    base.config = cfg
+    view = copy.copy(target)
+    view._modules = dict(view._modules)
+    setattr(view, target.base_model_prefix, base)
+    view.config = cfg
+    return view
+
+
+class MedusaDrafter:
+    """Medusa-style heads (Cai et al. 2024): head k maps the target's final hidden state h_t to the
+    token k+1 positions after the target's own next token. All γ ≤ K drafts come from one pass over
+    one hidden state, verified as a chain of each head's top-1 (greedy) or a sample from each head's
+    warped distribution q_k (sampling): Leviathan's test is exact for any q the draft was sampled from.
+    """
+
+    def __init__(self, heads, lm_head, sampling: SamplingConfig, generator: torch.Generator | None,
+                 vocab_size: int):
+        self.heads, self.lm_head = heads, lm_head
+        self.sampling, self.generator, self.vocab_size = sampling, generator, vocab_size
+        self.h = None
+
+    def start(self, prompt: torch.Tensor) -> None:
+        self.h = None
+
+    def observe(self, h: torch.Tensor) -> None:
+        self.h = h
+
+    def propose(self, seq: torch.Tensor, gamma: int) -> Proposal:
+        gamma = min(gamma, self.heads.num_heads)
+        if gamma == 0:
+            return Proposal(seq[:0], torch.empty(0, self.vocab_size, device=seq.device))
+        logits = self.heads.logits(self.h, self.lm_head, gamma)[:, : self.vocab_size]  # (γ, V)
+        q = S.warp(logits, self.sampling)
+        if self.sampling.greedy:
+            return Proposal(q.argmax(-1).to(seq.dtype), q)
+        return Proposal(seq.new_tensor([S.sample(qi, self.generator) for qi in q]), q)
+
+    def rollback(self, length: int) -> None:
+        pass
 
 
 class PromptLookupDrafter:

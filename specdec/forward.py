@@ -23,6 +23,14 @@ def forward(model, ids: torch.Tensor, cache: DynamicCache, keep: int = 1) -> tor
     return out.logits[0].float()
 
 
+def forward_hidden(model, ids: torch.Tensor, cache: DynamicCache, keep: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """forward() that also returns the final hidden states (keep, d) the logits came from (after the
+    final norm): what Medusa heads read. Same arithmetic as the CausalLM's own forward."""
+    out = model.base_model(input_ids=ids[None], past_key_values=cache, use_cache=True)
+    h = out.last_hidden_state[0, -keep:]
+    return model.get_output_embeddings()(h).float(), h
+
+
 def rollback(cache: DynamicCache, length: int) -> None:
     """Drop cached positions ≥ length, keeping the first `length` (no recomputation)."""
     extra = cache.get_seq_length() - length

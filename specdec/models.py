@@ -152,16 +152,33 @@ def load_pair(
     on_progress: Progress | None = None,
 ) -> tuple[LoadedModel, LoadedModel]:
     """(target, draft), after checking they share a vocabulary — checked before any weights load."""
+    target, drafts = load_with_drafts(target_spec, [draft_spec], dtype=dtype, device=device,
+                                      trust_remote_code=trust_remote_code, on_progress=on_progress)
+    return target, drafts[0]
+
+
+def load_with_drafts(
+    target_spec: str,
+    draft_specs,
+    *,
+    dtype: str = "auto",
+    device: str = "auto",
+    trust_remote_code: bool = False,
+    on_progress: Progress | None = None,
+) -> tuple[LoadedModel, list[LoadedModel]]:
+    """The target and any number of draft models, each checked to share the target's vocabulary
+    before any weights load."""
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
-    sources = [resolve_spec(s, trust_remote_code=trust_remote_code, on_progress=on_progress)
-               for s in (target_spec, draft_spec)]
+    specs = [target_spec, *draft_specs]
+    sources = [resolve_spec(s, trust_remote_code=trust_remote_code, on_progress=on_progress) for s in specs]
     tokenizers = [load_tokenizer(s, trust_remote_code=trust_remote_code) for s in sources]
-    check_same_vocab(tokenizers[0], tokenizers[1], target_spec, draft_spec,
-                     [_config_vocab_size(s.path) for s in sources])
-    target, draft = (load_weights(s, t, torch_dtype, torch_device, trust_remote_code, on_progress)
-                     for s, t in zip(sources, tokenizers))
-    return target, draft
+    vocab = [_config_vocab_size(s.path) for s in sources]
+    for i in range(1, len(specs)):
+        check_same_vocab(tokenizers[0], tokenizers[i], target_spec, specs[i], [vocab[0], vocab[i]])
+    loaded = [load_weights(s, t, torch_dtype, torch_device, trust_remote_code, on_progress)
+              for s, t in zip(sources, tokenizers)]
+    return loaded[0], loaded[1:]
 
 
 def resolve_spec(spec: str, *, trust_remote_code: bool = False, on_progress: Progress | None = None) -> Source:

@@ -19,8 +19,9 @@ import torch
 import transformers
 
 import specdec
-from specdec import bench, results as R
+from specdec import bench, config, medusa, methods, results as R
 from specdec.config import RunConfig
+from specdec.drafters import layer_skip_model
 from specdec.errors import SpecdecError
 from specdec.workloads import Prompt, Workload, encode_prompt
 
@@ -75,10 +76,13 @@ def hardware() -> dict:
             "gpu": gpu, "memory_gb": round(memory_gb, 1), "platform": platform.platform()}
 
 
-def build_manifest(cfg: RunConfig, workload: Workload, target_info: dict, draft_info: dict | None) -> dict:
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("sampling", "target", "draft")}
+def build_manifest(cfg: RunConfig, workload: Workload, target_info: dict, draft_info: dict | None,
+                   drafters: dict | None = None) -> dict:
+    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()
+                if k not in ("sampling", "target", "drafts")}
     settings.update(asdict(cfg.sampling), workload=workload.path or workload.name,
-                    workload_sha256=workload.sha256, methods=list(cfg.methods),
+                    workload_sha256=workload.sha256,
+                    methods=list(drafters) if drafters is not None else list(cfg.methods),
                     draft_lengths=list(cfg.draft_lengths), dtype=target_info["dtype"], device=target_info["device"])
     return {
         "run_id": R.new_run_id(), "created": R.now_iso(), "finished": None, "status": "running",
@@ -86,7 +90,7 @@ def build_manifest(cfg: RunConfig, workload: Workload, target_info: dict, draft_
         "versions": {"specdec": specdec.__version__, "torch": torch.__version__,
                      "transformers": transformers.__version__, "python": sys.version.split()[0]},
         "hardware": hardware(),
-        "models": {"target": target_info, "draft": draft_info},
+        "models": {"target": target_info, "draft": draft_info, **({"drafters": drafters} if drafters else {})},
         "workload": {"name": workload.name, "prompts": len(workload.prompts), "format": workload.format,
                      "warnings": len(workload.warnings), "skipped": len(workload.skipped)},
     }
@@ -104,16 +108,86 @@ def check_resumable(previous: dict, manifest: dict) -> None:
         a, b = old["models"].get(role) or {}, new["models"].get(role) or {}
         if a.get("sha256") != b.get("sha256") or a.get("parameters") != b.get("parameters"):
             raise SpecdecError(f"cannot resume: the {role} model differs from the one the run started with")
+    old_d, new_d = old["models"].get("drafters") or {}, new["models"].get("drafters") or {}
+    for key in set(old_d) | set(new_d):
+        a, b = old_d.get(key) or {}, new_d.get(key) or {}
+        if (a.get("spec"), a.get("parameters"), a.get("sha256")) != (b.get("spec"), b.get("parameters"), b.get("sha256")):
+            raise SpecdecError(f"cannot resume: the drafter {key} differs from the one the run started with")
+
+
+def draft_sources(cfg: RunConfig, target, drafts: list) -> tuple[list[bench.DraftSource], dict]:
+    """One DraftSource per method key the run measures, and the manifest's `models.drafters`.
+
+    target: LoadedModel; drafts: LoadedModels for cfg.drafts (empty when "draft" is not measured).
+    Order: draft models, prompt lookup, layer-skip by L, Medusa — as the user listed the families.
+    """
+    sources, infos = [], {}
+    tcfg = target.model.config.get_text_config()
+    kv = {"hidden_size": tcfg.hidden_size, "num_key_value_heads": getattr(tcfg, "num_key_value_heads", None),
+          "head_dim": getattr(tcfg, "head_dim", None) or tcfg.hidden_size // tcfg.num_attention_heads}
+    lm_head = target.model.get_output_embeddings()
+    lm_params = sum(p.numel() for p in lm_head.parameters())
+    for family in cfg.methods:
+        if family == "draft":
+            for d in drafts:
+                key = methods.draft_key(_short_name(d.spec), len(drafts) > 1)
+                info = d.info()
+                sources.append(bench.DraftSource(key, model=d.model))
+                infos[key] = methods.drafter_info(
+                    key, parameters=d.parameters, extra_parameters=d.parameters, num_layers=info["num_layers"],
+                    kv_layers=info["num_layers"], hidden_size=info["hidden_size"],
+                    num_key_value_heads=info["num_key_value_heads"], head_dim=info["head_dim"], spec=d.spec,
+                    name=_short_name(d.spec), sha256=d.sha256)
+        elif family == "prompt-lookup":
+            sources.append(bench.DraftSource("prompt-lookup"))
+            infos["prompt-lookup"] = methods.drafter_info("prompt-lookup")
+        elif family == "layer-skip":
+            n = tcfg.num_hidden_layers
+            for L in cfg.layer_skip_layers or (max(1, round(n * config.LAYER_SKIP_DEFAULT_FRACTION)),):
+                if not 1 <= L < n:
+                    raise SpecdecError(f"--layer-skip-layers {L}: the target has {n} layers; choose 1 … {n - 1}")
+                key = methods.layer_skip_key(L)
+                layers = target.model.base_model.layers[:L]
+                params = sum(p.numel() for p in layers.parameters()) + lm_params
+                sources.append(bench.DraftSource(key, model=layer_skip_model(target.model, L)))
+                infos[key] = methods.drafter_info(key, parameters=params, num_layers=L, kv_layers=L, spec=target.spec,
+                                                  name=f"L={L}", **kv)
+        elif family == "medusa":
+            if not cfg.medusa_heads:
+                raise SpecdecError("method medusa needs trained heads: run `python -m specdec train-heads` first and "
+                                   "pass its --out directory as --medusa-heads")
+            heads, meta = medusa.load(cfg.medusa_heads, target.model, target.model.device)
+            heads.to(lm_head.weight.dtype)
+            rep = meta.get("report") or {}
+            train = frozenset(rep.get("train_prompts") or ())
+            sources.append(bench.DraftSource("medusa", heads=heads, train_prompts=train))
+            summary = {k: rep.get(k) for k in ("steps", "train_s", "collect_s", "top1", "top5", "train_top1",
+                                               "loss_first", "loss_last", "train_positions", "eval_positions")}
+            for key in ("medusa", "medusa:train"):
+                infos[key] = methods.drafter_info(
+                    key, parameters=heads.parameter_count() + lm_params, extra_parameters=heads.parameter_count(),
+                    num_layers=1, spec=str(cfg.medusa_heads), name=f"{heads.num_heads} heads", heads=heads.num_heads,
+                    train_prompts=len(train), training=summary, **kv)
+        else:
+            raise SpecdecError(f"unknown method {family!r}: choose from {', '.join(config.METHODS)}")
+    return sources, infos
+
+
+def _short_name(spec: str) -> str:
+    return Path(spec.rstrip("/")).name.removesuffix(".gguf") or spec
 
 
 def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str | Path | None = None,
             store=None, resume: bool = False, on_progress=None, should_stop=None) -> dict:
     """Measure every prompt of the workload; returns the results dict (status complete/interrupted).
 
-    target, draft: specdec.models.LoadedModel (draft may be None when no method needs it).
+    target: specdec.models.LoadedModel; draft: one LoadedModel, a list of them (several draft models,
+    in cfg.drafts order), or None when no method needs one.
     out_dir: where results.json goes (None: store only). store: a specdec.store.Store or None.
     """
-    manifest = build_manifest(cfg, workload, target.info(), draft.info() if draft else None)
+    drafts = [d for d in (draft if isinstance(draft, (list, tuple)) else [draft]) if d is not None]
+    sources, drafter_infos = draft_sources(cfg, target, drafts)
+    manifest = build_manifest(cfg, workload, target.info(), drafts[0].info() if drafts else None, drafter_infos)
     path = Path(out_dir) / "results.json" if out_dir else None
     results = {"schema_version": R.SCHEMA_VERSION, "manifest": manifest, "prompts": []}
     if resume and path and path.exists():
@@ -142,13 +216,16 @@ def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str |
         if todo:
             meter.stage("warming up", todo[0].id)
             ids, _ = encode_prompt(todo[0], target.tokenizer, max_prompt)
-            bench.warm_up(target.model, draft.model if draft else None, ids[-256:], cfg, eos)
+            bench.warm_up(target.model, sources, ids[-256:], cfg, eos)
         for prompt in todo:
             if should_stop and should_stop():
                 status = "interrupted"
                 break
             meter.stage("measuring", prompt.id)
-            record = _measure(prompt, target, draft, cfg, eos, max_prompt, decode_text, notes)
+            record = _measure(prompt, target, sources, cfg, eos, max_prompt, decode_text, notes, should_stop)
+            if record is None:
+                status = "interrupted"
+                break
             results["prompts"].append(record)
             _save(results, path)
             if store is not None:
@@ -166,12 +243,13 @@ def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str |
     return results
 
 
-def _measure(prompt: Prompt, target, draft, cfg, eos, max_prompt, decode_text, notes) -> dict:
+def _measure(prompt: Prompt, target, sources, cfg, eos, max_prompt, decode_text, notes, should_stop) -> dict | None:
     ids, warning = encode_prompt(prompt, target.tokenizer, max_prompt)
     if warning:
         notes.append(warning)
-    measured = bench.measure_prompt(target.model, draft.model if draft else None, ids, prompt.id, cfg, eos,
-                                    decode_text)
+    measured = bench.measure_prompt(target.model, sources, ids, prompt.id, cfg, eos, decode_text, should_stop)
+    if measured is None:
+        return None
     return {"id": prompt.id, "category": prompt.category, "prompt": prompt.text, **measured}
 
 
@@ -211,7 +289,7 @@ class _Meter:
         self.base_tokens += base["new_tokens"]
         self.base_s += base["prefill_s"] + base["decode_s"]
         for run in record["runs"]:
-            if run["method"] == "draft":
+            if methods.uses_model(run["method"]):
                 self.drafted += sum(r["drafted"] for r in run["rounds"])
                 self.accepted += sum(r["accepted"] for r in run["rounds"])
         self._emit("measuring")

@@ -66,12 +66,15 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
 )}
 
 
-def run_config(*, target: str, draft: str, methods, draft_lengths, max_new_tokens: int,
+def run_config(*, target: str, draft, methods, draft_lengths, max_new_tokens: int,
                max_prompts: int | None = None, temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0,
                seed: int = config.DEFAULT_SEED, dtype: str = config.DEFAULT_DTYPE,
-               device: str = config.DEFAULT_DEVICE) -> RunConfig:
-    """A checked RunConfig from form values; every problem is one SpecdecError line."""
-    target, draft = str(target).strip(), str(draft).strip()
+               device: str = config.DEFAULT_DEVICE, layer_skip_layers=(), medusa_heads: str | None = None) -> RunConfig:
+    """A checked RunConfig from form or command-line values; every problem is one SpecdecError line.
+    draft: one spec or several (a list, or comma-separated)."""
+    target = str(target).strip()
+    parts = draft.split(",") if isinstance(draft, str) else list(draft or ())
+    drafts = tuple(dict.fromkeys(p.strip() for p in parts if str(p).strip()))
     methods = tuple(dict.fromkeys(methods))
     if not target:
         raise SpecdecError("choose a target model (a bundled name, hub id, local directory or .gguf file)")
@@ -79,8 +82,14 @@ def run_config(*, target: str, draft: str, methods, draft_lengths, max_new_token
     if unknown or not methods:
         raise SpecdecError(f"choose at least one method from {', '.join(config.METHODS)}"
                            + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
-    if "draft" in methods and not draft:
+    if "draft" in methods and not drafts:
         raise SpecdecError("the draft-model method needs a draft model")
+    layers = tuple(sorted({int(n) for n in layer_skip_layers or ()}))
+    if layers and layers[0] < 1:
+        raise SpecdecError("layer-skip layer counts must be at least 1")
+    if "medusa" in methods and not (medusa_heads and str(medusa_heads).strip()):
+        raise SpecdecError("the medusa method needs trained heads: run `python -m specdec train-heads` and pass "
+                           "its output directory")
     gammas = tuple(sorted({int(g) for g in draft_lengths}))
     if not gammas or gammas[0] < 1 or gammas[-1] > config.MAX_DRAFT_LENGTH:
         raise SpecdecError(f"choose draft lengths γ from 1 to {config.MAX_DRAFT_LENGTH}")
@@ -90,7 +99,9 @@ def run_config(*, target: str, draft: str, methods, draft_lengths, max_new_token
         raise SpecdecError("the number of prompts must be at least 1")
     if temperature < 0 or not 0 < top_p <= 1 or top_k < 0:
         raise SpecdecError("temperature must be ≥ 0, top-p in (0, 1] and top-k ≥ 0")
-    return RunConfig(target=target, draft=draft, methods=methods, draft_lengths=gammas,
+    return RunConfig(target=target, drafts=drafts if "draft" in methods else (), methods=methods,
+                     layer_skip_layers=layers if "layer-skip" in methods else (),
+                     medusa_heads=str(medusa_heads).strip() if "medusa" in methods else None, draft_lengths=gammas,
                      max_new_tokens=int(max_new_tokens), max_prompts=None if max_prompts is None else int(max_prompts),
                      sampling=SamplingConfig(temperature=float(temperature), top_p=float(top_p), top_k=int(top_k)),
                      seed=int(seed), dtype=dtype, device=device)
