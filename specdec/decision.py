@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from specdec import config, hardware as hw, snippets as snip
+from specdec import compare, config, hardware as hw, methods, snippets as snip
 from specdec.analysis import ALL, Analysis, analyze
 
 VERDICTS = ("GO", "GO-SEGMENTS", "NO-GO", "INSUFFICIENT-EVIDENCE")
@@ -103,10 +103,12 @@ def decide(data, thresholds: Thresholds = Thresholds(), hardware: str = config.D
         "n_prompts": n_total, "categories": [s["category"] for s in cats], "overall": overall,
         "costs": a.costs.to_dict(), "memory": a.memory, "compute": a.compute.to_dict("records"),
         "lossless": a.lossless, "projection_error": a.projection_error.to_dict("records"),
+        "methods": compare.methods_table(a).to_dict("records"),
+        "best_per_category": compare.best_per_category(a).to_dict("records"),
         "whatif_assumptions": whatif.attrs.get("assumptions", []),
         "settings": a.manifest.get("settings", {}), "hardware_measured": a.manifest.get("hardware", {}),
     }
-    return Decision(verdict, _headline(verdict, cfg, on, hardware), reasons, segments, cfg, snippets, evidence,
+    return Decision(verdict, _headline(verdict, cfg, on, hardware, a), reasons, segments, cfg, snippets, evidence,
                     whatif, hardware, th)
 
 
@@ -202,10 +204,27 @@ def _primary(a: Analysis, verdict: str, overall: dict, on: list[dict], hardware:
         g = ranges[0]["gamma"]
         note = (f"γ={g} is the projected best on {hardware} at batch {ranges[0]['batch_min']}"
                 f"–{ranges[0]['batch_max']}; the best measured on this machine was γ={measured_g}")
-    cats = [s["category"] for s in on if s["method"] == method]
+    # GO applies the pooled configuration to all traffic; GO-SEGMENTS to the segments it is best for.
+    cats = [s["category"] for s in on if verdict == "GO" or s["method"] == method]
     models = a.manifest.get("models", {})
-    text = snip.snippets(method, g, snip.model_ref(models.get("target")), snip.model_ref(models.get("draft"), "DRAFT"))
-    return {"method": method, "draft_length": g, "measured_draft_length": measured_g, "categories": cats}, text, note
+    text = snip.snippets(method, g, snip.model_ref(models.get("target")), _drafter_ref(a, method))
+    return {"method": method, "label": a.label(method), "draft_length": g, "measured_draft_length": measured_g,
+            "categories": cats}, text, note
+
+
+def _drafter_ref(a: Analysis, method: str) -> str | None:
+    """What an engine is given as the drafter of `method`: the draft model (models.draft's local files
+    when it is that model), the Medusa heads' spec; None when the method needs none."""
+    info = a.drafters.get(method) or {}
+    fam = methods.family(method)
+    if fam == "draft":
+        first = a.manifest.get("models", {}).get("draft") or {}
+        if first and (method == "draft" or first.get("spec") == info.get("spec")):
+            return snip.model_ref(first, "DRAFT")
+        return snip.model_ref(info, "DRAFT")
+    if fam == "medusa":
+        return info.get("spec") or None
+    return None
 
 
 # ---- words ----
@@ -225,9 +244,9 @@ def _span(lo, hi, unit: str = "×") -> str:
     return f"{lo}" if lo == hi else f"{lo}–{hi}"
 
 
-def _headline(verdict: str, cfg: dict | None, on: list[dict], hardware: str) -> str:
+def _headline(verdict: str, cfg: dict | None, on: list[dict], hardware: str, a: Analysis) -> str:
     if verdict == "GO":
-        return f"GO: turn on {cfg['method']} with γ={cfg['draft_length']} for all traffic"
+        return f"GO: turn on {a.label(cfg['method'])} with γ={cfg['draft_length']} for all traffic"
     if verdict == "GO-SEGMENTS":
         return f"GO for {', '.join(s['category'] for s in on)} only; leave the rest off"
     if verdict == "NO-GO":
@@ -241,12 +260,13 @@ def _reasons(a: Analysis, verdict, overall, cats, segments, cfg, hardware, th: T
     r.append(f"{n} prompts in {len(cats)} categor{'y' if len(cats) == 1 else 'ies'} "
              f"(a confident verdict needs ≥ {th.min_prompts}, a category ≥ {th.min_prompts_per_segment}).")
     if overall["method"]:
-        r.append(f"Pooled, the best configuration is {overall['method']} γ={overall['draft_length']}: decode speedup "
+        r.append(f"Pooled, the best configuration is {a.label(overall['method'])} γ={overall['draft_length']}: decode speedup "
                  f"{_x(overall['speedup'])} (95% CI {_ci(overall)}) on this "
                  f"machine, {overall['base_tpot_ms']:.1f} → {overall['tpot_ms']:.1f} ms per token "
                  f"({_saving(overall)}); the bar is a lower bound ≥ {th.min_speedup_lo:.2f}×.")
     for s in cats if len(cats) > 1 else []:
-        r.append(_segment_reason(s, th))
+        r.append(_segment_reason(s, th, a))
+    r.extend(_methods_reason(a))
     if overall["method"] is None:
         r.append("No speculative run has finished yet: there is nothing to compare with the baseline.")
     elif verdict == "INSUFFICIENT-EVIDENCE":
@@ -257,7 +277,7 @@ def _reasons(a: Analysis, verdict, overall, cats, segments, cfg, hardware, th: T
                  f"{th.min_speedup_lo:.2f}×.")
     non_iid = a.summary[(a.summary["method"] != "baseline") & (a.summary["alpha_iid"] == False)]  # noqa: E712
     for _, row in non_iid.head(2).iterrows():
-        r.append(f"Acceptance is not i.i.d. for {row['method']} γ={row['draft_length']}: the α estimates differ by "
+        r.append(f"Acceptance is not i.i.d. for {a.label(row['method'])} γ={row['draft_length']}: the α estimates differ by "
                  f"{row['alpha_spread']:.2f} (> {config.ALPHA_DISAGREEMENT}); γ is chosen from the per-position "
                  f"rates, not from Leviathan's closed form.")
     err = a.projection_error[a.projection_error["category"] == ALL]
@@ -275,11 +295,8 @@ def _reasons(a: Analysis, verdict, overall, cats, segments, cfg, hardware, th: T
             r.append(f"Projected on {hardware} for {s['category']}: " + "; ".join(parts) + ".")
     if gamma_note:
         r.append(gamma_note + ".")
-    if cfg and cfg["method"] == "draft":
-        mem = a.memory
-        est = " (estimated)" if mem["kv_estimated"] else ""
-        r.append(f"Memory price: {mem['draft_weights_gb']:.2f} GB of draft weights plus {1e3 * mem['draft_kv_gb_per_seq']:.1f} MB"
-                 f"{est} of draft KV cache per {mem['context_tokens']:.0f}-token sequence ({mem['dtype']}).")
+    if cfg:
+        r.append(_memory_reason(a, cfg["method"]))
     if cfg:
         c = a.compute[(a.compute["method"] == cfg["method"]) & (a.compute["draft_length"] == cfg["measured_draft_length"])]
         if len(c):
@@ -297,11 +314,39 @@ def _saving(s: dict) -> str:
     return f"{-s['saving_ms']:.1f} ms ({-s['saving_pct']:.0f}%) lost"
 
 
-def _segment_reason(s: dict, th: Thresholds) -> str:
+def _methods_reason(a: Analysis) -> list[str]:
+    """With several methods, one sentence comparing each at its best γ (compare.methods_table)."""
+    t = compare.methods_table(a)
+    if len(t) < 2:
+        return []
+    t = t.sort_values("speedup", ascending=False)
+    parts = [f"{r['label']} {_x(r['speedup'])} at γ={r['draft_length']}" for _, r in t.iterrows()]
+    return [f"{len(t)} methods measured; each at its best γ, pooled: " + ", ".join(parts) + "."]
+
+
+def _memory_reason(a: Analysis, method: str) -> str:
+    """What the chosen method costs in memory beside the target (costs.memory_by_method)."""
+    mem = a.memory
+    row = mem.get("by_method", {}).get(method)
+    label = a.label(method)
+    if row is None or row.get("estimated") and not row["extra_total_gb"]:
+        return f"Memory price of {label}: not recorded in this run."
+    if row["extra_total_gb"] == 0:
+        why = ("it reuses the target's weights and KV cache" if methods.family(method) == "layer-skip"
+               else "it needs no model")
+        return f"Memory price: none — {label} adds no weights or KV cache ({why})."
+    est = " (estimated)" if row.get("kv_estimated") else ""
+    kv = (f" plus {1e3 * row['extra_kv_gb_per_seq']:.1f} MB{est} of its own KV cache per "
+          f"{mem['context_tokens']:.0f}-token sequence" if row["extra_kv_gb_per_seq"] else "")
+    what = "heads" if methods.family(method) == "medusa" else "draft weights"
+    return f"Memory price of {label}: {row['extra_weights_gb']:.2f} GB of {what}{kv} ({mem['dtype']})."
+
+
+def _segment_reason(s: dict, th: Thresholds, a: Analysis) -> str:
     head = f"{s['category']} (n={s['n_prompts']}): "
     if s["method"] is None:
         return head + "no measured configuration."
-    cfg = f"{s['method']} γ={s['draft_length']} {_x(s['speedup'])} (CI {_ci(s)})"
+    cfg = f"{a.label(s['method'])} γ={s['draft_length']} {_x(s['speedup'])} (CI {_ci(s)})"
     return head + {
         "on": f"on — {cfg}, {_saving(s)} per token.",
         "off": f"off — even the best, {cfg}, stays below {th.min_speedup_lo:.2f}× at its upper bound.",

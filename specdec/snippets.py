@@ -16,11 +16,21 @@ Flag and key names as documented by each project (checked against their docs and
   HF transformers  `generate(..., assistant_model=draft)` with num_assistant_tokens = γ and the
             "constant" schedule set on the draft's generation_config (transformers 5 reads them there),
             assistant_confidence_threshold 0 (else drafting stops early); prompt lookup →
-            `generate(..., prompt_lookup_num_tokens=γ, max_matching_ngram_size=N)`.
+            `generate(..., prompt_lookup_num_tokens=γ, max_matching_ngram_size=N)`; layer-skip →
+            `generate(..., assistant_early_exit=L)` (self-speculation from the first L layers; HF blog
+            "Faster Text Generation with Self-Speculative Decoding", 2024) — only LayerSkip-trained
+            checkpoints (facebook/layerskip-*) exit early well; vLLM, SGLang and llama.cpp have no
+            early-exit drafting, so only transformers is offered.
+  Medusa    vLLM `"method": "medusa"` with "model" = the heads' directory (vllm/config/speculative.py
+            SpeculativeMethod); TGI `text-generation-launcher --model-id M --speculate γ` with M a
+            Medusa model (heads saved with the base, TGI docs conceptual/speculation). The heads specdec
+            measured must be exported in each engine's own format first.
 
 Public API
-    ENGINES = ("vllm", "sglang", "llama.cpp", "transformers")
+    ENGINES = ("vllm", "sglang", "llama.cpp", "transformers", "tgi")
     snippets(method, gamma, target, draft=None, ngram_max=..., ngram_min=...) -> {engine: text}
+        method: any key of specdec.methods (draft, draft:<name>, prompt-lookup, layer-skip:L<n>, medusa);
+        draft: the draft model (draft keys) or the Medusa heads' directory (medusa)
     model_ref(manifest_model) -> str
 """
 
@@ -28,10 +38,10 @@ from __future__ import annotations
 
 import json
 
-from specdec import config
+from specdec import config, methods
 from specdec.errors import SpecdecError
 
-ENGINES = ("vllm", "sglang", "llama.cpp", "transformers")
+ENGINES = ("vllm", "sglang", "llama.cpp", "transformers", "tgi")
 
 
 def model_ref(model: dict | None, fallback: str = "MODEL") -> str:
@@ -51,16 +61,20 @@ def _gguf(ref: str) -> str:
 def snippets(method: str, gamma: int, target: str, draft: str | None = None,
              ngram_max: int = config.PROMPT_LOOKUP_MAX_NGRAM,
              ngram_min: int = config.PROMPT_LOOKUP_MIN_NGRAM) -> dict[str, str]:
-    """{engine: snippet} enabling `method` ("draft" | "prompt-lookup") with γ = gamma."""
+    """{engine: snippet} enabling `method` (a specdec.methods key) with γ = gamma; only the engines that
+    support the method. draft: the draft model for draft keys, the Medusa heads' directory for medusa."""
     if gamma < 1:
         raise SpecdecError(f"draft length must be at least 1, got {gamma}")
-    if method == "draft":
+    family = methods.family(method)  # an unknown key fails here, in one line
+    if family == "draft":
         if not draft:
             raise SpecdecError("the draft-model method needs a draft model name")
         return _draft(gamma, target, draft)
-    if method == "prompt-lookup":
+    if family == "prompt-lookup":
         return _lookup(gamma, target, ngram_max, ngram_min)
-    raise SpecdecError(f"unknown method {method!r}; expected one of {', '.join(config.METHODS)}")
+    if family == "layer-skip":
+        return _layer_skip(gamma, target, methods.layer_skip_layers(method))
+    return _medusa(gamma, target, draft or "MEDUSA_HEADS_DIR")
 
 
 def _draft(g: int, target: str, draft: str) -> dict[str, str]:
@@ -107,4 +121,28 @@ def _lookup(g: int, target: str, n_max: int, n_min: int) -> dict[str, str]:
             "inputs = tokenizer(prompt, return_tensors=\"pt\")\n"
             f"out = model.generate(**inputs, prompt_lookup_num_tokens={g}, max_matching_ngram_size={n_max},\n"
             "                     max_new_tokens=256)"),
+    }
+
+
+def _layer_skip(g: int, target: str, layers: int) -> dict[str, str]:
+    return {"transformers": (
+        f"# Self-speculation: the first {layers} layers of the target draft, the full model verifies.\n"
+        "# It only pays off with a LayerSkip-trained checkpoint (early-exit loss, e.g. facebook/layerskip-*);\n"
+        "# a model trained without it exits early badly. vLLM, SGLang and llama.cpp offer no early-exit drafting.\n"
+        "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+        f"tokenizer = AutoTokenizer.from_pretrained({target!r})\n"
+        f"model = AutoModelForCausalLM.from_pretrained({target!r}, dtype=\"auto\")\n"
+        f"model.generation_config.num_assistant_tokens = {g}\n"
+        "model.generation_config.num_assistant_tokens_schedule = \"constant\"\n"
+        "inputs = tokenizer(prompt, return_tensors=\"pt\")\n"
+        f"out = model.generate(**inputs, assistant_early_exit={layers}, max_new_tokens=256)")}
+
+
+def _medusa(g: int, target: str, heads: str) -> dict[str, str]:
+    spec = json.dumps({"method": "medusa", "model": heads, "num_speculative_tokens": g})
+    note = "# The Medusa heads must be exported in this engine's own format first (specdec's are not).\n"
+    return {
+        "vllm": f"{note}vllm serve {target} \\\n  --speculative-config '{spec}'",
+        "tgi": (f"{note}# MEDUSA_MODEL: the base model with its Medusa heads saved alongside (TGI loads them itself)\n"
+                f"text-generation-launcher --model-id MEDUSA_MODEL \\\n  --speculate {g}"),
     }
