@@ -3,9 +3,13 @@ the PDF brief embeds PNGs of the same figures, so the two can never disagree.
 
 Every function takes the analysis output named in its docstring (specdec.analysis.analyze →
 Analysis; specdec.hardware.whatif → DataFrame) and returns a go.Figure. Colours are Okabe & Ito's
-colour-blind-safe palette; a method keeps its colour in every chart.
+colour-blind-safe palette; a method keeps its colour in every chart (method_colours: a family's
+colour for its first method, then the palette's spare colours). Any number of methods is shown side
+by side. `drafters` (Analysis.drafters) turns method keys into labels (specdec.methods.label, short
+labels where space is tight); without it the raw keys are shown.
 
 Public API
+    methods_chart(methods_table) -> Figure                        every method at its best γ + memory it adds
     acceptance_chart(positions, category="all") -> Figure        acceptance by draft position
     gamma_chart(summary, projection, category="all") -> Figure   τ and speedup vs γ, measured + projected
     category_chart(summary_by_category, summary=None, min_speedup_lo=…) -> Figure   speedup by category
@@ -16,6 +20,7 @@ Public API
     primary_method(analysis, decision=None) -> str | None         the method the single-method charts show
     payoff_data(analysis, hardware, method, batch_sizes=…, category="all") -> DataFrame   whatif for payoff_chart
     figures(analysis, decision=None, hardware=…, method=None, batch_sizes=…) -> {name: Figure}
+    method_colours(keys) -> {key: colour}
     CHART_NAMES, CHART_TITLES
 """
 
@@ -28,7 +33,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from specdec import config
+from specdec import compare, config, methods
 from specdec import hardware as hw
 
 ALL = "all"
@@ -36,13 +41,19 @@ ALL = "all"
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision deficiencies.
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
              "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7"}
-METHOD_COLOURS = {"baseline": "#6E6E6E", "draft": OKABE_ITO["blue"], "prompt-lookup": OKABE_ITO["vermillion"]}
-# Successive γ values of one method; yellow is left out: it vanishes on white.
+FAMILY_COLOURS = {"draft": OKABE_ITO["blue"], "prompt-lookup": OKABE_ITO["vermillion"],
+                  "layer-skip": OKABE_ITO["green"], "medusa": OKABE_ITO["purple"]}
+METHOD_COLOURS = {"baseline": "#6E6E6E", **FAMILY_COLOURS}
+# A family's second method (draft:b beside draft:a) takes the first spare colour; yellow is left out
+# everywhere: it vanishes on white.
+SPARE_COLOURS = [OKABE_ITO[k] for k in ("orange", "sky", "black")]
+# Successive γ values of one method.
 SEQUENCE = [OKABE_ITO[k] for k in ("sky", "blue", "green", "orange", "purple", "vermillion", "black")]
 FONT = "DejaVu Sans, Arial, sans-serif"  # DejaVu carries γ α τ ≥ ×, and the PDF uses it too
 
-CHART_NAMES = ("categories", "gamma", "acceptance", "distribution", "throughput", "payoff", "costs")
+CHART_NAMES = ("methods", "categories", "gamma", "acceptance", "distribution", "throughput", "payoff", "costs")
 CHART_TITLES = {
+    "methods": "Methods compared",
     "categories": "Speedup by category",
     "gamma": "τ and speedup vs draft length γ",
     "acceptance": "Acceptance by draft position",
@@ -54,7 +65,37 @@ CHART_TITLES = {
 
 
 def method_colour(method: str, i: int = 0) -> str:
-    return METHOD_COLOURS.get(method, SEQUENCE[i % len(SEQUENCE)])
+    """One method's colour on its own: its family's (use method_colours for several of a family)."""
+    fam = methods.family(method) if methods.is_valid(method) else method
+    return METHOD_COLOURS.get(fam, SEQUENCE[i % len(SEQUENCE)])
+
+
+def method_colours(keys) -> dict[str, str]:
+    """{key: colour} for the methods shown together, stable for a given set of keys: in display order
+    (methods.order) each takes its family's colour, or — when that is taken (a second draft model) —
+    the next spare Okabe–Ito colour; only past eight methods do colours repeat."""
+    out = {"baseline": METHOD_COLOURS["baseline"]}
+    used: set[str] = set()
+    for i, k in enumerate(methods.order([k for k in keys if k != "baseline"])):
+        colour = FAMILY_COLOURS.get(methods.family(k)) if methods.is_valid(k) else None
+        if colour is None or colour in used:
+            colour = next((c for c in SPARE_COLOURS + SEQUENCE if c not in used), SEQUENCE[i % len(SEQUENCE)])
+        out[k] = colour
+        used.add(colour)
+    return out
+
+
+def _label(key: str, drafters: dict | None) -> str:
+    """Legend text: methods.label with drafter names, or the raw key when no drafters are given."""
+    return key if drafters is None or not methods.is_valid(key) else methods.label(key, drafters)
+
+
+def _tick(key: str, drafters: dict | None) -> str:
+    return key if drafters is None or not methods.is_valid(key) else methods.short_label(key, drafters)
+
+
+def _order(keys) -> list[str]:
+    return methods.order(keys)
 
 
 def _style(fig: go.Figure, title: str, subtitle: str | None = None, height: int = config.CHART_HEIGHT_PX) -> go.Figure:
@@ -110,60 +151,74 @@ def _ratio_axis(values) -> dict:
 
 # ---- 1. acceptance by draft position ----
 
-def acceptance_chart(positions: pd.DataFrame, category: str = ALL) -> go.Figure:
+def acceptance_chart(positions: pd.DataFrame, category: str = ALL, drafters: dict | None = None) -> go.Figure:
     """P(≥ i drafted tokens accepted | ≥ i drafted) for each position i, one panel per method, one line
     per γ run, bootstrap 95% CI bars, and the i.i.d. model α^i (dashed) at the largest γ.
 
     positions: Analysis.positions (or Analysis.positions_by_category with category set); columns
-    method, draft_length, category, position, p_ge, p_ge_lo, p_ge_hi, alpha, iid_p_ge."""
+    method, draft_length, category, position, p_ge, p_ge_lo, p_ge_hi, alpha, iid_p_ge. Panels wrap
+    after three methods."""
     title = "Acceptance by draft position"
     df = positions[positions["category"] == category] if len(positions) else positions
     if df.empty:
         return _empty(title, "no speculative rounds recorded")
-    methods = sorted(df["method"].unique())
-    fig = make_subplots(rows=1, cols=len(methods), shared_yaxes=True, horizontal_spacing=0.06,
-                        subplot_titles=[f"{m}" for m in methods])
+    keys = _order(df["method"].unique())
+    n_cols = min(len(keys), 3)
+    n_rows = math.ceil(len(keys) / n_cols)
+    fig = make_subplots(rows=n_rows, cols=n_cols, shared_yaxes=True, horizontal_spacing=0.06,
+                        vertical_spacing=0.16 if n_rows > 1 else 0.0,
+                        subplot_titles=[_tick(m, drafters) for m in keys])
     shown = set()
     gammas = sorted(df["draft_length"].unique())
-    for col, m in enumerate(methods, start=1):
+    for k, m in enumerate(keys):
+        row, col = k // n_cols + 1, k % n_cols + 1
+        axis = "" if k == 0 else str(k + 1)
         dm = df[df["method"] == m]
         for g in sorted(dm["draft_length"].unique()):
             d = dm[dm["draft_length"] == g].sort_values("position")
             name = f"γ = {g}"
             fig.add_trace(go.Scatter(
-                x=d["position"], y=d["p_ge"], mode="lines+markers", name=name, legendgroup=name,
+                x=d["position"], y=d["p_ge"], mode="lines+markers", name=name, legendgroup=name, meta=m,
                 showlegend=name not in shown, line=dict(color=SEQUENCE[gammas.index(g) % len(SEQUENCE)], width=2.5),
                 marker=dict(size=8), error_y=_err(d["p_ge"], d["p_ge_lo"], d["p_ge_hi"]),
-                hovertemplate=f"{m} γ={g}<br>position %{{x}}: %{{y:.2f}}<extra></extra>"), row=1, col=col)
+                hovertemplate=f"{_tick(m, drafters)} γ={g}<br>position %{{x}}: %{{y:.2f}}<extra></extra>"),
+                row=row, col=col)
             shown.add(name)
         top = dm[dm["draft_length"] == dm["draft_length"].max()].sort_values("position")
         alpha = float(top["alpha"].iloc[0])
         if np.isfinite(alpha):
             name = "i.i.d. model α<sup>i</sup>"
             fig.add_trace(go.Scatter(
-                x=top["position"], y=top["iid_p_ge"], mode="lines", name=name, legendgroup=name,
+                x=top["position"], y=top["iid_p_ge"], mode="lines", name=name, legendgroup=name, meta=m,
                 showlegend=name not in shown, line=dict(color="#444", dash="dash", width=1.5),
-                hovertemplate=f"{m}: α={alpha:.2f}, α^%{{x}} = %{{y:.2f}}<extra></extra>"), row=1, col=col)
+                hovertemplate=f"{_tick(m, drafters)}: α={alpha:.2f}, α^%{{x}} = %{{y:.2f}}<extra></extra>"),
+                row=row, col=col)
             shown.add(name)
-            fig.add_annotation(text=f"α = {alpha:.2f}", xref=f"x{col if col > 1 else ''} domain",
-                               yref=f"y{col if col > 1 else ''} domain", x=0.98, y=0.98, showarrow=False,
+            fig.add_annotation(text=f"α = {alpha:.2f}", xref=f"x{axis} domain",
+                               yref=f"y{axis} domain", x=0.98, y=0.98, showarrow=False,
                                xanchor="right", yanchor="top", font=dict(size=config.CHART_FONT_PX - 1, color="#444"))
-        fig.update_xaxes(title_text="draft position i", dtick=1, row=1, col=col)
-    fig.update_yaxes(title_text="P(≥ i accepted | ≥ i drafted)", range=[0, 1.05], row=1, col=1)
+        fig.update_xaxes(title_text="draft position i" if row == n_rows else None, dtick=1, row=row, col=col)
+    for row in range(1, n_rows + 1):
+        fig.update_yaxes(title_text="P(≥ i accepted | ≥ i drafted)" if n_rows == 1 else "P(≥ i accepted)",
+                         range=[0, 1.05], row=row, col=1)
+    fig.update_yaxes(range=[0, 1.05])
     sub = "share of rounds whose first i drafted tokens were all accepted; bars: 95% CI over prompts"
-    return _style(fig, title + ("" if category == ALL else f" — {category}"), sub)
+    height = config.CHART_HEIGHT_PX + (n_rows - 1) * 260
+    return _style(fig, title + ("" if category == ALL else f" — {category}"), sub, height=height)
 
 
 # ---- 2. τ and speedup vs γ ----
 
-def gamma_chart(summary: pd.DataFrame, projection: pd.DataFrame, category: str = ALL) -> go.Figure:
+def gamma_chart(summary: pd.DataFrame, projection: pd.DataFrame, category: str = ALL,
+                drafters: dict | None = None) -> go.Figure:
     """Left: τ (tokens per target pass) vs γ; right: decode speedup vs γ with the break-even line.
     Points with 95% CI bars are measured; lines are the projection from the per-position acceptance of
     the largest γ run and the measured cost model (dotted where γ exceeds every run: extrapolated).
 
     summary: Analysis.summary (or summary_by_category) — method, draft_length, category, tau, tau_lo,
     tau_hi, speedup, speedup_lo, speedup_hi. projection: Analysis.projection (or projection_by_category)
-    — method, category, gamma, tau, speedup, extrapolated."""
+    — method, category, gamma, tau, speedup, extrapolated. One legend entry per method (line and point);
+    the traces are named "<label>: projected" / "<label>: measured" / "<label>: extrapolated"."""
     title = "τ and speedup vs draft length γ"
     meas = _speculative(summary)
     meas = meas[meas["category"] == category] if len(meas) else meas
@@ -172,31 +227,34 @@ def gamma_chart(summary: pd.DataFrame, projection: pd.DataFrame, category: str =
         return _empty(title, "no speculative runs recorded")
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
                         subplot_titles=("τ: tokens per target pass", "decode speedup vs baseline"))
-    methods = sorted(set(meas["method"]) | set(proj["method"]))
-    for i, m in enumerate(methods):
-        colour = method_colour(m, i)
+    keys = _order(set(meas["method"]) | set(proj["method"]))
+    colours = method_colours(keys)
+    for m in keys:
+        colour, lab = colours[m], _label(m, drafters)
         pm = proj[proj["method"] == m].sort_values("gamma")
         mm = meas[meas["method"] == m].sort_values("draft_length")
+        # The legend entry: one per method, drawn as line + point (the traces below stay out of it).
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines+markers", name=lab, legendgroup=m, meta=m,
+                                 line=dict(color=colour, width=2), marker=dict(color=colour, size=10)), row=1, col=1)
         for col, key in ((1, "tau"), (2, "speedup")):
-            first = col == 1
             if len(pm):
                 inside = pm[~pm["extrapolated"].astype(bool)]
                 outside = pm[pm["gamma"] >= inside["gamma"].max()] if len(inside) else pm
                 fig.add_trace(go.Scatter(x=inside["gamma"], y=inside[key], mode="lines", line=dict(color=colour, width=2),
-                                         name=f"{m}: projected", legendgroup=f"{m}p", showlegend=first,
-                                         hovertemplate=f"{m} projected γ=%{{x}}: %{{y:.2f}}<extra></extra>"), row=1, col=col)
+                                         name=f"{lab}: projected", legendgroup=m, showlegend=False, meta=m,
+                                         hovertemplate=f"{lab} projected γ=%{{x}}: %{{y:.2f}}<extra></extra>"), row=1, col=col)
                 if len(outside) > 1:
                     fig.add_trace(go.Scatter(x=outside["gamma"], y=outside[key], mode="lines",
-                                             line=dict(color=colour, width=2, dash="dot"), name=f"{m}: extrapolated",
-                                             legendgroup=f"{m}p", showlegend=False,
-                                             hovertemplate=f"{m} extrapolated γ=%{{x}}: %{{y:.2f}}<extra></extra>"),
+                                             line=dict(color=colour, width=2, dash="dot"), name=f"{lab}: extrapolated",
+                                             legendgroup=m, showlegend=False, meta=m,
+                                             hovertemplate=f"{lab} extrapolated γ=%{{x}}: %{{y:.2f}}<extra></extra>"),
                                   row=1, col=col)
             if len(mm):
-                fig.add_trace(go.Scatter(x=mm["draft_length"], y=mm[key], mode="markers", name=f"{m}: measured",
-                                         legendgroup=f"{m}m", showlegend=first,
+                fig.add_trace(go.Scatter(x=mm["draft_length"], y=mm[key], mode="markers", name=f"{lab}: measured",
+                                         legendgroup=m, showlegend=False, meta=m,
                                          marker=dict(color=colour, size=11, symbol="circle", line=dict(color="white", width=1)),
                                          error_y=_err(mm[key], mm[f"{key}_lo"], mm[f"{key}_hi"]),
-                                         hovertemplate=f"{m} measured γ=%{{x}}: %{{y:.2f}}<extra></extra>"),
+                                         hovertemplate=f"{lab} measured γ=%{{x}}: %{{y:.2f}}<extra></extra>"),
                               row=1, col=col)
     fig.add_hline(y=1.0, line=dict(color="#222", width=1.2, dash="dash"), row=1, col=2,
                   annotation_text="break-even 1×", annotation_position="top left",
@@ -220,7 +278,7 @@ def best_per_method(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def category_chart(summary_by_category: pd.DataFrame, summary: pd.DataFrame | None = None,
-                   min_speedup_lo: float = config.MIN_SPEEDUP_LO) -> go.Figure:
+                   min_speedup_lo: float = config.MIN_SPEEDUP_LO, drafters: dict | None = None) -> go.Figure:
     """Measured decode speedup per category (rows) and method (colours) at each method's best γ, with
     95% CI bars, the break-even line at 1× and the decision's bar (a CI lower bound ≥ min_speedup_lo).
 
@@ -238,23 +296,26 @@ def category_chart(summary_by_category: pd.DataFrame, summary: pd.DataFrame | No
     label = {c: f"{c} (n={int(n[c])})" for c in cats}
     label[ALL] = f"<b>all prompts</b> (n={int(n.get(ALL, 0))})"
     row_y = {c: len(order) - 1 - i for i, c in enumerate(order)}
-    methods = sorted(best["method"].unique())
+    keys = _order(best["method"].unique())
+    colours = method_colours(keys)
+    step = min(0.3, 0.84 / len(keys))  # all methods fit inside their category's band
     fig = go.Figure()
-    for k, m in enumerate(methods):
+    for k, m in enumerate(keys):
         d = best[best["method"] == m]
         # Methods side by side within a category's row, first method on top.
-        y = [row_y[c] + 0.3 * ((len(methods) - 1) / 2 - k) for c in d["category"]]
-        colour = method_colour(m, k)
+        y = [row_y[c] + step * ((len(keys) - 1) / 2 - k) for c in d["category"]]
+        colour = colours[m]
         fig.add_trace(go.Scatter(
-            x=d["speedup"], y=y, mode="markers", name=m, marker=dict(color=colour, size=12),
+            x=d["speedup"], y=y, mode="markers", name=_label(m, drafters), meta=m,
+            marker=dict(color=colour, size=12 if len(keys) <= 3 else 10),
             error_x=_err(d["speedup"], d["speedup_lo"], d["speedup_hi"]),
-            hovertemplate=[f"{m} γ={g}: %{{x:.2f}}× (CI {lo:.2f}–{hi:.2f})<extra>{c}</extra>"
+            hovertemplate=[f"{_tick(m, drafters)} γ={g}: %{{x:.2f}}× (CI {lo:.2f}–{hi:.2f})<extra>{c}</extra>"
                            for g, lo, hi, c in zip(d["draft_length"], d["speedup_lo"], d["speedup_hi"], d["category"])]))
         # The configuration and value, just right of the interval (on a white patch over any line).
         for x_hi, yv, g, v in zip(d["speedup_hi"].fillna(d["speedup"]), y, d["draft_length"], d["speedup"]):
             fig.add_annotation(x=math.log10(x_hi * 1.03), y=yv, text=f"γ={g}: {v:.2f}×", showarrow=False,
                                xanchor="left", bgcolor="rgba(255,255,255,0.85)", borderpad=1,
-                               font=dict(size=config.CHART_FONT_PX - 2, color=colour))
+                               font=dict(size=config.CHART_FONT_PX - (2 if len(keys) <= 3 else 4), color=colour))
     fig.add_vline(x=1.0, line=dict(color="#222", width=1.5, dash="dash"))
     fig.add_vline(x=min_speedup_lo, line=dict(color=OKABE_ITO["green"], width=1.5, dash="dot"))
     fig.add_annotation(x=0.0, y=1.0, yref="paper", text="break-even 1×", showarrow=False,
@@ -269,7 +330,7 @@ def category_chart(summary_by_category: pd.DataFrame, summary: pd.DataFrame | No
     for c, yv in row_y.items():  # light bands separate the rows
         if yv % 2 == 0:
             fig.add_hrect(y0=yv - 0.5, y1=yv + 0.5, fillcolor="#F2F2F2", line_width=0, layer="below")
-    height = max(config.CHART_HEIGHT_PX, 230 + 75 * len(order))
+    height = max(config.CHART_HEIGHT_PX, 230 + max(75, 24 * len(keys)) * len(order))
     sub = "best γ per method (highest CI lower bound); bars: 95% CI over prompts"
     fig = _style(fig, title, sub, height=height)
     fig.update_layout(margin=dict(l=190, t=105))
@@ -282,7 +343,7 @@ def _config_label(method: str, g, sep: str = " ") -> str:
     return f"{method}{sep}γ={int(g)}"
 
 
-def distribution_chart(prompts: pd.DataFrame) -> go.Figure:
+def distribution_chart(prompts: pd.DataFrame, drafters: dict | None = None) -> go.Figure:
     """Each prompt's own decode speedup (baseline ms/token ÷ speculative ms/token on that prompt), one
     box per method × γ with every prompt shown as a point, the break-even line at 1× and the share of
     prompts that got faster above each box.
@@ -295,26 +356,32 @@ def distribution_chart(prompts: pd.DataFrame) -> go.Figure:
         return _empty(title, "no per-prompt speedups recorded")
     fig = go.Figure()
     order = []
-    methods = sorted(df["method"].unique())
-    for i, m in enumerate(methods):
-        colour = method_colour(m, i)
+    keys = _order(df["method"].unique())
+    colours = method_colours(keys)
+    n_boxes = len(df.groupby(["method", "draft_length"]))
+    for m in keys:
+        colour = colours[m]
         for j, g in enumerate(sorted(df.loc[df["method"] == m, "draft_length"].unique())):
             d = df[(df["method"] == m) & (df["draft_length"] == g)]
-            lab = _config_label(m, g, "<br>")
+            lab = _config_label(_tick(m, drafters), g, "<br>")
             order.append(lab)
             fig.add_trace(go.Box(
-                y=d["speedup"], x=[lab] * len(d), name=m, legendgroup=m, showlegend=j == 0,
+                y=d["speedup"], x=[lab] * len(d), name=_label(m, drafters), legendgroup=m, showlegend=j == 0, meta=m,
                 marker=dict(color=colour, size=5, opacity=0.7), line=dict(color=colour, width=1.5),
                 fillcolor="rgba(0,0,0,0)", boxpoints="all", jitter=0.4, pointpos=0,
                 customdata=np.column_stack([d["prompt_id"], d["category"]]),
                 hovertemplate="%{customdata[0]} (%{customdata[1]}): %{y:.2f}×<extra></extra>"))
             win = float((d["speedup"] > 1.0).mean())
-            fig.add_annotation(x=lab, y=1.0, yref="paper", text=f"{100 * win:.0f}% faster", showarrow=False,
+            fig.add_annotation(x=lab, y=1.0, yref="paper", text=f"{100 * win:.0f}%" + (" faster" if n_boxes <= 8 else ""),
+                               showarrow=False,
                                yanchor="bottom", font=dict(size=config.CHART_FONT_PX - 3, color="#444"))
     fig.add_hline(y=1.0, line=dict(color="#222", width=1.2, dash="dash"))
     fig.update_yaxes(title_text="speedup (×, log scale)", **_ratio_axis(df["speedup"]))
-    fig.update_xaxes(categoryorder="array", categoryarray=order, title_text=None, tickfont=dict(size=config.CHART_FONT_PX - 2))
+    fig.update_xaxes(categoryorder="array", categoryarray=order, title_text=None,
+                     tickfont=dict(size=config.CHART_FONT_PX - (2 if n_boxes <= 8 else 4)))
     sub = "each prompt's own decode speedup, one point per prompt; box: median and quartiles; dashed: break-even"
+    if n_boxes > 8:
+        sub += "<br>above each box: share of prompts faster than the baseline"
     fig = _style(fig, title, sub)
     fig.update_layout(margin=dict(t=100))
     return fig
@@ -333,7 +400,7 @@ def payoff_data(analysis, hardware: str = config.DEFAULT_HARDWARE, method: str |
 
 
 def payoff_chart(whatif_df: pd.DataFrame, hardware: str | None = None, method: str | None = None,
-                 max_gamma_run: int | None = None) -> go.Figure:
+                 max_gamma_run: int | None = None, drafters: dict | None = None) -> go.Figure:
     """Projected speedup for every batch size (x) × γ (y) on one hardware profile, as a heat map
     (blue = faster, vermillion = slower, white = 1×) with the break-even contour at 1×. Cells that do
     not fit in device memory are left blank. max_gamma_run (optional) draws a line above the largest
@@ -350,7 +417,7 @@ def payoff_chart(whatif_df: pd.DataFrame, hardware: str | None = None, method: s
     if "context_len" in df.columns and df["context_len"].nunique() > 1:
         df = df[df["context_len"] == df["context_len"].min()]
     if df.empty:
-        return _empty(title, f"no projection for {method} on {hardware}")
+        return _empty(title, f"no projection for {_label(method, drafters)} on {hardware}")
     batches = sorted(df["batch_size"].unique())
     gammas = sorted(df["gamma"].unique())
     grid = df.pivot_table(index="gamma", columns="batch_size", values="speedup", aggfunc="first").reindex(
@@ -381,7 +448,7 @@ def payoff_chart(whatif_df: pd.DataFrame, hardware: str | None = None, method: s
         fig.add_hline(y=max_gamma_run + 0.5, line=dict(color="#555", width=2, dash="dot"))
     fig.update_xaxes(title_text="batch size (sequences decoded together)", tickvals=x, ticktext=[str(b) for b in batches])
     fig.update_yaxes(title_text="draft length γ", dtick=1)
-    sub = f"{method}, roofline projection of the measured acceptance; black line: break-even 1×"
+    sub = f"{_label(method, drafters)}, roofline projection of the measured acceptance; black line: break-even 1×"
     if extrapolated:
         sub += f"<br>above the dotted line: γ > {max_gamma_run}, beyond the largest run (extrapolated)"
     if not fits.to_numpy().all():
@@ -393,7 +460,7 @@ def payoff_chart(whatif_df: pd.DataFrame, hardware: str | None = None, method: s
 
 # ---- 6. throughput ----
 
-def throughput_chart(summary: pd.DataFrame) -> go.Figure:
+def throughput_chart(summary: pd.DataFrame, drafters: dict | None = None) -> go.Figure:
     """Tokens per second of the baseline and of every method × γ, pooled over prompts, 95% CI bars:
     decode (1000 / ms per output token, the phase speculation changes) and end to end (new tokens ÷
     prefill + decode time). Dashed line: the baseline's decode rate.
@@ -405,13 +472,18 @@ def throughput_chart(summary: pd.DataFrame) -> go.Figure:
     df = df.dropna(subset=["tpot_ms"])
     if df.empty:
         return _empty(title, "no timings recorded")
-    df = pd.concat([df[df["method"] == "baseline"], _speculative(df).sort_values(["method", "draft_length"])])
-    labels = ["baseline" if m == "baseline" else _config_label(m, g, "<br>") for m, g in zip(df["method"], df["draft_length"])]
+    spec = _speculative(df)
+    rank = {k: i for i, k in enumerate(_order(spec["method"].unique()))}
+    spec = spec.assign(_rank=spec["method"].map(rank)).sort_values(["_rank", "draft_length"]).drop(columns="_rank")
+    df = pd.concat([df[df["method"] == "baseline"], spec])
+    labels = ["baseline" if m == "baseline" else _config_label(_tick(m, drafters), g, "<br>")
+              for m, g in zip(df["method"], df["draft_length"])]
     with np.errstate(divide="ignore"):
         dec = 1e3 / df["tpot_ms"].to_numpy(float)
         dec_lo = 1e3 / df["tpot_ms_hi"].to_numpy(float)
         dec_hi = 1e3 / df["tpot_ms_lo"].to_numpy(float)
-    colours = [method_colour(m, i) for i, m in enumerate(df["method"])]
+    palette = method_colours(df["method"].unique())
+    colours = [palette[m] for m in df["method"]]
     fig = go.Figure()
     fig.add_trace(go.Bar(x=labels, y=dec, name="decode (1000 / ms per token)", marker=dict(color=colours),
                          error_y=_err(dec, dec_lo, dec_hi),
@@ -426,7 +498,7 @@ def throughput_chart(summary: pd.DataFrame) -> go.Figure:
                       annotation_text="baseline decode", annotation_position="top right",
                       annotation_font=dict(size=config.CHART_FONT_PX - 2))
     fig.update_layout(barmode="group", bargap=0.25)
-    fig.update_xaxes(tickfont=dict(size=config.CHART_FONT_PX - 2))
+    fig.update_xaxes(tickfont=dict(size=config.CHART_FONT_PX - (2 if len(labels) <= 9 else 4)))
     fig.update_yaxes(title_text="tokens per second", rangemode="tozero")
     sub = "solid: decode phase; hatched: end to end including prefill; bars: 95% CI over prompts"
     return _style(fig, title, sub)
@@ -434,7 +506,7 @@ def throughput_chart(summary: pd.DataFrame) -> go.Figure:
 
 # ---- 7. costs ----
 
-def costs_chart(costs) -> go.Figure:
+def costs_chart(costs, drafters: dict | None = None) -> go.Figure:
     """Left: Leviathan's draft cost c = draft step ÷ target step per method, and the per-round drafter
     cost d0 in target steps. Right: verify cost vs tokens verified (drafted + 1) as a multiple of one
     target step — measured mean (marker size ∝ rounds), median (hollow), the fitted line, and the
@@ -445,16 +517,19 @@ def costs_chart(costs) -> go.Figure:
     title = "Draft cost c and verify cost"
     fig = make_subplots(rows=1, cols=2, column_widths=[0.38, 0.62], horizontal_spacing=0.12,
                         subplot_titles=("drafting, in target steps", "verify pass, in target steps"))
-    methods = sorted(costs.c)
-    c_vals = [costs.c[m] for m in methods]
-    d0 = [costs.draft_round_s.get(m, 0.0) / costs.target_step_s for m in methods]
-    fig.add_trace(go.Bar(x=methods, y=c_vals, name="c: per drafted token", marker=dict(color=[method_colour(m, i) for i, m in enumerate(methods)]),
-                         text=[_short(v) for v in c_vals], textposition="outside", cliponaxis=False,
+    keys = _order(costs.c)
+    palette = method_colours(keys)
+    ticks = [_tick(m, drafters) for m in keys]
+    c_vals = [costs.c[m] for m in keys]
+    d0 = [costs.draft_round_s.get(m, 0.0) / costs.target_step_s for m in keys]
+    many = len(keys) > 3  # value labels on every bar would collide
+    fig.add_trace(go.Bar(x=ticks, y=c_vals, name="c: per drafted token", marker=dict(color=[palette[m] for m in keys]),
+                         text=None if many else [_short(v) for v in c_vals], textposition="outside", cliponaxis=False,
                          hovertemplate="%{x}: c = %{y:.3f}<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Bar(x=methods, y=d0, name="d0: per round (catch-up, lookup)",
-                         marker=dict(color=[method_colour(m, i) for i, m in enumerate(methods)], opacity=0.45,
+    fig.add_trace(go.Bar(x=ticks, y=d0, name="d0: per round (catch-up, lookup, Medusa's one pass)",
+                         marker=dict(color=[palette[m] for m in keys], opacity=0.45,
                                      pattern=dict(shape="/", fgcolor="white")),
-                         text=[_short(v) for v in d0], textposition="outside", cliponaxis=False,
+                         text=None if many else [_short(v) for v in d0], textposition="outside", cliponaxis=False,
                          hovertemplate="%{x}: d0 = %{y:.3f} target steps<extra></extra>"), row=1, col=1)
     v = costs.verify
     if len(v):
@@ -477,6 +552,8 @@ def costs_chart(costs) -> go.Figure:
         fig.update_xaxes(title_text="tokens verified (drafted + 1)", dtick=1, row=1, col=2)
     fig.update_yaxes(title_text="× one target step", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title_text="× one target step", rangemode="tozero", row=1, col=2)
+    if many:
+        fig.update_xaxes(tickangle=-35, tickfont=dict(size=config.CHART_FONT_PX - 3), row=1, col=1)
     fig.update_layout(barmode="group")
     sub = f"target step (baseline decode) = {1e3 * costs.target_step_s:.2f} ms on the measuring machine"
     fig = _style(fig, title, sub)
@@ -486,6 +563,59 @@ def costs_chart(costs) -> go.Figure:
 
 def _short(v: float) -> str:
     return "<0.01" if 0 < v < 0.01 else f"{v:.2f}"
+
+
+# ---- 8. methods compared ----
+
+def methods_chart(table: pd.DataFrame) -> go.Figure:
+    """Every method side by side at its best γ: left, measured decode speedup with 95% CI bars (log
+    axis, break-even at 1×); right, the memory it adds beside the target — extra weights and its own
+    KV cache for one sequence (GB), stacked.
+
+    table: specdec.compare.methods_table(analysis) — method, label, draft_length, speedup, speedup_lo,
+    speedup_hi, extra_weights_gb, extra_kv_gb_per_seq."""
+    title = "Methods compared"
+    if table is None or table.empty:
+        return _empty(title, "no speculative runs recorded")
+    t = table.iloc[::-1]  # first method on top
+    colours = method_colours(table["method"])
+    y = [f"{lab}  γ={int(g)}" for lab, g in zip(t["label"], t["draft_length"])]
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, column_widths=[0.62, 0.38], horizontal_spacing=0.04,
+                        subplot_titles=("decode speedup at the best γ", "memory added (GB)"))
+    fig.add_trace(go.Scatter(
+        x=t["speedup"], y=y, mode="markers", showlegend=False, meta=list(t["method"]),
+        marker=dict(color=[colours[m] for m in t["method"]], size=13),
+        error_x=_err(t["speedup"], t["speedup_lo"], t["speedup_hi"]),
+        text=[f"{v:.2f}×" for v in t["speedup"]],
+        hovertemplate="%{y}: %{x:.2f}×<extra></extra>"), row=1, col=1)
+    for x_hi, yv, v, m in zip(t["speedup_hi"].fillna(t["speedup"]), y, t["speedup"], t["method"]):
+        fig.add_annotation(x=math.log10(x_hi * 1.03), y=yv, text=f"{v:.2f}×", showarrow=False, xanchor="left",
+                           font=dict(size=config.CHART_FONT_PX - 2, color=colours[m]), row=1, col=1)
+    weights = t["extra_weights_gb"].fillna(0.0)
+    kv = t["extra_kv_gb_per_seq"].fillna(0.0)
+    fig.add_trace(go.Bar(x=weights, y=y, orientation="h", name="extra weights",
+                         marker=dict(color=[colours[m] for m in t["method"]]),
+                         hovertemplate="%{y}: %{x:.3g} GB of weights<extra></extra>"), row=1, col=2)
+    fig.add_trace(go.Bar(x=kv, y=y, orientation="h", name="its KV cache, one sequence",
+                         marker=dict(color=[colours[m] for m in t["method"]], opacity=0.45,
+                                     pattern=dict(shape="/", fgcolor="white")),
+                         hovertemplate="%{y}: %{x:.3g} GB of KV cache per sequence<extra></extra>"), row=1, col=2)
+    for yv, total in zip(y, weights + kv):
+        text = "none" if total == 0 else (f"{total:.2f}" if total >= 0.01 else f"{1e3 * total:.1f} MB")
+        fig.add_annotation(x=total, y=yv, text=text, showarrow=False, xanchor="left", xshift=4,
+                           font=dict(size=config.CHART_FONT_PX - 2, color="#444"), row=1, col=2)
+    fig.add_vline(x=1.0, line=dict(color="#222", width=1.2, dash="dash"), row=1, col=1)
+    xs = list(t["speedup_lo"]) + list(t["speedup_hi"] * 1.5)
+    fig.update_xaxes(title_text="× baseline, log scale", row=1, col=1, **_ratio_axis(xs))
+    top = float((weights + kv).max())
+    fig.update_xaxes(title_text="GB", rangemode="tozero", range=[0, max(top, 0.01) * 1.35], row=1, col=2)
+    fig.update_yaxes(tickfont=dict(size=config.CHART_FONT_PX - 2), showgrid=False)
+    fig.update_layout(barmode="stack", bargap=0.35)
+    height = max(config.CHART_HEIGHT_PX - 60, 200 + 48 * len(t))
+    sub = "each method at its fastest measured γ, 95% CI over prompts; memory: weights only drafting needs + its KV cache"
+    fig = _style(fig, title, sub, height=height)
+    fig.update_layout(margin=dict(l=260))
+    return fig
 
 
 # ---- everything the brief shows ----
@@ -508,7 +638,7 @@ def figures(analysis, decision=None, hardware: str | None = None, method: str | 
 
     decision (optional, specdec.decision.Decision): supplies the hardware, the method to project and the
     speedup bar when not given. hardware: a specdec.hardware profile name or "this-machine" (default
-    DEFAULT_HARDWARE); method: "draft" | "prompt-lookup" for the payoff map (default primary_method);
+    DEFAULT_HARDWARE); method: a method key for the payoff map (default primary_method);
     whatif_df: a precomputed payoff_data(...) to reuse."""
     hardware = hardware or (decision.hardware if decision is not None else config.DEFAULT_HARDWARE)
     method = method or primary_method(analysis, decision)
@@ -518,12 +648,14 @@ def figures(analysis, decision=None, hardware: str | None = None, method: str | 
         whatif_df = payoff_data(analysis, hardware, method, batch_sizes)
     runs = analysis.prompts
     g_run = int(runs.loc[runs["method"] == method, "draft_length"].max()) if method and len(runs) else None
+    d = analysis.drafters
     return {
-        "categories": category_chart(analysis.summary_by_category, analysis.summary, min_speedup_lo),
-        "gamma": gamma_chart(analysis.summary, analysis.projection),
-        "acceptance": acceptance_chart(analysis.positions),
-        "distribution": distribution_chart(analysis.prompts),
-        "throughput": throughput_chart(analysis.summary),
-        "payoff": payoff_chart(whatif_df, hardware, method, g_run),
-        "costs": costs_chart(analysis.costs),
+        "methods": methods_chart(compare.methods_table(analysis)),
+        "categories": category_chart(analysis.summary_by_category, analysis.summary, min_speedup_lo, d),
+        "gamma": gamma_chart(analysis.summary, analysis.projection, drafters=d),
+        "acceptance": acceptance_chart(analysis.positions, drafters=d),
+        "distribution": distribution_chart(analysis.prompts, d),
+        "throughput": throughput_chart(analysis.summary, d),
+        "payoff": payoff_chart(whatif_df, hardware, method, g_run, d),
+        "costs": costs_chart(analysis.costs, d),
     }

@@ -152,7 +152,7 @@ def test_okabe_ito_colours_and_one_colour_per_method(figs):
             colour = t.marker.color if t.mode == "markers" else t.line.color
             if isinstance(colour, str):
                 assert colour in palette, (name, t.name, colour)
-    cat = {t.name: t.marker.color for t in figs["categories"].data}
+    cat = {t.meta: t.marker.color for t in figs["categories"].data}  # legends show labels; meta keeps the key
     assert cat["draft"] == charts.METHOD_COLOURS["draft"]
     assert cat["prompt-lookup"] == charts.METHOD_COLOURS["prompt-lookup"]
 
