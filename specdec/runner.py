@@ -115,7 +115,8 @@ def check_resumable(previous: dict, manifest: dict) -> None:
             raise SpecdecError(f"cannot resume: the drafter {key} differs from the one the run started with")
 
 
-def draft_sources(cfg: RunConfig, target, drafts: list) -> tuple[list[bench.DraftSource], dict]:
+def draft_sources(cfg: RunConfig, target, drafts: list, workload_sha256: str | None = None
+                  ) -> tuple[list[bench.DraftSource], dict]:
     """One DraftSource per method key the run measures, and the manifest's `models.drafters`.
 
     target: LoadedModel; drafts: LoadedModels for cfg.drafts (empty when "draft" is not measured).
@@ -159,7 +160,9 @@ def draft_sources(cfg: RunConfig, target, drafts: list) -> tuple[list[bench.Draf
             heads, meta = medusa.load(cfg.medusa_heads, target.model, target.model.device)
             heads.to(lm_head.weight.dtype)
             rep = meta.get("report") or {}
-            train = frozenset(rep.get("train_prompts") or ())
+            # Prompt ids name training prompts only within the file the heads were trained on.
+            same_file = rep.get("workload_sha256") in (None, workload_sha256)
+            train = frozenset(rep.get("train_prompts") or ()) if same_file else frozenset()
             sources.append(bench.DraftSource("medusa", heads=heads, train_prompts=train))
             summary = {k: rep.get(k) for k in ("steps", "train_s", "collect_s", "top1", "top5", "train_top1",
                                                "loss_first", "loss_last", "train_positions", "eval_positions")}
@@ -186,7 +189,7 @@ def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str |
     out_dir: where results.json goes (None: store only). store: a specdec.store.Store or None.
     """
     drafts = [d for d in (draft if isinstance(draft, (list, tuple)) else [draft]) if d is not None]
-    sources, drafter_infos = draft_sources(cfg, target, drafts)
+    sources, drafter_infos = draft_sources(cfg, target, drafts, workload.sha256)
     manifest = build_manifest(cfg, workload, target.info(), drafts[0].info() if drafts else None, drafter_infos)
     path = Path(out_dir) / "results.json" if out_dir else None
     results = {"schema_version": R.SCHEMA_VERSION, "manifest": manifest, "prompts": []}
