@@ -2,7 +2,8 @@
 
 Contents, in order: title and date; the verdict in one colour-coded line; an executive summary of
 3–5 sentences with the key numbers; the per-segment table (category, method, γ, speedup with CI,
-verdict) and the decision's reasons; the configuration to apply (when the verdict is a go); seven
+verdict); every method side by side (α, τ, speedup with CI and the memory it adds, at its best γ) and
+the best choice per category (specdec.compare); the decision's reasons; the configuration to apply (when the verdict is a go); seven
 charts (specdec.charts, the same figures the app shows); the deployment what-if tables; the
 losslessness evidence; methodology (α, τ, ρ and speedup with formulas, how speedup was measured,
 the projection's assumptions and measured error); caveats; the run manifest.
@@ -32,7 +33,7 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
-from specdec import __version__, charts, config
+from specdec import __version__, charts, compare, config, methods
 from specdec import hardware as hw
 from specdec.analysis import ALL, Analysis, analyze
 from specdec.chart_images import ChartRenderer, ChartsUnavailable
@@ -330,6 +331,20 @@ def _model_name(model: dict | None) -> str:
     return str(model.get("spec") or model.get("local_path") or "?")
 
 
+def _gb(v) -> str:
+    """Memory: 'none', '40.0 MB' below 10 MB… '2.00 GB'."""
+    if not _fin(v):
+        return "unknown"
+    if v == 0:
+        return "none"
+    return f"{v:.2f} GB" if v >= 0.01 else f"{1e3 * v:.1f} MB"
+
+
+def _drafters_text(a: Analysis) -> str:
+    """Every method measured, by label: 'draft model (a), prompt lookup, Medusa heads (4)'."""
+    return ", ".join(a.label(k) for k in a.methods) or "none"
+
+
 # ---- page 1: verdict, summary, segments ----
 
 def _front_page(pdf: _Pdf, a: Analysis, d: Decision, th: Thresholds, hardware: str, method, whatif_all, now):
@@ -343,7 +358,7 @@ def _front_page(pdf: _Pdf, a: Analysis, d: Decision, th: Thresholds, hardware: s
     cats = a.measurements.prompts["category"].nunique()
     pdf.multi_cell(0, 4.5, pdf.clean(
         f"{now.strftime('%d %B %Y, %H:%M %Z').strip()} · run {m.get('run_id', '?')} ({m.get('status', '?')}) · "
-        f"target {_model_name(models.get('target'))}, draft {_model_name(models.get('draft'))} · {n} prompts in "
+        f"target {_model_name(models.get('target'))}; methods {_drafters_text(a)} · {n} prompts in "
         f"{cats} categor{'y' if cats == 1 else 'ies'} · projected onto {hardware}"),
         align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_text_color(34, 34, 34)
@@ -373,21 +388,52 @@ def _front_page(pdf: _Pdf, a: Analysis, d: Decision, th: Thresholds, hardware: s
         status = STATUS_TEXT.get(s["status"], s["status"])
         if s["status"] == "unclear" and _fin(s.get("prompts_needed")):
             status += f": ~{s['prompts_needed']:.0f} prompts would settle it"
-        rows.append([s["category"], str(s["n_prompts"]), s["method"] if has else "—",
+        rows.append([s["category"], str(s["n_prompts"]), a.label(s["method"]) if has else "—",
                      str(s["draft_length"]) if has else "—",
                      f"{_x(s['speedup'])} ({_ci(s['speedup_lo'], s['speedup_hi'])})" if has else "—",
                      f"{_ms(s['base_tpot_ms'])} → {_ms(s['tpot_ms'])}" if has else "—", status])
     pdf.table(["Category", "n", "Method", "γ", "Speedup (95% CI)", "ms/token base → spec", "Verdict"], rows,
-              [29, 9, 27, 8, 40, 26, 39], ["LEFT", "RIGHT", "LEFT", "RIGHT", "LEFT", "LEFT", "LEFT"])
+              [29, 9, 32, 8, 40, 26, 34], ["LEFT", "RIGHT", "LEFT", "RIGHT", "LEFT", "LEFT", "LEFT"])
+    _methods_tables(pdf, a)
     pdf.heading("Why", 12, 1)
     pdf.bullets(d.reasons, numbered=True, size=8.5)
     if d.config and d.snippets:
         g = d.config["draft_length"]
-        pdf.heading(f"Configuration to apply: {d.config['method']}, γ = {g}", 12, 1)
+        pdf.heading(f"Configuration to apply: {a.label(d.config['method'])}, γ = {g}", 12, 1)
         pdf.para(f"For {', '.join(d.config['categories']) or 'all traffic'}. Flags as documented by each engine; "
                  "check your engine version.", size=8.5, colour=(85, 85, 85))
         for engine, text in d.snippets.items():
             pdf.code(text, label=engine)
+
+
+def _methods_tables(pdf: _Pdf, a: Analysis):
+    """Every method at its best γ side by side, then the best method × γ per category (compare.py)."""
+    table = compare.methods_table(a)
+    if table.empty:
+        return
+    mem_note = (f"memory added beside the target: weights only drafting needs + its own KV cache for one "
+                f"{a.memory['context_tokens']:.0f}-token sequence ({a.memory['dtype']})")
+    pdf.heading("Methods compared", 12, 2)
+    pdf.para(f"Each method at its fastest measured γ, pooled over all prompts (95% CI over prompts); {mem_note}.",
+             size=8.5, colour=(85, 85, 85))
+    rows = [[r["label"], str(r["draft_length"]), f"{r['alpha']:.2f}",
+             f"{r['tau']:.2f} ({r['tau_lo']:.2f}–{r['tau_hi']:.2f})",
+             f"{_x(r['speedup'])} ({_ci(r['speedup_lo'], r['speedup_hi'])})",
+             _gb(r["extra_total_gb"]) + (f" ({_gb(r['extra_weights_gb'])} weights)"
+                                          if _fin(r["extra_kv_gb_per_seq"]) and r["extra_kv_gb_per_seq"] > 0 else "")]
+            for _, r in table.iterrows()]
+    pdf.table(["Method", "γ", "α", "τ (95% CI)", "Speedup (95% CI)", "Memory added"], rows,
+              [44, 8, 12, 30, 42, pdf.epw - 136], ["LEFT", "RIGHT", "RIGHT", "LEFT", "LEFT", "LEFT"], size=8)
+    best = compare.best_per_category(a)
+    if len(best) > 1 or (len(best) and len(table) > 1):
+        pdf.heading("Best choice per category", 12, 1, keep=20 + 6 * len(best))
+        rows = [["all prompts" if r["category"] == ALL else r["category"], str(r["n_prompts"]), r["label"],
+                 str(r["draft_length"]), f"{_x(r['speedup'])} ({_ci(r['speedup_lo'], r['speedup_hi'])})",
+                 _gb(r["extra_total_gb"])] for _, r in best.iterrows()]
+        pdf.table(["Category", "n", "Fastest method", "γ", "Speedup (95% CI)", "Memory added"], rows,
+                  [30, 9, 50, 8, 42, pdf.epw - 139], ["LEFT", "RIGHT", "LEFT", "RIGHT", "LEFT", "LEFT"], size=8)
+        pdf.para("Fastest measured configuration per category; the verdict above asks more — a CI lower bound "
+                 "above the bar — so it can name another γ where intervals overlap.", size=8, colour=(85, 85, 85))
 
 
 def _summary(a: Analysis, d: Decision, th: Thresholds, hardware: str, method, whatif_all) -> list[str]:
@@ -401,13 +447,13 @@ def _summary(a: Analysis, d: Decision, th: Thresholds, hardware: str, method, wh
     gam = ", ".join(str(g) for g in s.get("draft_lengths", sorted(a.prompts["draft_length"].unique())))
     out = [f"We decoded {n} prompts in {len(cats)} categor{'y' if len(cats) == 1 else 'ies'} with "
            f"{_model_name(m.get('models', {}).get('target'))} as target, once plainly and once per speculative "
-           f"configuration ({', '.join(s.get('methods', [])) or 'none'}; γ = {gam}), with {sampling} in "
+           f"configuration ({_drafters_text(a)}; γ = {gam}), with {sampling} in "
            f"{s.get('dtype', '?')} on {hw_m.get('cpu') or 'this machine'}."]
     o = d.evidence.get("overall", {})
     if o.get("method"):
         row = a.summary[(a.summary["method"] == o["method"]) & (a.summary["draft_length"] == o["draft_length"])]
         win = float(row["win_rate"].iloc[0]) if len(row) else float("nan")
-        out.append(f"The best configuration over all prompts, {o['method']} with γ = {o['draft_length']}, took decode "
+        out.append(f"The best configuration over all prompts, {a.label(o['method'])} with γ = {o['draft_length']}, took decode "
                    f"time from {_ms(o['base_tpot_ms'])} to {_ms(o['tpot_ms'])} ms per token: a speedup of "
                    f"{_x(o['speedup'])} (95% CI {_ci(o['speedup_lo'], o['speedup_hi'])}), and {_pct(win)} of prompts "
                    f"decoded faster than the baseline.")
@@ -447,7 +493,7 @@ def _projection_sentence(a, whatif_all, hardware, method, th) -> str:
     if best.empty:
         return f"No batch size fits {hardware}'s memory in the projection."
     on = best[best["gamma"].notna()]
-    head = f"Projected onto {hardware} from the measured acceptance, {method}"
+    head = f"Projected onto {hardware} from the measured acceptance, {a.label(method)}"
     if on.empty:
         return f"{head} stays below {th.min_projected_speedup:.2f}× at every batch size from {best['batch_size'].min()} to {best['batch_size'].max()}."
     top = on.loc[on["speedup"].idxmax()]
@@ -484,7 +530,7 @@ def _whatif(pdf: _Pdf, a: Analysis, d: Decision, th: Thresholds, hardware: str, 
         pdf.para("No projection: the run has no speculative rounds (or no model sizes in its manifest).")
         return
     g_cap = _gamma_cap(a, method)
-    pdf.para(f"The measured acceptance of {method} (τ for every γ, from the per-position rounds) carried onto serving "
+    pdf.para(f"The measured acceptance of {a.label(method)} (τ for every γ, from the per-position rounds) carried onto serving "
              f"hardware with a roofline model of step times at each batch size. Each cell is the projected speedup "
              f"at the best γ ≤ {g_cap} (the largest γ run), or off where even that stays below "
              f"{th.min_projected_speedup:.2f}×. These are model estimates, not measurements; the assumptions "
@@ -510,10 +556,11 @@ def _whatif(pdf: _Pdf, a: Analysis, d: Decision, th: Thresholds, hardware: str, 
     w0 = 34
     pdf.table(["Hardware"] + [f"batch {b}" for b in cols], rows, [w0] + [(pdf.epw - w0) / len(cols)] * len(cols),
               ["LEFT"] + ["RIGHT"] * len(cols), size=8)
+    _methods_whatif(pdf, a, th, hardware, cols)
     best = _projected_best(a, whatif_all, hardware, method, th)
     detail = whatif_all[(whatif_all["hardware"] == hardware) & (whatif_all["gamma"] <= g_cap)]
     if len(best):
-        pdf.para(f"On {hardware}, batch by batch ({method}):", size=9)
+        pdf.para(f"On {hardware}, batch by batch ({a.label(method)}):", size=9)
         rows = []
         for _, r in best.sort_values("batch_size").iterrows():
             g = None if pd.isna(r["gamma"]) else int(r["gamma"])
@@ -540,6 +587,34 @@ def _whatif(pdf: _Pdf, a: Analysis, d: Decision, th: Thresholds, hardware: str, 
     pdf.bullets(notes, size=8)
 
 
+def _methods_whatif(pdf: _Pdf, a: Analysis, th: Thresholds, hardware: str, cols: list):
+    """Every method projected onto `hardware` side by side: best speedup and γ (≤ its largest run) per batch."""
+    if len(a.methods) < 2:
+        return
+    df = hw.whatif(a, hardware=[hardware], batch_sizes=cols, category=ALL)
+    rows = []
+    for key in a.methods:
+        d = df[(df["method"] == key) & (df["gamma"] <= _gamma_cap(a, key))] if len(df) else df
+        if d.empty:
+            rows.append([a.label(key)] + ["no sizes"] * len(cols))
+            continue
+        best = hw.best_by_batch(d, th.min_projected_speedup)
+        cells = []
+        for b in cols:
+            r = best[best["batch_size"] == b]
+            if r.empty:
+                cells.append("does not fit")
+            elif pd.isna(r["gamma"].iloc[0]):
+                cells.append(f"off ({_x(d[d['batch_size'] == b]['speedup'].max())})")
+            else:
+                cells.append(f"{_x(r['speedup'].iloc[0])} γ={int(r['gamma'].iloc[0])}")
+        rows.append([a.label(key)] + cells)
+    pdf.para(f"Every method on {hardware}, at its best γ per batch size:", size=9)
+    w0 = 40
+    pdf.table(["Method"] + [f"batch {b}" for b in cols], rows, [w0] + [(pdf.epw - w0) / len(cols)] * len(cols),
+              ["LEFT"] + ["RIGHT"] * len(cols), size=8)
+
+
 def _spread(values: list, k: int) -> list:
     idx = np.unique(np.round(np.linspace(0, len(values) - 1, k)).astype(int))
     return [values[i] for i in idx]
@@ -560,10 +635,10 @@ def _losslessness(pdf: _Pdf, a: Analysis):
     rows = []
     for (mth, g), df in runs.groupby(["method", "draft_length"], sort=True):
         fd = df["first_divergence"].dropna()
-        rows.append([mth, str(g), str(len(df)), str(int(df["identical"].sum())), _pct(df["identical"].mean()),
+        rows.append([a.label(mth), str(g), str(len(df)), str(int(df["identical"].sum())), _pct(df["identical"].mean()),
                      ", ".join(str(int(x)) for x in fd.head(6)) + (" …" if len(fd) > 6 else "") if len(fd) else "—"])
     pdf.table(["Method", "γ", "Runs", "Identical", "Rate", "First divergent token (where not identical)"], rows,
-              [30, 10, 14, 18, 14, pdf.epw - 86], ["LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT", "LEFT"], size=8)
+              [40, 10, 14, 18, 14, pdf.epw - 96], ["LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT", "LEFT"], size=8)
     if loss["applicable"]:
         pdf.para(loss["note"] + ".", size=8.5, colour=(85, 85, 85))
 
@@ -597,7 +672,7 @@ def _methodology(pdf: _Pdf, a: Analysis, th: Thresholds):
              f"seed {config.BOOTSTRAP_SEED}), paired: baseline and speculative times are resampled together.", size=9)
     rows = []
     for _, r in a.summary[a.summary["method"] != "baseline"].sort_values(["method", "draft_length"]).iterrows():
-        rows.append([r["method"], str(r["draft_length"]), f"{r['tau']:.2f} ({r['tau_lo']:.2f}–{r['tau_hi']:.2f})",
+        rows.append([a.label(r["method"]), str(r["draft_length"]), f"{r['tau']:.2f} ({r['tau_lo']:.2f}–{r['tau_hi']:.2f})",
                      f"{r['alpha_pos']:.2f}", f"{r['alpha_tau']:.2f}", f"{r['rho']:.2f}",
                      f"{_x(r['speedup'])} ({_ci(r['speedup_lo'], r['speedup_hi'])})", _pct(r["win_rate"])])
     if rows:
@@ -605,7 +680,7 @@ def _methodology(pdf: _Pdf, a: Analysis, th: Thresholds):
         pdf.table(["Method", "γ", "τ (95% CI)", "α (pos.)", "α (τ)", "ρ", "Decode speedup (95% CI)", "Prompts faster"],
                   rows, [27, 8, 32, 16, 14, 12, 45, 24], ["LEFT"] + ["RIGHT"] * 7, size=7.8)
     c = a.costs
-    c_text = ", ".join(f"{mth} {v:.3f}" for mth, v in sorted(c.c.items()))
+    c_text = ", ".join(f"{a.label(mth)} {v:.3f}" for mth, v in c.c.items() if mth in a.methods)
     pdf.para(f"The projection over γ. τ at any γ comes from the rounds of each method's largest γ run, truncated "
              f"position by position (a round drafted to γ says exactly what it would have done at any smaller γ); "
              f"beyond that run, fully accepted rounds are extended with the deepest positions' acceptance rate. The "
@@ -618,7 +693,7 @@ def _methodology(pdf: _Pdf, a: Analysis, th: Thresholds):
         pdf.para(f"Its measured error, at the γ values actually run (overall): at most {100 * worst:.0f}% on speedup"
                  + (f" — above {100 * config.PROJECTION_TRUST_ERROR:.0f}%, so projected γ values that were not run "
                     f"deserve caution." if worst > config.PROJECTION_TRUST_ERROR else "."), size=9)
-        rows = [[r["method"], str(r["gamma"]), f"{r['tau_projected']:.2f}", f"{r['tau_measured']:.2f}",
+        rows = [[a.label(r["method"]), str(r["gamma"]), f"{r['tau_projected']:.2f}", f"{r['tau_measured']:.2f}",
                  _x(r["speedup_projected"]), _x(r["speedup_measured"]), f"{100 * r['speedup_rel_error']:+.0f}%"]
                 for _, r in err.iterrows()]
         pdf.table(["Method", "γ", "τ projected", "τ measured", "Speedup projected", "Speedup measured", "Error"],
@@ -660,7 +735,7 @@ def _caveats(pdf: _Pdf, a: Analysis, d: Decision, th: Thresholds, chart_note: st
                  f"(temperature {s.get('temperature', '?')}); another draft, prompt mix or temperature needs a new run.")
     non_iid = a.summary[(a.summary["method"] != "baseline") & (a.summary["alpha_iid"] == False)]  # noqa: E712
     if len(non_iid):
-        items.append("Acceptance is not i.i.d. for " + ", ".join(f"{r['method']} γ={r['draft_length']}"
+        items.append("Acceptance is not i.i.d. for " + ", ".join(f"{a.label(r['method'])} γ={r['draft_length']}"
                                                                 for _, r in non_iid.iterrows())
                      + ": Leviathan's closed form would misjudge the best γ; the projection uses per-position rates.")
     items.extend(a.costs.notes)
@@ -695,6 +770,16 @@ def _manifest(pdf: _Pdf, a: Analysis, now: datetime):
                                         f"vocabulary {mod.get('vocab_size', '?')}, {mod.get('dtype', '?')} on "
                                         f"{mod.get('device', '?')}; {mod.get('local_path', '')}"])
         rows.append([f"{role.capitalize()} sha256", mod.get("sha256") or "not recorded (a local model directory)"])
+    for key, info in a.drafters.items():
+        if not info.get("parameters") and not methods.uses_model(key):
+            continue
+        extra = info.get("extra_parameters") or 0
+        rows.append([f"Drafter: {a.label(key)}",
+                     f"{info.get('spec') or '?'} — one draft step reads {(info.get('parameters') or 0) / 1e6:,.1f} M "
+                     f"parameters over {info.get('num_layers', '?')} layers; "
+                     + (f"adds {extra / 1e6:,.1f} M parameters" if extra else "adds no weights")
+                     + (f" and {info['kv_layers']} layers of KV cache" if info.get("kv_layers") else "")
+                     + (" (size estimated)" if info.get("estimated") else "")])
     rows += [["Settings", f"methods {', '.join(s.get('methods', []))}; γ = {', '.join(map(str, s.get('draft_lengths', [])))}; "
                           f"max new tokens {s.get('max_new_tokens', '?')}; max prompts {s.get('max_prompts') or 'all'}; "
                           f"temperature {s.get('temperature', '?')}, top-p {s.get('top_p', '?')}, top-k {s.get('top_k', '?')}; "

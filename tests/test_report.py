@@ -183,7 +183,7 @@ def test_go_brief_shows_the_configuration_to_apply():
     assert pages[0].startswith("Speculative decoding: go / no-go brief")
     whole = " ".join(pages)
     assert d.headline in whole
-    assert "Configuration to apply: draft, γ =" in whole and "vllm serve" in whole and "llama-server" in whole
+    assert f"Configuration to apply: {a.label('draft')}, γ =" in whole and "vllm serve" in whole and "llama-server" in whole
     assert "projected onto L4" in whole and "On L4, batch by batch" in whole
 
 
