@@ -47,6 +47,7 @@ class Bundle:
     sha256: str
     eos_tokens: tuple[str, ...]  # every token that ends a turn, as text; the first is the primary one
     pad_token: str
+    num_layers: int | None = None  # decoder layers: the Run page's layer-skip default before the first conversion
 
 
 BUNDLES = {
@@ -57,6 +58,7 @@ BUNDLES = {
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         eos_tokens=("<|im_end|>", "<|endoftext|>"),
         pad_token="<|endoftext|>",
+        num_layers=28,
     ),
     config.BUNDLED_DRAFT: Bundle(
         name=config.BUNDLED_DRAFT,
@@ -65,6 +67,7 @@ BUNDLES = {
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         eos_tokens=("<|im_end|>", "<|endoftext|>"),
         pad_token="<|endoftext|>",
+        num_layers=24,
     ),
 }
 

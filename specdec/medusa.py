@@ -91,17 +91,20 @@ class TrainReport:
 
 
 def continuation_data(target, prompts: list[list[int]], max_new_tokens: int, eos_ids: set[int],
-                      num_heads: int, on_prompt=None) -> tuple[torch.Tensor, torch.Tensor]:
+                      num_heads: int, on_prompt=None, should_stop=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Hidden states and labels from the target's own greedy continuations of the prompts.
 
     For prompt ids P and continuation C (the target's greedy tokens), s = P + C; position t with
     len(P) − 1 ≤ t < len(s) − 1 has h_t (which gave s[t+1]) and labels s[t+1+k] for k = 1 … K.
-    Returns H (N, d) float32 and Y (N, K) int64.
+    Returns H (N, d) float32 and Y (N, K) int64; should_stop() turning true ends it after the prompt in
+    flight (with the prompts so far).
     """
     device = next(target.parameters()).device
     hs, ys = [], []
     greedy = SamplingConfig()
     for i, ids in enumerate(prompts):
+        if should_stop and should_stop():
+            break
         prompt = torch.tensor(ids, device=device)
         cont = baseline_decode(target, prompt, max_new_tokens, greedy, eos_ids).tokens
         s = torch.tensor(ids + cont, device=device)
@@ -130,8 +133,9 @@ def head_loss(heads: MedusaHeads, lm_head: nn.Module, H: torch.Tensor, Y: torch.
 
 
 def train(heads: MedusaHeads, lm_head: nn.Module, H: torch.Tensor, Y: torch.Tensor, steps: int, batch: int,
-          lr: float, seed: int = 0, on_step=None) -> list[float]:
-    """AdamW on the heads only (lm_head frozen), minibatches of positions. Returns the loss per step."""
+          lr: float, seed: int = 0, on_step=None, should_stop=None) -> list[float]:
+    """AdamW on the heads only (lm_head frozen), minibatches of positions. Returns the loss per step;
+    should_stop() turning true ends training after the step in flight (fewer losses than steps)."""
     if len(H) == 0:
         raise SpecdecError("no training positions: the target produced no continuation for the training prompts")
     for p in lm_head.parameters():
@@ -142,6 +146,8 @@ def train(heads: MedusaHeads, lm_head: nn.Module, H: torch.Tensor, Y: torch.Tens
     g = torch.Generator().manual_seed(seed)
     losses = []
     for step in range(steps):
+        if should_stop and should_stop():
+            break
         idx = torch.randint(len(H), (min(batch, len(H)),), generator=g)
         loss = head_loss(heads, lm_head, H[idx], Y[idx])
         opt.zero_grad(set_to_none=True)
@@ -242,12 +248,15 @@ def fit(target, workload, out_dir: str | Path, *, num_heads: int = config.MEDUSA
 
     target: a specdec.models.LoadedModel; workload: a specdec.workloads.Workload.
     on_progress(stage, done, total, detail) with stage "collecting", "training" or "scoring".
+    should_stop() turning true (the app's Cancel) stops between prompts or steps: nothing is saved and
+    fit returns None.
     """
     from specdec.models import eos_ids
     from specdec.results import now_iso
     from specdec.workloads import encode_prompt
 
     report = on_progress or (lambda *a: None)
+    stop = should_stop or (lambda: False)
     train_set, held = split(workload.prompts, train_share, seed)
     held = held[:max_eval_prompts]
     if not train_set:
@@ -262,15 +271,19 @@ def fit(target, workload, out_dir: str | Path, *, num_heads: int = config.MEDUSA
 
     t0 = time.perf_counter()
     H, Y = continuation_data(target.model, ids(train_set), max_new_tokens, eos, num_heads,
-                             lambda i, n: report("collecting", i, n + len(held), "training prompts"))
+                             lambda i, n: report("collecting", i, n + len(held), "training prompts"), stop)
     He, Ye = continuation_data(target.model, ids(held), max_new_tokens, eos, num_heads,
                                lambda i, n: report("collecting", len(train_set) + i, len(train_set) + n,
-                                                   "held-out prompts"))
+                                                   "held-out prompts"), stop)
     collect_s = time.perf_counter() - t0
+    if stop():
+        return None
     t1 = time.perf_counter()
     losses = train(heads, lm_head, H, Y, steps, batch, lr, seed,
-                   lambda s, n, loss: report("training", s, n, f"loss {loss:.3f}"))
+                   lambda s, n, loss: report("training", s, n, f"loss {loss:.3f}"), stop)
     train_s = time.perf_counter() - t1
+    if stop():
+        return None
     report("scoring", 0, 1, "head accuracy")
     tenth = max(1, len(losses) // 10)
     top1, top5 = accuracy(heads, lm_head, He, Ye) if len(He) else ([], [])

@@ -181,6 +181,27 @@ def load_with_drafts(
     return loaded[0], loaded[1:]
 
 
+def peek_num_layers(spec: str) -> int | None:
+    """A model's decoder layer count from its config.json, without loading or converting anything: a
+    local model directory, or a bundled model (its converted copy, else its known shape). None when only
+    loading would tell (a hub id, a .gguf file, a directory without a readable config)."""
+    spec = str(spec or "").strip()
+    if spec in bundled.BUNDLES:
+        b = bundled.BUNDLES[spec]
+        converted = bundled.entry_dir(b.name, b.sha256)
+        path = converted if bundled.is_complete(converted) else None
+        if path is None:
+            return b.num_layers
+    else:
+        path = Path(spec).expanduser()
+    try:
+        cfg = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return None
+    n = cfg.get("num_hidden_layers") or (cfg.get("text_config") or {}).get("num_hidden_layers")
+    return int(n) if isinstance(n, int) and n > 0 else None
+
+
 def resolve_spec(spec: str, *, trust_remote_code: bool = False, on_progress: Progress | None = None) -> Source:
     """Spec → Source (bundled name, then an existing path: .gguf file or HF dir, then a hub id),
     with its config checked: a model transformers cannot build fails here, before anything loads."""

@@ -10,10 +10,17 @@ measured α when the speeds come from a run): low acceptance means more target p
 Per prompt with N new tokens and P prompt tokens (τ(α, γ) = Leviathan Eq. 1):
     baseline       P·prefill + (N − 1)·t_target
     draft, γ       P·(prefill + draft prefill) + (N − 1)/τ · (γ·t_draft + t_verify(γ + 1))
+    layer-skip L   as a draft model with t_draft ≈ t_target · L/n_layers (measured when calibrated)
+    Medusa         P·prefill + (N − 1)/τ · (t_heads + t_verify(γ' + 1)), γ' = min(γ, K heads):
+                   one pass of the heads per round, whatever γ
     prompt lookup  P·prefill + (N − 1)/τ · t_verify(γ + 1)          (lookup itself ≈ free)
     t_verify(k + 1) = t_target · (1 + slope · k)
 plus one warm-up pass (runner.execute: WARMUP_TOKENS at the largest γ). Generations that stop at
 EOS early make the real run shorter; model loading is not included.
+
+Every draft model of a run has its own t_draft: measured by `calibrate`, taken from a stored run that
+measured it, or scaled from the target's step by parameter count (decoding at batch 1 reads every
+weight once per step, so step time follows model size).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from specdec import config
+from specdec import config, methods
 from specdec.bench import WARMUP_TOKENS
 from specdec.config import RunConfig, SamplingConfig
 from specdec.errors import SpecdecError
@@ -32,7 +39,10 @@ from specdec.projection import expected_tokens
 
 # α assumed before anything is measured: (optimistic, typical, pessimistic). A same-family draft
 # model on chat/code traffic usually lands at 0.5–0.8; n-gram lookup matches far less often.
-ACCEPTANCE_GUESS = {"draft": (0.85, 0.6, 0.3), "prompt-lookup": (0.6, 0.3, 0.1)}
+# Layer-skip from a model never trained for early exit accepts poorly (LayerSkip, Elhoushi et al. 2024);
+# Medusa-1 heads reach ~0.6 for the first head and fall per position (Cai et al. 2024, Fig. 3).
+ACCEPTANCE_GUESS = {"draft": (0.85, 0.6, 0.3), "prompt-lookup": (0.6, 0.3, 0.1), "layer-skip": (0.7, 0.4, 0.1),
+                    "medusa": (0.7, 0.45, 0.2)}
 CHARS_PER_TOKEN = 3.5  # rough BPE ratio for English prose and code, for prompt lengths before tokenizing
 CHAT_TEMPLATE_TOKENS = 20  # role markers and the generation prompt a chat template adds
 CALIBRATION_STEPS = 6  # timed one-token steps per model
@@ -60,6 +70,10 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "too few prompts for a confident verdict"),
     Preset("standard", "Standard", 24, 64, ("draft", "prompt-lookup"), (2, 4, 6),
            "24 prompts × 64 tokens: enough prompts for a pooled verdict (≥ 20); under an hour on a 2-core CPU"),
+    Preset("compare", "Compare methods", 6, 32, ("draft", "prompt-lookup", "layer-skip"), (2, 4),
+           "6 prompts × 32 tokens with the draft model, prompt lookup and layer-skip (half the target's layers) "
+           "side by side: about 8 minutes on a 2-core CPU with the bundled pair. Add Medusa once heads are "
+           "trained on this workload (below), or more draft models"),
     Preset("thorough", "Thorough", None, 128, ("draft", "prompt-lookup"), (1, 2, 3, 4, 6, 8),
            "every prompt × 128 tokens, γ from 1 to 8: per-category verdicts need ≥ 8 prompts each; "
            "hours on a CPU, minutes on a GPU"),
@@ -112,7 +126,13 @@ def run_config(*, target: str, draft, methods, draft_lengths, max_new_tokens: in
 @dataclass(frozen=True)
 class Speeds:
     """Seconds on this machine. verify_slope: a target pass over k + 1 tokens costs
-    target_step_s · (1 + verify_slope · k). acceptance: method → α (measured, or the guess)."""
+    target_step_s · (1 + verify_slope · k). acceptance: method key → α measured by a stored run.
+
+    draft_step_s / draft_prefill_s_per_token: the first draft model's; draft_steps, draft_prefills,
+    draft_parameters, draft_acceptance: every draft model's, by spec. layer_steps: L → seconds per
+    layer-skip step where measured; medusa_round_s: one pass of K heads (None: not measured).
+    target_layers / target_parameters / head_parameters (the lm_head's): what unmeasured drafters are
+    scaled by."""
 
     target_step_s: float
     draft_step_s: float | None
@@ -121,25 +141,64 @@ class Speeds:
     draft_prefill_s_per_token: float
     source: str
     acceptance: dict[str, float] = field(default_factory=dict)
+    draft_steps: dict[str, float] = field(default_factory=dict)
+    draft_prefills: dict[str, float] = field(default_factory=dict)
+    draft_parameters: dict[str, int] = field(default_factory=dict)
+    draft_acceptance: dict[str, float] = field(default_factory=dict)
+    layer_steps: dict[int, float] = field(default_factory=dict)
+    medusa_round_s: float | None = None
+    target_layers: int | None = None
+    target_parameters: int | None = None
+    head_parameters: int | None = None
 
 
 def calibrate(target, draft=None, max_gamma: int = 4, text: str = CALIBRATION_TEXT,
-              steps: int = CALIBRATION_STEPS) -> Speeds:
+              steps: int = CALIBRATION_STEPS, layer_skip=(), medusa_heads: int = config.MEDUSA_HEADS) -> Speeds:
     """Time a few forwards of the loaded models (specdec.models.LoadedModel): a prefill of `text`,
-    `steps` one-token steps, and one pass over max_gamma + 1 tokens; the draft's step and prefill
-    likewise. Each model warms up once first. Takes a few seconds; this is a measurement, never cache it."""
+    `steps` one-token steps, and one pass over max_gamma + 1 tokens; every draft model's step and
+    prefill likewise (draft: one LoadedModel, a list, or None); the target's first L layers for each
+    L in layer_skip; and one pass of `medusa_heads` untrained Medusa heads (the same arithmetic as
+    trained ones). Each model warms up once first. Takes a few seconds; a measurement, never cache it."""
+    from specdec.drafters import layer_skip_model
     from specdec.forward import clock, forward, new_cache, rollback
+    from specdec.medusa import MedusaHeads
 
+    drafts = [d for d in (draft if isinstance(draft, (list, tuple)) else [draft]) if d is not None]
     ids = target.tokenizer(text)["input_ids"]
     t_prefill, t_step, t_verify = _time_model(target.model, ids, steps, max_gamma + 1, clock, forward, new_cache, rollback)
     slope = max((t_verify / t_step - 1.0) / max_gamma, 0.0) if max_gamma else 0.0
-    d_step = d_prefill = None
-    if draft is not None:
-        d_prefill, d_step, _ = _time_model(draft.model, ids, steps, 0, clock, forward, new_cache, rollback)
-    return Speeds(target_step_s=t_step, draft_step_s=d_step, verify_slope=slope,
-                  prefill_s_per_token=t_prefill / len(ids),
-                  draft_prefill_s_per_token=(d_prefill / len(ids)) if d_prefill else 0.0,
-                  source=f"a {steps}-step timed decode with the loaded models")
+    d_steps, d_prefills = {}, {}
+    for d in drafts:
+        d_prefill, d_steps[d.spec], _ = _time_model(d.model, ids, steps, 0, clock, forward, new_cache, rollback)
+        d_prefills[d.spec] = d_prefill / len(ids)
+    tcfg = target.model.config.get_text_config()
+    n_layers = int(tcfg.num_hidden_layers)
+    layer_steps = {}
+    for L in sorted({int(x) for x in layer_skip if 1 <= int(x) < n_layers}):
+        view = layer_skip_model(target.model, L)
+        layer_steps[L] = _time_model(view, ids, steps, 0, clock, forward, new_cache, rollback)[1]
+    lm_head = target.model.get_output_embeddings()
+    heads = MedusaHeads(tcfg.hidden_size, medusa_heads).to(lm_head.weight.device, lm_head.weight.dtype)
+    first = drafts[0].spec if drafts else None
+    return Speeds(target_step_s=t_step, draft_step_s=d_steps.get(first), verify_slope=slope,
+                  prefill_s_per_token=t_prefill / len(ids), draft_prefill_s_per_token=d_prefills.get(first, 0.0),
+                  source=f"a {steps}-step timed decode with the loaded models", draft_steps=d_steps,
+                  draft_prefills=d_prefills, draft_parameters={d.spec: d.parameters for d in drafts},
+                  layer_steps=layer_steps, medusa_round_s=_time_heads(heads, lm_head, steps, clock),
+                  target_layers=n_layers, target_parameters=target.parameters,
+                  head_parameters=sum(p.numel() for p in lm_head.parameters()))
+
+
+def _time_heads(heads, lm_head, steps, clock) -> float:
+    """Seconds for one Medusa round's drafting: all K heads on one hidden state, read out by lm_head."""
+    device = lm_head.weight.device
+    h = torch.randn(heads.hidden_size, device=device, dtype=lm_head.weight.dtype)
+    with torch.inference_mode():
+        heads.logits(h, lm_head)  # warm-up
+        t0 = clock(device)
+        for _ in range(steps):
+            heads.logits(h, lm_head)
+        return (clock(device) - t0) / steps
 
 
 def _time_model(model, ids, steps, verify_tokens, clock, forward, new_cache, rollback):
@@ -167,12 +226,15 @@ def _time_model(model, ids, steps, verify_tokens, clock, forward, new_cache, rol
 
 
 def speeds_from_results(results: dict) -> Speeds:
-    """Speeds measured by an earlier run (its cost model), with its measured α per method."""
+    """Speeds measured by an earlier run (its cost model), with its measured α per method key and the
+    step of every drafter it measured (draft models by spec, layer-skip by L, Medusa per round)."""
     from specdec import analysis, costs
 
     m = analysis.collect(results)
     cm = costs.cost_model(m)
-    runs = m.runs
+    runs, rounds = m.runs, m.rounds
+    manifest = results["manifest"]
+    models = manifest.get("models") or {}
     acceptance = {}
     for method, g in runs.groupby("method"):
         tested = g["tested"].sum()
@@ -180,24 +242,138 @@ def speeds_from_results(results: dict) -> Speeds:
             acceptance[method] = float(g["accepted"].sum() / tested)
     prompts = m.prompts
     per_token = float(prompts["base_prefill_s"].sum() / max(prompts["prompt_tokens"].sum(), 1))
-    draft_runs = runs[runs["method"] == "draft"]
-    # A draft run's prefill is target + draft prefill; what exceeds the baseline's is the draft's.
-    d_prefill = 0.0
-    if len(draft_runs):
-        extra = (draft_runs["prefill_s"] - draft_runs["base_prefill_s"]).clip(lower=0).sum()
-        d_prefill = float(extra / max(draft_runs["prompt_tokens"].sum(), 1))
-    return Speeds(target_step_s=cm.target_step_s, draft_step_s=cm.draft_step_s.get("draft"),
+    drafters = models.get("drafters") or {}
+    d_steps, d_prefills, d_params, d_accept, layer_steps = {}, {}, {}, {}, {}
+    medusa_keys = []
+    for key in runs["method"].unique():
+        fam = methods.family(key)
+        if fam == "draft":
+            info = drafters.get(key) or models.get("draft") or {}
+            spec = info.get("spec")
+            if not spec or key not in cm.draft_step_s:
+                continue
+            # A draft run's prefill is target + draft prefill; what exceeds the baseline's is the draft's.
+            r = runs[runs["method"] == key]
+            extra = (r["prefill_s"] - r["base_prefill_s"]).clip(lower=0).sum()
+            d_steps[spec] = cm.draft_step_s[key]
+            d_prefills[spec] = float(extra / max(r["prompt_tokens"].sum(), 1))
+            d_params[spec] = int(info.get("parameters") or 0) or None
+            if key in acceptance:
+                d_accept[spec] = acceptance[key]
+        elif fam == "layer-skip" and key in cm.draft_step_s:
+            layer_steps[methods.layer_skip_layers(key)] = cm.draft_step_s[key]
+        elif fam == "medusa":
+            medusa_keys.append(key)
+    medusa_rounds = rounds[rounds["method"].isin(medusa_keys) & (rounds["drafted"] > 0)]
+    first = (models.get("draft") or {}).get("spec")
+    target = models.get("target") or {}
+    return Speeds(target_step_s=cm.target_step_s, draft_step_s=d_steps.get(first, cm.draft_step_s.get("draft")),
                   verify_slope=max(cm.verify_slope, 0.0), prefill_s_per_token=per_token,
-                  draft_prefill_s_per_token=d_prefill,
-                  source=f"run {results['manifest'].get('run_id', '?')}", acceptance=acceptance)
+                  draft_prefill_s_per_token=d_prefills.get(first, 0.0),
+                  source=f"run {manifest.get('run_id', '?')}", acceptance=acceptance, draft_steps=d_steps,
+                  draft_prefills=d_prefills, draft_parameters={k: v for k, v in d_params.items() if v},
+                  draft_acceptance=d_accept, layer_steps=layer_steps,
+                  medusa_round_s=float(medusa_rounds["draft_s"].mean()) if len(medusa_rounds) else None,
+                  target_layers=target.get("num_layers"), target_parameters=target.get("parameters"))
 
 
 # ---- the estimate ----
 
 @dataclass(frozen=True)
+class DrafterCost:
+    """What one method key costs in the estimate. step_s: one draft forward (Medusa: the heads' pass
+    of a round); prefill_s_per_token: the drafter's own prefill; max_gamma: Medusa's K (a round drafts
+    at most K tokens); acceptance: (optimistic, typical, pessimistic) α; how: where step_s came from."""
+
+    key: str
+    step_s: float
+    prefill_s_per_token: float = 0.0
+    max_gamma: int | None = None
+    acceptance: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    how: str = "measured"
+
+
+def default_layer_skip(n_layers: int) -> int:
+    """The layer-skip L a run uses when none is given (runner.draft_sources): half the target's layers."""
+    return max(1, round(n_layers * config.LAYER_SKIP_DEFAULT_FRACTION))
+
+
+def drafter_costs(cfg: RunConfig, speeds: Speeds, medusa_k: int | None = None) -> list[DrafterCost]:
+    """One DrafterCost per method key cfg measures, in runner.draft_sources' order. Raises SpecdecError
+    (one line) when a drafter's speed is neither measured nor derivable (calibrate with it loaded).
+    medusa_k: the chosen heads' K (None: not known, γ is not capped)."""
+    t = speeds.target_step_s
+    out = []
+    for fam in cfg.methods:
+        guess = ACCEPTANCE_GUESS[fam]
+
+        def alphas(*keys):
+            for k in keys:
+                if k is not None and k in speeds.acceptance:
+                    return (speeds.acceptance[k],) * 3
+            return guess
+        if fam == "draft":
+            for spec in cfg.drafts:
+                key = methods.draft_key(_short_name(spec), len(cfg.drafts) > 1)
+                measured = spec in speeds.draft_steps or (spec == cfg.drafts[0] and not speeds.draft_steps
+                                                          and speeds.draft_step_s is not None)
+                acc = ((speeds.draft_acceptance[spec],) * 3 if spec in speeds.draft_acceptance
+                       else alphas(key) if len(cfg.drafts) == 1 else guess)
+                if measured:
+                    step = speeds.draft_steps.get(spec, speeds.draft_step_s)
+                    prefill = speeds.draft_prefills.get(spec, speeds.draft_prefill_s_per_token)
+                    out.append(DrafterCost(key, step, prefill, acceptance=acc))
+                elif speeds.draft_parameters.get(spec) and speeds.target_parameters:
+                    share = speeds.draft_parameters[spec] / speeds.target_parameters
+                    out.append(DrafterCost(key, t * share, speeds.prefill_s_per_token * share, acceptance=acc,
+                                           how="scaled by size"))
+                else:
+                    raise SpecdecError(f"no speed measured for the draft model {spec}: load and time the models")
+        elif fam == "prompt-lookup":
+            out.append(DrafterCost("prompt-lookup", 0.0, acceptance=alphas("prompt-lookup")))
+        elif fam == "layer-skip":
+            n = speeds.target_layers
+            if not cfg.layer_skip_layers and not n:
+                raise SpecdecError("the target's layer count is unknown: load and time the models")
+            for L in cfg.layer_skip_layers or (default_layer_skip(n),):
+                key = methods.layer_skip_key(L)
+                if n and L >= n:
+                    raise SpecdecError(f"layer-skip L={L}: the target has {n} layers; choose 1 … {n - 1}")
+                if L in speeds.layer_steps:
+                    out.append(DrafterCost(key, speeds.layer_steps[L], speeds.prefill_s_per_token * L / n if n else 0.0,
+                                           acceptance=alphas(key)))
+                elif n:
+                    out.append(DrafterCost(key, t * L / n, speeds.prefill_s_per_token * L / n, acceptance=alphas(key),
+                                           how="scaled by layers"))
+                else:
+                    raise SpecdecError("the target's layer count is unknown: load and time the models")
+        elif fam == "medusa":
+            if speeds.medusa_round_s is not None:
+                step, how = speeds.medusa_round_s, "measured"
+            elif speeds.head_parameters and speeds.target_parameters:
+                step, how = t * speeds.head_parameters / speeds.target_parameters, "scaled by size"
+            else:
+                step, how = t * MEDUSA_ROUND_SHARE, "assumed"
+            out.append(DrafterCost("medusa", step, max_gamma=medusa_k, acceptance=alphas("medusa"), how=how))
+    return out
+
+
+# A Medusa round reads the lm_head (a 150k vocabulary: ~15% of a 1.5B model's weights) once for all K
+# heads, plus K small d × d blocks: what it costs when nothing measured it.
+MEDUSA_ROUND_SHARE = 0.15
+
+
+def _short_name(spec: str) -> str:
+    """As runner._short_name: the name a draft model's method key carries."""
+    from pathlib import Path
+    return Path(spec.rstrip("/")).name.removesuffix(".gguf") or spec
+
+
+@dataclass(frozen=True)
 class Estimate:
     """Seconds for the whole run at typical acceptance (total_s) and the range over acceptance
-    (low_s optimistic, high_s pessimistic); by_config: typical seconds per prompt per configuration."""
+    (low_s optimistic, high_s pessimistic); by_config: typical seconds per prompt per configuration
+    ("baseline", "<method key> γ=<g>"); how: method key → where its draft speed came from."""
 
     total_s: float
     low_s: float
@@ -206,6 +382,7 @@ class Estimate:
     by_config: dict[str, float]
     acceptance: dict[str, tuple[float, float, float]]
     source: str
+    how: dict[str, str] = field(default_factory=dict)
 
 
 def approx_prompt_tokens(prompt_chars: list[int]) -> float:
@@ -216,37 +393,44 @@ def approx_prompt_tokens(prompt_chars: list[int]) -> float:
 
 
 def generation_s(method: str, gamma: int, new_tokens: int, prompt_tokens: float, speeds: Speeds,
-                 alpha: float) -> float:
-    """Seconds for one generation of new_tokens (formula in the module docstring)."""
+                 alpha: float, cost: DrafterCost | None = None) -> float:
+    """Seconds for one generation of new_tokens (formula in the module docstring). method: "baseline"
+    or a method key; cost: its DrafterCost (None: the first draft model's, or prompt lookup's)."""
     t = speeds.target_step_s
     prefill = prompt_tokens * speeds.prefill_s_per_token
     steps = max(new_tokens - 1, 0)
     if method == "baseline":
         return prefill + steps * t
+    if cost is None:
+        if methods.family(method) == "prompt-lookup":
+            cost = DrafterCost(method, 0.0)
+        elif speeds.draft_step_s is None:
+            raise SpecdecError("no draft-model speed measured: calibrate with the draft model loaded")
+        else:
+            cost = DrafterCost(method, speeds.draft_step_s, speeds.draft_prefill_s_per_token)
+    if cost.max_gamma:
+        gamma = min(gamma, cost.max_gamma)
     tau = float(expected_tokens(min(max(alpha, 0.0), 1.0), gamma))
     verify = t * (1.0 + speeds.verify_slope * gamma)
-    if method == "draft":
-        if speeds.draft_step_s is None:
-            raise SpecdecError("no draft-model speed measured: calibrate with the draft model loaded")
-        prefill += prompt_tokens * speeds.draft_prefill_s_per_token
-        return prefill + steps / tau * (gamma * speeds.draft_step_s + verify)
-    return prefill + steps / tau * verify
+    draft = methods.draft_steps(method, gamma) * cost.step_s
+    return prefill + prompt_tokens * cost.prefill_s_per_token + steps / tau * (draft + verify)
 
 
-def estimate_run(cfg: RunConfig, n_prompts: int, prompt_tokens: float, speeds: Speeds) -> Estimate:
-    """Estimated wall time of runner.execute for cfg on n_prompts prompts of mean length prompt_tokens."""
-    alphas = {m: ((speeds.acceptance[m],) * 3 if m in speeds.acceptance else ACCEPTANCE_GUESS[m])
-              for m in cfg.methods}
+def estimate_run(cfg: RunConfig, n_prompts: int, prompt_tokens: float, speeds: Speeds,
+                 medusa_k: int | None = None) -> Estimate:
+    """Estimated wall time of runner.execute for cfg on n_prompts prompts of mean length prompt_tokens.
+    Raises SpecdecError when a drafter's speed is unknown (see drafter_costs)."""
+    costs = drafter_costs(cfg, speeds, medusa_k)
     totals = []
     by_config: dict[str, float] = {}
     for which in range(3):  # optimistic, typical, pessimistic
         def prompt_s(new_tokens: int, gammas) -> float:
             s = generation_s("baseline", 0, new_tokens, prompt_tokens, speeds, 0.0)
-            for m in cfg.methods:
+            for c in costs:
                 for g in gammas:
-                    part = generation_s(m, g, new_tokens, prompt_tokens, speeds, alphas[m][which])
+                    part = generation_s(c.key, g, new_tokens, prompt_tokens, speeds, c.acceptance[which], c)
                     if which == 1 and new_tokens == cfg.max_new_tokens:
-                        by_config[f"{m} γ={g}"] = part
+                        by_config[f"{c.key} γ={g}"] = part
                     s += part
             return s
 
@@ -254,7 +438,23 @@ def estimate_run(cfg: RunConfig, n_prompts: int, prompt_tokens: float, speeds: S
         totals.append(warm + n_prompts * prompt_s(cfg.max_new_tokens, cfg.draft_lengths))
     by_config = {"baseline": generation_s("baseline", 0, cfg.max_new_tokens, prompt_tokens, speeds, 0.0), **by_config}
     return Estimate(total_s=totals[1], low_s=totals[0], high_s=totals[2], n_prompts=n_prompts, by_config=by_config,
-                    acceptance=alphas, source=speeds.source)
+                    acceptance={c.key: c.acceptance for c in costs}, source=speeds.source,
+                    how={c.key: c.how for c in costs})
+
+
+def parse_layers(text: str, n_layers: int | None = None) -> tuple[int, ...]:
+    """Layer-skip depths typed as '8, 14' (spaces or commas) → (8, 14); '' → () (the default, half the
+    target's layers). n_layers: the target's, when known, to refuse L ≥ it. One-line SpecdecError."""
+    parts = [p for p in str(text or "").replace(",", " ").split() if p]
+    try:
+        layers = tuple(sorted({int(p) for p in parts}))
+    except ValueError:
+        raise SpecdecError(f"layer-skip L must be whole numbers such as 8, 14 (got {str(text).strip()!r})") from None
+    if layers and layers[0] < 1:
+        raise SpecdecError("layer-skip L must be at least 1")
+    if layers and n_layers and layers[-1] >= n_layers:
+        raise SpecdecError(f"layer-skip L={layers[-1]}: the target has {n_layers} layers; choose 1 … {n_layers - 1}")
+    return layers
 
 
 def format_duration(seconds: float) -> str:

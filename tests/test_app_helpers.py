@@ -22,7 +22,8 @@ def test_run_config_checks_every_field():
     ok = dict(target="t", draft="d", methods=["draft"], draft_lengths=[4, 2, 2], max_new_tokens=8)
     cfg = runplan.run_config(**ok)
     assert cfg.draft_lengths == (2, 4) and cfg.sampling.greedy
-    for bad, words in ((dict(methods=[]), "at least one method"), (dict(methods=["medusa"]), "unknown: medusa"),
+    for bad, words in ((dict(methods=[]), "at least one method"), (dict(methods=["eagle"]), "unknown: eagle"),
+                       (dict(methods=["medusa"]), "needs trained heads"),
                        (dict(draft_lengths=[0]), "from 1 to"), (dict(draft_lengths=[config.MAX_DRAFT_LENGTH + 1]), "from 1 to"),
                        (dict(max_new_tokens=0), "at least 1"), (dict(target=" "), "target model"),
                        (dict(draft=""), "needs a draft"), (dict(top_p=0.0), "top-p"), (dict(temperature=-1), "temperature")):
@@ -97,7 +98,7 @@ def test_worker_runs_in_background_and_stores_results(tiny_model_dirs, tmp_path)
     assert len(stored["prompts"]) == 3 and stored["manifest"]["status"] == "complete"
     # The loaded pair is kept: a second job reuses it without loading.
     loads = []
-    w._load_pair = lambda *a, **k: loads.append(a)  # noqa: SLF001 — would fail the job if called
+    w._load_with_drafts = lambda *a, **k: loads.append(a)  # noqa: SLF001 — would fail the job if called
     w.start_calibration(_tiny_cfg(tiny_model_dirs))
     assert w.join(60) and w.status().state == "complete" and not loads
     assert w.speeds(_tiny_cfg(tiny_model_dirs)).target_step_s > 0
@@ -137,7 +138,7 @@ def test_worker_turns_failures_into_one_line(tmp_path):
 
     def boom(*a, **k):
         raise RuntimeError("kaput\nsecond line")
-    w2 = worker.Worker(store_factory=lambda: Store(tmp_path / "r.sqlite"), load_pair=boom)
+    w2 = worker.Worker(store_factory=lambda: Store(tmp_path / "r.sqlite"), load_with_drafts=boom)
     w2.start_calibration(cfg)
     assert w2.join(60)
     assert w2.status().state == "failed" and w2.status().error == "RuntimeError: kaput"
