@@ -38,9 +38,15 @@ ui.verdict(d)
 st.markdown("\n".join(f"{i}. {r}" for i, r in enumerate(d.reasons, 1)))
 
 st.subheader("Segments")
-st.dataframe(views.segment_rows(d), hide_index=True, width="stretch")
+st.dataframe(views.segment_rows(d, a), hide_index=True, width="stretch")
+if len(a.methods) > 1:
+    st.subheader("Methods compared")
+    st.dataframe(views.method_table(a), hide_index=True, width="stretch", column_config=ui.COMPARE_COLUMNS)
+    st.markdown("**Best choice per category** — the fastest method × γ measured in each; the verdict above also "
+                "asks for a CI lower bound above the bar")
+    st.dataframe(views.best_choice_rows(a), hide_index=True, width="stretch", column_config=ui.COMPARE_COLUMNS)
 if d.snippets:
-    st.subheader(f"Configuration to apply: {d.config['method']}, γ = {d.config['draft_length']}")
+    st.subheader(f"Configuration to apply: {a.label(d.config['method'])}, γ = {d.config['draft_length']}")
     for tab, (engine, text) in zip(st.tabs(list(d.snippets)), d.snippets.items()):
         tab.code(text, language="bash" if engine != "transformers" else "python")
 

@@ -6,7 +6,7 @@ import math
 import streamlit as st
 
 from pages import ui
-from specdec import charts, config, hardware, views
+from specdec import charts, compare, config, hardware, views
 from specdec.errors import SpecdecError
 
 st.title("3 · Explore")
@@ -17,7 +17,8 @@ if loaded is None:
 results, a = loaded
 ui.run_banner(source, results["manifest"])
 
-methods = sorted(a.projection["method"].unique())
+projected = set(a.projection["method"])
+methods = [m for m in a.methods if m in projected]  # every method key, in display order
 if not methods:
     st.info("This run has no speculative generations yet: only the baseline has been measured.")
     st.stop()
@@ -28,20 +29,30 @@ if best is None:
 c = st.columns(4)
 c[0].metric("Prompts", len(a.measurements.prompts))
 c[1].metric("Baseline (ms/token)", f"{a.costs.target_step_s * 1e3:.1f}")
-c[2].metric("Best measured speedup", f"{best['speedup']:.2f}×", f"{best['method']} γ={int(best['draft_length'])}",
+c[2].metric("Best measured speedup", f"{best['speedup']:.2f}×",
+            views.config_label(a, (best["method"], best["draft_length"])),
             delta_color="off", delta_arrow="off",
             help=f"decode speedup; 95% CI {best['speedup_lo']:.2f}–{best['speedup_hi']:.2f}× over prompts")
 c[3].metric("Its τ", f"{best['tau']:.2f}", help="tokens per target pass, bonus included")
 
-gamma_tab, payoff_tab, category_tab, prompt_tab, cycle_tab, more_tab = st.tabs(
-    ["Draft length γ", "Where it pays off", "Categories", "Prompts", "Draft → verify cycle", "More charts"])
+drafters = a.drafters
+methods_tab, gamma_tab, payoff_tab, category_tab, prompt_tab, cycle_tab, more_tab = st.tabs(
+    ["Methods", "Draft length γ", "Where it pays off", "Categories", "Prompts", "Draft → verify cycle", "More charts"])
+
+with methods_tab:
+    st.caption("Every method measured, each at its fastest γ: decode speedup with its 95% CI, and the memory it "
+               "adds beside the target (weights only drafting needs + its own KV cache for one sequence).")
+    st.plotly_chart(charts.methods_chart(compare.methods_table(a)), key="methods_chart")
+    st.dataframe(views.method_table(a), hide_index=True, width="stretch", column_config=ui.COMPARE_COLUMNS)
+    st.markdown("**Best choice per category** — the fastest method × γ measured in each")
+    st.dataframe(views.best_choice_rows(a), hide_index=True, width="stretch", column_config=ui.COMPARE_COLUMNS)
 
 with gamma_tab:
     st.caption("Move γ: τ, speedup and latency are re-projected from the per-position acceptance and the "
                "measured costs of this run — no new decoding. Points on the chart are measured.")
     c = st.columns([1, 3])
     ui.keep_choice("ex_method", methods, best["method"])
-    method = c[0].radio("Method", methods, key="ex_method", persist_state="session")
+    method = c[0].radio("Method", methods, format_func=a.label, key="ex_method", persist_state="session")
     lo, hi = views.gamma_range(a)
     ui.keep_choice("ex_gamma", range(lo, hi + 1), int(best["draft_length"]))
     gamma = c[1].slider("Draft length γ", lo, hi, key="ex_gamma", persist_state="session")
@@ -64,7 +75,7 @@ with gamma_tab:
     else:
         st.caption(f"Projected: γ={gamma} was not run; its rounds are the γ={point['gamma_source']} rounds cut at "
                    f"{gamma} tokens (exact, since drafts are autoregressive).")
-    fig = charts.gamma_chart(a.summary, a.projection)
+    fig = charts.gamma_chart(a.summary, a.projection, drafters=drafters)
     fig.add_vline(x=gamma, line=dict(color="#555", width=1, dash="dot"), row="all", col="all")
     st.plotly_chart(fig, key="gamma_chart")
 
@@ -75,7 +86,7 @@ with payoff_tab:
     profiles = list(hardware.PROFILES) + [hardware.THIS_MACHINE]
     hw = c[0].selectbox("Hardware", profiles, key="ex_hw", persist_state="session")
     ui.keep_choice("ex_pay_method", methods, best["method"])
-    pay_method = c[1].selectbox("Method", methods, key="ex_pay_method", persist_state="session")
+    pay_method = c[1].selectbox("Method", methods, format_func=a.label, key="ex_pay_method", persist_state="session")
     batch = c[2].select_slider("Batch size", list(config.WHATIF_BATCH_SIZES), key="ex_batch", persist_state="session")
     context = c[3].number_input("Context length (tokens)", min_value=16, max_value=262144, step=256,
                                 value=int(round(a.memory["context_tokens"])), key=f"ex_context_{source.ident}",
@@ -101,7 +112,7 @@ with payoff_tab:
         else:
             c[0].metric(f"Batch {batch}", "does not fit", help="weights + KV cache exceed the device memory")
         g_run = int(a.prompts.loc[a.prompts["method"] == pay_method, "draft_length"].max())
-        fig = charts.payoff_chart(wi, hw, pay_method, g_run)
+        fig = charts.payoff_chart(wi, hw, pay_method, g_run, drafters)
         fig.add_vrect(x0=math.log2(batch) - 0.5, x1=math.log2(batch) + 0.5, line=dict(color="#111", width=2))
         st.plotly_chart(fig, key="payoff_chart")
         with st.expander("Assumptions"):
@@ -109,16 +120,17 @@ with payoff_tab:
                           for x in wi.attrs.get("assumptions", [])], hide_index=True)
 
 with category_tab:
-    st.plotly_chart(charts.category_chart(a.summary_by_category, a.summary), key="category_chart")
+    st.plotly_chart(charts.category_chart(a.summary_by_category, a.summary, drafters=drafters), key="category_chart")
     cats = sorted(a.measurements.prompts["category"].unique())
     ui.keep_choice("ex_cat", cats, cats[0])
     cat = st.selectbox("Category", cats, key="ex_cat", persist_state="session")
     st.dataframe(views.category_summary(a, cat), hide_index=True, width="stretch", column_config=ui.SUMMARY_COLUMNS)
-    st.plotly_chart(charts.gamma_chart(a.summary_by_category, a.projection_by_category, cat), key="cat_gamma")
-    st.plotly_chart(charts.acceptance_chart(a.positions_by_category, cat), key="cat_accept")
+    st.plotly_chart(charts.gamma_chart(a.summary_by_category, a.projection_by_category, cat, drafters),
+                    key="cat_gamma")
+    st.plotly_chart(charts.acceptance_chart(a.positions_by_category, cat, drafters), key="cat_accept")
 
 configs = views.configurations(results)
-label = lambda mg: f"{mg[0]} γ={mg[1]}"  # noqa: E731
+label = lambda mg: views.config_label(a, mg)  # noqa: E731
 
 with prompt_tab:
     ui.keep_choice("ex_config", configs, (best["method"], int(best["draft_length"])))
@@ -165,7 +177,7 @@ with cycle_tab:
         st.html(ui.cycles_html(cycles, lambda ids: views.token_pieces(ids, tok)))
 
 with more_tab:
-    st.plotly_chart(charts.acceptance_chart(a.positions), key="accept_chart")
-    st.plotly_chart(charts.distribution_chart(a.prompts), key="dist_chart")
-    st.plotly_chart(charts.throughput_chart(a.summary), key="tput_chart")
-    st.plotly_chart(charts.costs_chart(a.costs), key="costs_chart")
+    st.plotly_chart(charts.acceptance_chart(a.positions, drafters=drafters), key="accept_chart")
+    st.plotly_chart(charts.distribution_chart(a.prompts, drafters), key="dist_chart")
+    st.plotly_chart(charts.throughput_chart(a.summary, drafters), key="tput_chart")
+    st.plotly_chart(charts.costs_chart(a.costs, drafters), key="costs_chart")

@@ -477,6 +477,18 @@ SUMMARY_COLUMNS = {
 }
 
 
+COMPARE_COLUMNS = {
+    "γ": st.column_config.NumberColumn("γ"), "α": st.column_config.NumberColumn("α", format="%.2f"),
+    "τ": st.column_config.NumberColumn("τ", format="%.2f"),
+    "speedup": st.column_config.NumberColumn("speedup", format="%.2f×"),
+    "CI low": st.column_config.NumberColumn("CI low", format="%.2f×"),
+    "CI high": st.column_config.NumberColumn("CI high", format="%.2f×"),
+    "memory added (GB)": st.column_config.NumberColumn("memory added (GB)", format="%.3f",
+                                                      help="weights only drafting needs + its own KV cache for one "
+                                                           "sequence; layer-skip and prompt lookup add none"),
+}
+
+
 def cycles_html(cycles: list[dict], pieces) -> str:
     """One line per verify round: drafted tokens coloured by fate with β (the probability the target
     accepts that token) under each, then the target's own token. pieces: ids -> [str]."""

@@ -10,6 +10,9 @@ Public API
     run_facts(manifest) -> dict                  hardware, date, models, workload: one line each
     stored_run_label(row) -> str                 one line for a Store.list_runs() row
     configurations(results) -> [(method, γ)]
+    config_label(analysis, (method, γ)) -> str    'draft model (a) γ=4'
+    method_table(analysis) -> DataFrame            every method at its best γ (compare.methods_table), for display
+    best_choice_rows(analysis) -> DataFrame        the best method × γ per category, for display
     outputs_table(results, method, γ) -> DataFrame   baseline vs speculative text per prompt
     verify_cycles(results, prompt_id, method, γ) -> [dict]   one entry per target verify pass
     token_pieces(ids, tokenizer=None) -> [str]   printable text per token id (ids when no tokenizer)
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from specdec import compare, costs, methods
 from specdec import results as R
 from specdec.errors import SpecdecError
 from specdec.workloads import EXTENSIONS
@@ -74,13 +78,19 @@ def run_facts(manifest: dict) -> dict:
         hw.get("cpu"), f"{cores} cores" if cores else None, hw.get("gpu") or "no GPU",
         f"{hw['memory_gb']:g} GB RAM" if hw.get("memory_gb") else None) if x)
     target = (models.get("target") or {}).get("spec", "?")
-    draft = (models.get("draft") or {}).get("spec")
+    info = costs.drafters(manifest)
+    drafts = [d.get("spec") for k, d in info.items() if methods.family(k) == "draft" and d.get("spec")]
+    if not info and (models.get("draft") or {}).get("spec"):
+        drafts = [models["draft"]["spec"]]
+    others = [methods.label(k, info) for k in info if methods.family(k) in ("layer-skip", "medusa")]
+    draft = ", ".join(drafts)
     sampling = "greedy" if float(s.get("temperature", 0.0)) <= 0 else (
         f"sampling T={s.get('temperature')}, top-p={s.get('top_p')}")
     return {
         "run_id": manifest.get("run_id", "?"), "status": manifest.get("status", "?"),
         "date": str(manifest.get("created", "?"))[:10], "created": manifest.get("created", "?"),
-        "hardware": hardware or "unknown hardware", "models": f"{target}" + (f" + draft {draft}" if draft else ""),
+        "hardware": hardware or "unknown hardware",
+        "models": f"{target}" + (f" + draft {draft}" if draft else "") + "".join(f" + {o}" for o in others),
         "workload": f"{wl.get('name') or Path(str(s.get('workload', '?'))).name}",
         "settings": (f"{', '.join(s.get('methods', []))}; γ {', '.join(map(str, s.get('draft_lengths', [])))}; "
                      f"{s.get('max_new_tokens', '?')} new tokens; {sampling}; {s.get('dtype', '?')}"),
@@ -111,6 +121,11 @@ def configurations(results: dict) -> list[tuple[str, int]]:
         for run in p["runs"]:
             seen[(run["method"], int(run["draft_length"]))] = None
     return list(seen)
+
+
+def config_label(analysis, config: tuple[str, int]) -> str:
+    """A (method, γ) configuration in words, for pickers: 'draft model (a) γ=4'."""
+    return f"{analysis.label(config[0])} γ={int(config[1])}"
 
 
 def _find_run(prompt: dict, method: str, gamma: int) -> dict | None:
@@ -317,6 +332,7 @@ def category_summary(analysis, category: str) -> pd.DataFrame:
     ms per token, identical share."""
     s = analysis.summary_by_category if category != "all" else analysis.summary
     s = s[(s["category"] == category) & (s["method"] != "baseline")]
+    s = s.assign(method=[analysis.label(m) for m in s["method"]])
     return s[["method", "draft_length", "n_prompts", "tau", "tau_lo", "tau_hi", "speedup", "speedup_lo", "speedup_hi",
               "tpot_ms", "base_tpot_ms", "identical_rate"]].reset_index(drop=True)
 
@@ -331,24 +347,43 @@ def prompt_rows(analysis, results: dict, method: str, gamma: int) -> pd.DataFram
 
 
 def showcase_configuration(configs: list[tuple[str, int]]) -> tuple[str, int] | None:
-    """The configuration whose verify cycle says most: the draft model at its largest γ (it has β and
-    long proposals), else the largest γ of whatever ran."""
+    """The configuration whose verify cycle says most: a model-using method (draft model, layer-skip,
+    Medusa) at its largest γ (it has β and long proposals), else the largest γ of whatever ran."""
     if not configs:
         return None
-    drafts = [c for c in configs if c[0] == "draft"]
+    drafts = [c for c in configs if methods.is_valid(c[0]) and methods.uses_model(c[0])]
     return max(drafts or configs, key=lambda c: c[1])
 
 
 # ---- brief screen ----
 
-def segment_rows(decision) -> pd.DataFrame:
-    """Decision.segments_table() in words: one row per category × batch range, speedups as text."""
+def method_table(analysis) -> pd.DataFrame:
+    """compare.methods_table for display: method (label), γ, α, τ, speedup with 95% CI, memory added (GB)."""
+    t = compare.methods_table(analysis)
+    return pd.DataFrame({"method": t["label"], "γ": t["draft_length"], "α": t["alpha"], "τ": t["tau"],
+                         "speedup": t["speedup"], "CI low": t["speedup_lo"], "CI high": t["speedup_hi"],
+                         "memory added (GB)": t["extra_total_gb"]})
+
+
+def best_choice_rows(analysis) -> pd.DataFrame:
+    """compare.best_per_category for display: category, prompts, fastest method, γ, speedup, CI, memory (GB)."""
+    t = compare.best_per_category(analysis)
+    return pd.DataFrame({"category": ["all prompts" if c == "all" else c for c in t["category"]],
+                         "prompts": t["n_prompts"], "fastest method": t["label"], "γ": t["draft_length"],
+                         "speedup": t["speedup"], "CI low": t["speedup_lo"], "CI high": t["speedup_hi"],
+                         "memory added (GB)": t["extra_total_gb"]})
+
+
+def segment_rows(decision, analysis=None) -> pd.DataFrame:
+    """Decision.segments_table() in words: one row per category × batch range, speedups as text; with
+    the analysis, methods by label."""
     def x(v):
         return "" if v is None or v != v else f"{v:.2f}×"
 
     rows = []
     for _, r in decision.segments_table().iterrows():
-        measured = "" if r["method"] is None else f"{r['method']} γ={int(r['draft_length'])}"
+        name = r["method"] if analysis is None or r["method"] is None else analysis.label(r["method"])
+        measured = "" if r["method"] is None else f"{name} γ={int(r['draft_length'])}"
         batches = ("" if r["batch_min"] is None or r["batch_min"] != r["batch_min"] else
                    f"{int(r['batch_min'])}" + ("" if r["batch_max"] == r["batch_min"] else f"–{int(r['batch_max'])}"))
         gamma = r["gamma"]
