@@ -243,7 +243,7 @@ def fit(target, workload, out_dir: str | Path, *, num_heads: int = config.MEDUSA
         steps: int = config.MEDUSA_STEPS, batch: int = config.MEDUSA_BATCH, lr: float = config.MEDUSA_LR,
         train_share: float = config.MEDUSA_TRAIN_SHARE, max_new_tokens: int = config.MEDUSA_TRAIN_TOKENS,
         max_eval_prompts: int = config.MEDUSA_EVAL_PROMPTS, seed: int = config.DEFAULT_SEED,
-        on_progress=None) -> TrainReport:
+        on_progress=None, should_stop=None) -> TrainReport | None:
     """`train-heads`: split the workload, collect the target's continuations, train, score, save.
 
     target: a specdec.models.LoadedModel; workload: a specdec.workloads.Workload.

@@ -224,3 +224,162 @@ def test_sample_files_and_upload_errors():
         views.results_from_bytes(b"{nope", "bad.json")
     with pytest.raises(SpecdecError, match="not a specdec results file"):
         views.results_from_bytes(b"[1, 2]", "list.json")
+
+
+# ---- issue 8: several draft models, layer-skip, Medusa heads ----
+
+def test_estimate_prices_every_method_by_hand():
+    s = runplan.Speeds(target_step_s=0.1, draft_step_s=0.02, verify_slope=0.0, prefill_s_per_token=0.0,
+                       draft_prefill_s_per_token=0.0, source="x", draft_steps={"a": 0.02},
+                       draft_parameters={"a": 500}, target_parameters=2000, target_layers=28, medusa_round_s=0.01)
+    cfg = runplan.run_config(target="t", draft="a, org/b", methods=["draft", "layer-skip", "medusa"],
+                             draft_lengths=[4], max_new_tokens=10, layer_skip_layers=[7], medusa_heads="h")
+    with pytest.raises(SpecdecError, match="no speed measured for the draft model org/b"):
+        runplan.estimate_run(cfg, 1, 0, s)
+    s = runplan.Speeds(**{**s.__dict__, "draft_parameters": {"a": 500, "org/b": 1000}})
+    costs = {c.key: c for c in runplan.drafter_costs(cfg, s, medusa_k=2)}
+    assert list(costs) == ["draft:a", "draft:b", "layer-skip:L7", "medusa"]
+    assert costs["draft:a"].step_s == 0.02 and costs["draft:a"].how == "measured"
+    assert costs["draft:b"].step_s == pytest.approx(0.1 * 1000 / 2000) and costs["draft:b"].how == "scaled by size"
+    assert costs["layer-skip:L7"].step_s == pytest.approx(0.1 * 7 / 28)  # L/N of a target step
+    # α = 0 → τ = 1: 9 rounds; layer-skip drafts γ steps a round, Medusa one heads pass (γ capped at K = 2).
+    ls = runplan.generation_s("layer-skip:L7", 4, 10, 0, s, 0.0, costs["layer-skip:L7"])
+    assert ls == pytest.approx(9 * (4 * 0.025 + 0.1))
+    assert runplan.generation_s("medusa", 4, 10, 0, s, 0.0, costs["medusa"]) == pytest.approx(9 * (0.01 + 0.1))
+    s1 = runplan.Speeds(**{**s.__dict__, "verify_slope": 1.0})  # the cap shows in the verify width
+    assert runplan.generation_s("medusa", 4, 10, 0, s1, 0.0, costs["medusa"]) == pytest.approx(9 * (0.01 + 0.3))
+    est = runplan.estimate_run(cfg, 2, 0, s, medusa_k=2)
+    assert set(est.by_config) == {"baseline", "draft:a γ=4", "draft:b γ=4", "layer-skip:L7 γ=4", "medusa γ=4"}
+    assert est.how["draft:b"] == "scaled by size" and est.acceptance["medusa"] == runplan.ACCEPTANCE_GUESS["medusa"]
+    # No L given: half the target's layers; an L the target does not have is one line.
+    half = runplan.drafter_costs(runplan.run_config(**{**_cfg_args(), "layer_skip_layers": []}), s)
+    assert [c.key for c in half] == ["layer-skip:L14"]
+    with pytest.raises(SpecdecError, match="the target has 28 layers; choose 1 … 27"):
+        runplan.drafter_costs(runplan.run_config(**{**_cfg_args(), "layer_skip_layers": [28]}), s)
+
+
+def _cfg_args():
+    return dict(target="t", draft="", methods=["layer-skip"], draft_lengths=[2], max_new_tokens=8)
+
+
+def test_parse_layers_and_presets():
+    assert runplan.parse_layers("") == () and runplan.parse_layers("14, 7 7") == (7, 14)
+    for text, words in (("eight", "whole numbers"), ("0", "at least 1"), ("3, 28", "has 28 layers")):
+        with pytest.raises(SpecdecError, match=words):
+            runplan.parse_layers(text, 28)
+    c = runplan.PRESETS["compare"]
+    cfg = runplan.run_config(target="t", draft="d", methods=c.methods, draft_lengths=c.draft_lengths,
+                             max_new_tokens=c.max_new_tokens)
+    speeds = runplan.Speeds(target_step_s=0.25, draft_step_s=0.08, verify_slope=0.08, prefill_s_per_token=0.008,
+                            draft_prefill_s_per_token=0.003, source="assumed", target_layers=28)
+    est = runplan.estimate_run(cfg, c.max_prompts, 150, speeds)
+    assert 6 * 60 < est.total_s < 10 * 60  # "about 8 minutes" at the bundled speed
+    assert "layer-skip:L14 γ=4" in est.by_config
+
+
+def test_speeds_from_a_run_of_five_methods():
+    import synthetic
+    s = runplan.speeds_from_results(synthetic.make_results(synthetic.multi_spec(n_per_category=4)))
+    assert set(s.draft_steps) == {"org/model-a", "org/model-b"}
+    assert s.draft_steps["org/model-a"] == pytest.approx(0.004, rel=0.05)
+    assert s.draft_steps["org/model-b"] == pytest.approx(0.0025, rel=0.05)
+    assert set(s.layer_steps) == {4} and s.medusa_round_s == pytest.approx(0.003, rel=0.05)
+    assert s.target_layers == 28 and set(s.draft_acceptance) == {"org/model-a", "org/model-b"}
+    cfg = runplan.run_config(target="t", draft="org/model-b", methods=["draft", "medusa", "layer-skip"],
+                             draft_lengths=[2], max_new_tokens=8, medusa_heads="h", layer_skip_layers=[4, 8])
+    costs = {c.key: c for c in runplan.drafter_costs(cfg, s)}
+    assert costs["draft"].acceptance == (s.draft_acceptance["org/model-b"],) * 3  # measured α follows the model
+    assert costs["layer-skip:L4"].how == "measured" and costs["layer-skip:L8"].how == "scaled by layers"
+
+
+def test_calibrate_times_every_drafter(tiny_model_dirs, tmp_path):
+    from specdec.models import load_with_drafts
+    other = tmp_path / "draft2"
+    other.symlink_to(tiny_model_dirs[1], target_is_directory=True)
+    target, drafts = load_with_drafts(str(tiny_model_dirs[0]), [str(tiny_model_dirs[1]), str(other)],
+                                      dtype="float32", device="cpu")
+    s = runplan.calibrate(target, drafts, max_gamma=2, layer_skip=(1, 5))
+    assert set(s.draft_steps) == {str(tiny_model_dirs[1]), str(other)} and all(v > 0 for v in s.draft_steps.values())
+    assert set(s.layer_steps) == {1} and s.medusa_round_s > 0 and s.target_layers == 2  # L=5 ≥ 2 layers: skipped
+    cfg = _tiny_cfg(tiny_model_dirs, draft=[str(tiny_model_dirs[1]), str(other)],
+                    methods=["draft", "layer-skip", "medusa", "prompt-lookup"], medusa_heads="h")
+    est = runplan.estimate_run(cfg, 2, 30, s)
+    assert {c.split(" ")[0] for c in est.by_config} == {"baseline", "draft:draft", "draft:draft2", "layer-skip:L1",
+                                                        "medusa", "prompt-lookup"}
+    assert set(est.how.values()) == {"measured"}
+
+
+def test_medusa_train_stops_between_steps(target):
+    import torch
+
+    from specdec import medusa
+    H, Y = torch.randn(40, target.config.hidden_size), torch.randint(0, 200, (40, 2))
+    heads = medusa.MedusaHeads(target.config.hidden_size, 2)
+    calls = []
+    losses = medusa.train(heads, target.lm_head, H, Y, steps=50, batch=8, lr=1e-3,
+                          should_stop=lambda: calls.append(1) or len(calls) > 3)
+    assert len(losses) == 3 and not heads.training
+
+
+def test_heads_dirs_are_listed_from_disk(tmp_path):
+    w = worker.Worker(store_factory=lambda: Store(tmp_path / "r.sqlite"), heads_root=tmp_path / "heads")
+    assert w.saved_heads() == []
+    (tmp_path / "heads" / "junk").mkdir(parents=True)  # not a heads directory: ignored
+    assert w.saved_heads() == [] and worker.heads_summary(tmp_path / "nowhere") is None
+
+
+@pytest.mark.slow
+def test_worker_trains_heads_then_runs_every_method(tiny_model_dirs, tmp_path):
+    from specdec import medusa
+    db = tmp_path / "runs.sqlite"
+    seen = []
+
+    def fit(*a, on_progress, **k):  # the real fit, watching the Status the page would show
+        def tap(*args):
+            on_progress(*args)
+            seen.append(w.status().training)
+        return medusa.fit(*a, on_progress=tap, **k)
+    w = worker.Worker(store_factory=lambda: Store(db), fit=fit, heads_root=tmp_path / "heads")
+    wl = load_workload(FIXTURE_WORKLOAD, max_prompts=4)
+    opts = worker.TrainOptions(num_heads=2, steps=20, batch=16, max_new_tokens=8, dtype="float32", device="cpu")
+    target = str(tiny_model_dirs[0])
+    w.start_training(target, wl, opts)
+    assert w.join(120)
+    s = w.status()
+    assert s.state == "complete" and s.kind == "train", s.error
+    assert s.training.stage == "scoring" and {p.stage for p in seen} >= {"collecting", "training"}
+    step = next(p for p in seen if p.stage == "training" and p.done > 1)
+    assert step.total == 20 and step.detail.startswith("loss ") and step.eta_s is not None
+    saved = w.saved_heads(target)
+    assert [h["path"] for h in saved] == [s.heads_dir] and saved[0]["heads"] == 2 and len(saved[0]["top1"]) == 2
+    assert w.saved_heads("another-target") == []
+    assert s.heads_dir.startswith(str(tmp_path / "heads" / "target-tiny_workload-K2-20s-"))
+    # The heads go straight into a run with two draft models and layer-skip beside them.
+    other = tmp_path / "draft2"
+    other.symlink_to(tiny_model_dirs[1], target_is_directory=True)
+    cfg = _tiny_cfg(tiny_model_dirs, draft=[str(tiny_model_dirs[1]), str(other)], layer_skip_layers=[1],
+                    methods=["draft", "layer-skip", "medusa"], medusa_heads=s.heads_dir)
+    w.start_run(cfg, wl)
+    assert "target + draft + draft2 + layer-skip L1 + Medusa heads" in w.status().label
+    assert w.join(120)
+    s = w.status()
+    assert s.state == "complete", s.error
+    drafters = Store(db).load_run(s.run_id)["manifest"]["models"]["drafters"]
+    assert set(drafters) == {"draft:draft", "draft:draft2", "layer-skip:L1", "medusa", "medusa:train"}
+
+
+@pytest.mark.slow
+def test_worker_cancels_training_and_saves_nothing(tiny_model_dirs, tmp_path):
+    w = worker.Worker(store_factory=lambda: Store(tmp_path / "r.sqlite"), heads_root=tmp_path / "heads")
+    opts = worker.TrainOptions(num_heads=2, steps=1_000_000, batch=8, max_new_tokens=6, dtype="float32", device="cpu")
+    w.start_training(str(tiny_model_dirs[0]), load_workload(FIXTURE_WORKLOAD, max_prompts=4), opts)
+    deadline = time.monotonic() + 120
+    while (w.status().training is None or w.status().training.stage != "training") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    w.cancel()
+    assert "cancelling: stops after the step in progress" == w.status().detail
+    assert w.join(60)
+    assert w.status().state == "interrupted" and w.status().heads_dir is None
+    assert w.saved_heads() == []
+    with pytest.raises(SpecdecError, match="at least 2 prompts"):
+        w.start_training(str(tiny_model_dirs[0]), load_workload(FIXTURE_WORKLOAD, max_prompts=1), opts)
