@@ -167,7 +167,7 @@ def acceptance_chart(positions: pd.DataFrame, category: str = ALL, drafters: dic
     n_rows = math.ceil(len(keys) / n_cols)
     fig = make_subplots(rows=n_rows, cols=n_cols, shared_yaxes=True, horizontal_spacing=0.06,
                         vertical_spacing=0.16 if n_rows > 1 else 0.0,
-                        subplot_titles=[_tick(m, drafters) for m in keys])
+                        subplot_titles=[_label(m, drafters) for m in keys])
     shown = set()
     gammas = sorted(df["draft_length"].unique())
     for k, m in enumerate(keys):
@@ -593,13 +593,18 @@ def methods_chart(table: pd.DataFrame) -> go.Figure:
                            font=dict(size=config.CHART_FONT_PX - 2, color=colours[m]), row=1, col=1)
     weights = t["extra_weights_gb"].fillna(0.0)
     kv = t["extra_kv_gb_per_seq"].fillna(0.0)
-    fig.add_trace(go.Bar(x=weights, y=y, orientation="h", name="extra weights",
+    fig.add_trace(go.Bar(x=weights, y=y, orientation="h", name="extra weights", showlegend=False,
                          marker=dict(color=[colours[m] for m in t["method"]]),
                          hovertemplate="%{y}: %{x:.3g} GB of weights<extra></extra>"), row=1, col=2)
-    fig.add_trace(go.Bar(x=kv, y=y, orientation="h", name="its KV cache, one sequence",
+    fig.add_trace(go.Bar(x=kv, y=y, orientation="h", name="its KV cache, one sequence", showlegend=False,
                          marker=dict(color=[colours[m] for m in t["method"]], opacity=0.45,
                                      pattern=dict(shape="/", fgcolor="white")),
                          hovertemplate="%{y}: %{x:.3g} GB of KV cache per sequence<extra></extra>"), row=1, col=2)
+    # Legend swatches in neutral grey: the bars take each method's colour.
+    fig.add_trace(go.Bar(x=[None], y=[None], orientation="h", name="extra weights", marker=dict(color="#777")),
+                  row=1, col=2)
+    fig.add_trace(go.Bar(x=[None], y=[None], orientation="h", name="its KV cache, one sequence",
+                         marker=dict(color="#777", opacity=0.45, pattern=dict(shape="/", fgcolor="white"))), row=1, col=2)
     for yv, total in zip(y, weights + kv):
         text = "none" if total == 0 else (f"{total:.2f}" if total >= 0.01 else f"{1e3 * total:.1f} MB")
         fig.add_annotation(x=total, y=yv, text=text, showarrow=False, xanchor="left", xshift=4,

@@ -52,6 +52,9 @@ VERDICT_COLOURS = {
 STATUS_TEXT = {"on": "on", "off": "off", "unclear": "unclear", "too-few": "too few prompts",
                "on (pooled)": "on (follows pooled)"}
 CHART_CAPTIONS = {
+    "methods": "Read: each method at its fastest measured γ; a CI bar that crosses the dashed 1× line cannot be told "
+               "apart from no gain. Right: what it costs in memory beside the target — layer-skip reuses the target's "
+               "weights, prompt lookup needs none.",
     "categories": "Read: a category is on when its whole bar lies right of the green bar line; a bar that crosses "
                   "the 1× line cannot be told apart from no gain.",
     "gamma": "Read: τ rises with γ and flattens once later drafted tokens are rarely accepted; speedup peaks where one "
