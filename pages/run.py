@@ -3,7 +3,7 @@
 import streamlit as st
 
 from pages import ui
-from specdec import config, runplan
+from specdec import config, methods, runplan
 from specdec.errors import SpecdecError
 
 st.title("2 · Run")
@@ -16,6 +16,28 @@ st.caption(f"Workload **{workload.name}**: {len(workload.prompts)} of {total} pr
            f"({len(workload.categories())} categories) — change the sample on the Workload page.")
 job = ui.worker().status()
 
+
+@st.fragment(run_every=1.0)
+def live_progress():
+    status = ui.worker().status()
+    if not status.busy:
+        st.rerun()
+    st.markdown(f"**{status.label}**")
+    ui.job_progress(status)
+    st.button("Cancel", on_click=ui.worker().cancel, disabled=status.cancel_requested, icon=":material/stop:")
+
+
+def job_panel():
+    """The background job: live while busy, then its outcome in one line."""
+    if job.busy:
+        live_progress()
+    else:
+        ui.job_outcome(job)
+        if job.kind == "run" and job.run_id:
+            if st.button("Explore this run", on_click=ui.open_run, args=(job.run_id,), icon=":material/query_stats:"):
+                st.switch_page(ui.PAGES["explore"])
+
+
 st.selectbox("Preset", [*runplan.PRESETS, "custom"], key="run_preset", persist_state="session", on_change=ui.apply_preset,
              format_func=lambda k: runplan.PRESETS[k].label if k in runplan.PRESETS else "Custom")
 if st.session_state["run_preset"] in runplan.PRESETS:
@@ -23,21 +45,66 @@ if st.session_state["run_preset"] in runplan.PRESETS:
 
 st.subheader("Models")
 models_help = ("A bundled name, a Hugging Face hub id (owner/name; downloaded once if the network allows), a local "
-               "model directory, or a .gguf file. Target and draft must share a tokenizer.")
+               "model directory, or a .gguf file. Draft models must share the target's tokenizer.")
+chosen = st.session_state["run_methods"]
 c = st.columns(2)
 c[0].text_input("Target model (the one you serve)", key="run_target", persist_state="session", help=models_help)
-c[1].text_input("Draft model (proposes tokens)", key="run_draft", persist_state="session", help=models_help,
-                disabled="draft" not in st.session_state["run_methods"])
+if "draft" in chosen:
+    c[1].text_area("Draft models (one per line; each is measured on its own)", key="run_draft", persist_state="session",
+                   height=68, help=models_help + " Add lines to compare several draft models in one run.")
 
 st.subheader("What to measure")
 c = st.columns([2, 2, 1])
 c[0].multiselect("Methods", list(config.METHODS), key="run_methods", persist_state="session", on_change=ui.mark_custom,
-                 help="draft: a smaller model drafts γ tokens; prompt-lookup: copy the continuation of an n-gram "
-                      "already in the prompt (no second model). Every prompt also runs the plain baseline.")
+                 format_func=lambda m: methods.FAMILY_LABELS[m],
+                 help="draft model: a smaller model drafts γ tokens; prompt lookup: copy the continuation of an "
+                      "n-gram already in the prompt (no second model); layer-skip: the target's own first L layers "
+                      "draft; Medusa heads: small heads on the target's last hidden state, trained on this workload. "
+                      "Every prompt also runs the plain baseline.")
 c[1].multiselect("Draft lengths γ to measure", list(range(1, config.MAX_DRAFT_LENGTH + 1)), key="run_gammas", persist_state="session",
                  on_change=ui.mark_custom,
                  help="Tokens drafted per verify pass. Other γ values are projected from these on the Explore page.")
 c[2].number_input("Max new tokens", min_value=1, max_value=4096, step=16, key="run_max_new", persist_state="session", on_change=ui.mark_custom)
+
+if "layer-skip" in chosen:
+    n_layers = ui.target_layers()
+    half = runplan.default_layer_skip(n_layers) if n_layers else None
+    c = st.columns([2, 3])
+    c[0].text_input("Layer-skip depths L", key="run_layers", persist_state="session",
+                    placeholder=f"{half} (half of {n_layers} layers)" if half else "half the target's layers",
+                    help="The target's first L layers, its final norm and lm_head draft; it verifies with all of them. "
+                         "Several values (8, 14, 20) are measured side by side. Empty: half the target's layers.")
+    c[1].caption(f"The target has **{n_layers}** layers: choose L from 1 to {n_layers - 1}. Fewer layers draft "
+                 "faster but agree less with the full model." if n_layers else
+                 "The target's layer count is known once it is loaded (**Load and time models**).")
+
+if "medusa" in chosen:
+    ui.adopt_trained_heads(job)
+    saved = ui.saved_heads()
+    labels = {h["path"]: ui.heads_label(h) for h in saved}
+    st.selectbox("Medusa heads", list(labels), key="run_medusa_heads", persist_state="session",
+                 accept_new_options=True, format_func=lambda p: labels.get(p, p),
+                 placeholder="Train heads below, or type the directory of heads trained with `train-heads`",
+                 help="Heads trained on this target (saved next to the run history), or any directory written by "
+                      "`python -m specdec train-heads`. Prompts the heads were trained on are reported apart "
+                      "(medusa:train), so the decision rests on prompts they never saw.")
+    with st.expander("Train heads on this workload", expanded=not saved):
+        st.caption(f"The target continues half of these {len(workload.prompts)} prompts (by category) to make "
+                   "its own training data; the heads learn to guess its next tokens and are scored on the other "
+                   "half. Collecting costs about one baseline generation per prompt.")
+        c = st.columns([1, 1, 2])
+        c[0].number_input("Heads K", min_value=1, max_value=8, key="run_train_heads", persist_state="session",
+                          help="Head k guesses the token k+1 ahead: a round drafts at most K tokens.")
+        c[1].number_input("Training steps", min_value=1, max_value=20_000, step=50, key="run_train_steps",
+                          persist_state="session", help=f"optimiser steps over {config.MEDUSA_BATCH} positions each")
+        if c[2].button("Train heads on this workload", disabled=job.busy, icon=":material/model_training:"):
+            try:
+                ui.start_training(workload)
+                st.rerun()
+            except SpecdecError as exc:
+                st.error(str(exc))
+        if job.kind == "train":  # training shows its progress here, beside the button that started it
+            job_panel()
 
 c = st.columns([2, 1, 1, 1])
 decoding = c[0].radio("Decoding", ["greedy", "sampling"], key="run_decoding", persist_state="session", horizontal=True,
@@ -64,19 +131,26 @@ except SpecdecError as exc:
 
 st.subheader("Estimated time")
 speeds = ui.speeds_for(cfg) if cfg else None
+est, missing = None, None
 if cfg and speeds:
     prompt_tokens = runplan.approx_prompt_tokens([len(p.input_text) for p in workload.prompts])
-    est = runplan.estimate_run(cfg, len(workload.prompts), prompt_tokens, speeds)
+    try:
+        est = runplan.estimate_run(cfg, len(workload.prompts), prompt_tokens, speeds, ui.medusa_k(cfg))
+    except SpecdecError as exc:
+        missing = str(exc)
+if est:
     c = st.columns([1, 3])
     c[0].metric("Estimated run time", runplan.format_duration(est.total_s))
     c[1].caption(f"Between {runplan.format_duration(est.low_s)} and {runplan.format_duration(est.high_s)} "
                  f"depending on acceptance; speeds from {est.source}. Model loading is not included; "
                  "generations that stop early make it shorter.")
     with c[1].expander("Per prompt, by configuration"):
-        st.dataframe({"configuration": list(est.by_config), "seconds": [round(v, 1) for v in est.by_config.values()]},
+        st.dataframe({"configuration": list(est.by_config), "seconds": [round(v, 1) for v in est.by_config.values()],
+                      "draft speed": ["" if k == "baseline" else est.how.get(k.split(" γ=")[0], "") for k in est.by_config]},
                      hide_index=True)
 elif cfg:
-    st.info("The estimate needs the speed of these models on this machine. **Load and time models** loads them "
+    st.info((f"{missing[0].upper()}{missing[1:]}. " if missing else "") +
+            "The estimate needs the speed of these models on this machine. **Load and time models** loads them "
             "(they stay loaded for the run) and times a short decode: a few seconds once loaded.")
 if cfg and st.button("Load and time models", disabled=job.busy, icon=":material/timer:"):
     try:
@@ -94,21 +168,5 @@ if st.button("Start run", type="primary", disabled=job.busy or cfg is None, icon
         st.error(str(exc))
 
 
-@st.fragment(run_every=1.0)
-def live_progress():
-    status = ui.worker().status()
-    if not status.busy:
-        st.rerun()
-    st.markdown(f"**{status.label}**")
-    ui.job_progress(status)
-    st.button("Cancel", on_click=ui.worker().cancel, disabled=status.cancel_requested, icon=":material/stop:")
-
-
-job = ui.worker().status()
-if job.busy:
-    live_progress()
-else:
-    ui.job_outcome(job)
-    if job.kind == "run" and job.run_id:
-        if st.button("Explore this run", on_click=ui.open_run, args=(job.run_id,), icon=":material/query_stats:"):
-            st.switch_page(ui.PAGES["explore"])
+if job.kind != "train" or "medusa" not in chosen:
+    job_panel()

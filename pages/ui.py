@@ -16,9 +16,9 @@ from pathlib import Path
 import streamlit as st
 
 from specdec import analysis as A
-from specdec import config, decision, hardware, results as R, runplan, store as S, views, workloads
+from specdec import config, decision, hardware, models, results as R, runplan, store as S, views, workloads
 from specdec.errors import SpecdecError
-from specdec.worker import Worker
+from specdec.worker import HEADS_DIRNAME, TrainOptions, Worker, heads_summary
 
 APP_DIR = Path(__file__).resolve().parents[1]
 PAGES = {"workload": "pages/workload.py", "run": "pages/run.py", "explore": "pages/explore.py",
@@ -36,7 +36,8 @@ DEFAULTS = {
     "run_max_new": QUICK.max_new_tokens, "run_decoding": "greedy", "run_temperature": SAMPLING_TEMPERATURE,
     "run_top_p": config.SamplingConfig.top_p, "run_top_k": config.SamplingConfig.top_k,
     "run_seed": config.DEFAULT_SEED, "run_dtype": config.DEFAULT_DTYPE, "run_device": config.DEFAULT_DEVICE,
-    "run_trust": False, "src_kind": None, "src_run": None,
+    "run_trust": False, "run_layers": "", "run_medusa_heads": None, "run_train_heads": config.MEDUSA_HEADS,
+    "run_train_steps": config.MEDUSA_STEPS, "src_kind": None, "src_run": None,
     "ex_hw": config.DEFAULT_HARDWARE, "ex_batch": 1,
     "th_hw": config.DEFAULT_HARDWARE, "th_speedup": decision.Thresholds.min_speedup_lo,
     "th_prompts": decision.Thresholds.min_prompts, "th_segment": decision.Thresholds.min_prompts_per_segment,
@@ -74,7 +75,7 @@ def store() -> S.Store:
 
 @st.cache_resource(show_spinner=False)
 def _worker(path: str) -> Worker:
-    return Worker(store_factory=lambda: S.Store(path))
+    return Worker(store_factory=lambda: S.Store(path), heads_root=Path(path).parent / HEADS_DIRNAME)
 
 
 def worker() -> Worker:
@@ -153,15 +154,75 @@ def mark_custom() -> None:
     st.session_state["run_preset"] = "custom"
 
 
+def draft_specs() -> list[str]:
+    """The draft models typed in the Run page's box: one per line (commas also split)."""
+    text = st.session_state["run_draft"] or ""
+    return [p.strip() for line in text.splitlines() for p in line.split(",") if p.strip()]
+
+
+def target_layers() -> int | None:
+    """The chosen target's decoder layers, read from its config without loading it (None: unknown)."""
+    return models.peek_num_layers(st.session_state["run_target"])
+
+
 def run_config(max_prompts: int | None) -> config.RunConfig:
+    """The Run page's controls as a checked RunConfig; every problem is one SpecdecError line."""
     s = st.session_state
+    chosen = s["run_methods"]
+    layers = ()
+    if "layer-skip" in chosen:
+        n = target_layers()
+        layers = runplan.parse_layers(s["run_layers"], n) or ((runplan.default_layer_skip(n),) if n else ())
+    heads = s.get("run_medusa_heads") if "medusa" in chosen else None
+    if "medusa" in chosen:
+        if not heads:
+            raise SpecdecError("Medusa needs trained heads: pick saved heads, type a heads directory, or train "
+                               "heads on this workload")
+        if heads_summary(heads) is None:
+            raise SpecdecError(f"{heads}: not a Medusa heads directory (it needs medusa.json and "
+                               "heads.safetensors); pick saved heads or train new ones")
     sampling = s["run_decoding"] == "sampling"
     return runplan.run_config(
-        target=s["run_target"], draft=s["run_draft"], methods=s["run_methods"], draft_lengths=s["run_gammas"],
+        target=s["run_target"], draft=draft_specs(), methods=chosen, draft_lengths=s["run_gammas"],
         max_new_tokens=s["run_max_new"], max_prompts=max_prompts,
         temperature=float(s["run_temperature"]) if sampling else 0.0,
         top_p=float(s["run_top_p"]) if sampling else 1.0, top_k=int(s["run_top_k"]) if sampling else 0,
-        seed=int(s["run_seed"]), dtype=s["run_dtype"], device=s["run_device"])
+        seed=int(s["run_seed"]), dtype=s["run_dtype"], device=s["run_device"], layer_skip_layers=layers,
+        medusa_heads=heads)
+
+
+def saved_heads() -> list[dict]:
+    """Medusa heads trained on the chosen target (worker.heads_summary each), newest first."""
+    return worker().saved_heads(st.session_state["run_target"].strip())
+
+
+def heads_label(h: dict) -> str:
+    """'target-mixed-K3-300s-… — 3 heads, held-out top-1 41% · 22% · 12%'."""
+    top1 = " · ".join(f"{v:.0%}" for v in h["top1"]) or "not scored"
+    return f"{h['name']} — {h['heads']} heads, held-out top-1 {top1}"
+
+
+def adopt_trained_heads(status) -> None:
+    """Before the heads box is drawn: once per finished training, select the heads it saved."""
+    if status.kind == "train" and status.state == "complete" and status.heads_dir \
+            and st.session_state.get("run_heads_adopted") != status.started:
+        st.session_state["run_medusa_heads"] = status.heads_dir
+        st.session_state["run_heads_adopted"] = status.started
+
+
+def start_training(workload) -> None:
+    """on the Train button: a train-heads job on the chosen target with the page's dtype/device."""
+    s = st.session_state
+    if not s["run_target"].strip():
+        raise SpecdecError("choose a target model first")
+    worker().start_training(s["run_target"].strip(), workload, TrainOptions(
+        num_heads=int(s["run_train_heads"]), steps=int(s["run_train_steps"]), seed=int(s["run_seed"]),
+        dtype=s["run_dtype"], device=s["run_device"], trust_remote_code=bool(s["run_trust"])))
+
+
+def medusa_k(cfg: config.RunConfig) -> int | None:
+    h = heads_summary(cfg.medusa_heads) if cfg.medusa_heads else None
+    return int(h["heads"]) if h and h.get("heads") else None
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -181,27 +242,30 @@ def _speeds_from_example(path: str, version: str) -> runplan.Speeds | None:
 
 
 def speeds_for(cfg: config.RunConfig) -> runplan.Speeds | None:
-    """This process's calibration of the pair, else the newest stored run of the same pair, else the
-    recorded example when it measured the same pair."""
-    speeds = worker().speeds(cfg, bool(st.session_state["run_trust"]))
-    if speeds is not None:
-        return speeds
-    example = _example_source()
-    if example is not None:
-        models = _load_results(example.kind, example.ident, example.version, "")["manifest"]["models"]
-        if models["target"]["spec"] == cfg.target and (
-                "draft" not in cfg.methods or (models.get("draft") or {}).get("spec") == cfg.draft):
-            found = _speeds_from_example(example.ident, example.version)
-            if found is not None:
-                return found
-    need_draft = "draft" in cfg.methods
-    for row in store().list_runs():
-        if row["target"] == cfg.target and row["n_prompts"] and (not need_draft or row["draft"] == cfg.draft) \
-                and (not need_draft or "draft" in row["methods"]):
-            found = _speeds_from_run(str(store().path), row["run_id"], f"{row['n_prompts']}:{row['status']}")
-            if found is not None:
-                return found
-    return None
+    """Speeds that price every drafter of cfg: this process's calibration of the target, else the
+    recorded example or the newest stored run of the same target. When none covers every drafter, the
+    first found (the estimate then says which model to time), else None."""
+    def found():
+        yield worker().speeds(cfg, bool(st.session_state["run_trust"]))
+        example = _example_source()
+        if example is not None:
+            models_ = _load_results(example.kind, example.ident, example.version, "")["manifest"]["models"]
+            if models_["target"]["spec"] == cfg.target:
+                yield _speeds_from_example(example.ident, example.version)
+        for row in store().list_runs():
+            if row["target"] == cfg.target and row["n_prompts"]:
+                yield _speeds_from_run(str(store().path), row["run_id"], f"{row['n_prompts']}:{row['status']}")
+
+    first = None
+    for speeds in found():
+        if speeds is None:
+            continue
+        try:
+            runplan.drafter_costs(cfg, speeds)
+            return speeds
+        except SpecdecError:
+            first = first or speeds
+    return first
 
 
 # ---- the active run (Explore and Brief show it) ----
@@ -362,7 +426,17 @@ def results_json(results: dict) -> bytes:
 
 # ---- job status: sidebar and Run page ----
 
+TRAIN_STAGES = {"collecting": ("Collecting the target's own continuations", "prompts"),
+                "training": ("Training the heads", "steps"), "scoring": ("Scoring on held-out prompts", "")}
+
+
 def _progress_text(status) -> str:
+    t = status.training
+    if status.kind == "train" and t is not None:
+        parts = [f"{t.stage} {t.done}/{t.total}", t.detail]
+        if t.eta_s is not None:
+            parts.append(f"ETA {runplan.format_duration(t.eta_s)}")
+        return " · ".join(p for p in parts if p)
     p = status.progress
     if status.state == "running" and p is not None:
         parts = [f"prompt {min(p.done + 1, p.total)} of {p.total}" if p.done < p.total else f"{p.total} of {p.total} done"]
@@ -376,8 +450,17 @@ def _progress_text(status) -> str:
 
 def job_progress(status) -> None:
     """Progress bar and the live numbers of a busy job."""
-    p = status.progress
-    if status.state == "running" and p is not None and p.total:
+    p, t = status.progress, status.training
+    if status.kind == "train" and t is not None:
+        title, unit = TRAIN_STAGES.get(t.stage, (t.stage, ""))
+        st.progress(min(t.done / max(t.total, 1), 1.0), text=f"{title}: {t.done} of {t.total} {unit}".strip())
+        c = st.columns(3)
+        c[0].metric("Stage", t.stage)
+        c[1].metric("Loss" if t.detail.startswith("loss") else "Step", t.detail.removeprefix("loss ") if
+                    t.detail.startswith("loss") else f"{t.done} / {t.total}")
+        c[2].metric("Stage time left", runplan.format_duration(t.eta_s) if t.eta_s is not None else "…",
+                    help=f"elapsed {runplan.format_duration(t.elapsed_s)}; from this stage's pace so far")
+    elif status.state == "running" and p is not None and p.total:
         st.progress(p.done / p.total, text=f"{p.stage}: prompt {min(p.done + 1, p.total)} of {p.total} "
                                            f"({p.prompt_id})")
         c = st.columns(4)
@@ -389,14 +472,22 @@ def job_progress(status) -> None:
                     help=f"elapsed {runplan.format_duration(p.elapsed_s)}; from the mean time per prompt so far")
     else:
         st.progress(0.0, text=status.detail or "starting")
-    if status.cancel_requested:
-        st.caption("Cancelling: the run stops after the prompt being measured; prompts done so far are kept.")
+    if status.cancel_requested and status.kind == "train":
+        st.caption("Cancelling: training stops after the current prompt or step; no heads are saved.")
+    elif status.cancel_requested:
+        st.caption("Cancelling: the run stops after the configuration being measured; prompts done so far are kept.")
 
 
 def job_outcome(status) -> None:
     """The last finished job, in one line."""
     if status.state == "failed":
-        st.error(f"{'Run' if status.kind == 'run' else 'Calibration'} failed: {status.error}")
+        what = {"run": "Run", "train": "Training"}.get(status.kind, "Calibration")
+        st.error(f"{what} failed: {status.error}")
+    elif status.kind == "train" and status.state == "complete":
+        h = heads_summary(status.heads_dir) if status.heads_dir else None
+        st.success(f"Heads trained and selected: {heads_label(h) if h else status.heads_dir}.")
+    elif status.kind == "train" and status.state == "interrupted":
+        st.warning("Training cancelled: no heads were saved.")
     elif status.kind == "run" and status.state == "complete":
         st.success(f"Run finished: {status.label} (run {status.run_id}).")
     elif status.kind == "run" and status.state == "interrupted":
@@ -416,9 +507,11 @@ def _sidebar_live() -> None:
     status = worker().status()
     if not status.busy:
         st.rerun()
-    st.caption(f"**Measuring** — {status.label}")
+    st.caption(f"**{'Training' if status.kind == 'train' else 'Measuring'}** — {status.label}")
     p = status.progress
-    st.progress(p.done / p.total if (p is not None and p.total) else 0.0, text=_progress_text(status))
+    t = status.training
+    done = (t.done / max(t.total, 1) if t is not None else p.done / p.total if (p is not None and p.total) else 0.0)
+    st.progress(min(done, 1.0), text=_progress_text(status))
 
 
 def sidebar() -> None:

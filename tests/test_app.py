@@ -89,7 +89,7 @@ def test_run_page_estimates_runs_and_opens_the_run(tiny_model_dirs, store_path):
     assert at.text_input(key="run_target").value == "qwen2.5-coder-1.5b-instruct"  # the bundled pair
     at.session_state["wl_sample_size"] = 2
     at.text_input(key="run_target").set_value(str(tiny_model_dirs[0]))
-    at.text_input(key="run_draft").set_value(str(tiny_model_dirs[1]))
+    at.text_area(key="run_draft").set_value(str(tiny_model_dirs[1]))
     at.multiselect(key="run_gammas").set_value([2])
     at.number_input(key="run_max_new").set_value(6)
     at.selectbox(key="run_dtype").set_value("float32")
@@ -114,7 +114,7 @@ def test_run_page_estimates_runs_and_opens_the_run(tiny_model_dirs, store_path):
 def test_run_page_live_progress_cancel_and_one_run_at_a_time(tiny_model_dirs, store_path):
     at = open_page("run")
     at.text_input(key="run_target").set_value(str(tiny_model_dirs[0]))
-    at.text_input(key="run_draft").set_value(str(tiny_model_dirs[1]))
+    at.text_area(key="run_draft").set_value(str(tiny_model_dirs[1]))
     at.number_input(key="run_max_new").set_value(48)
     at.session_state["wl_sample_size"] = 27
     at.run()
