@@ -115,7 +115,9 @@ def decide(data, thresholds: Thresholds = Thresholds(), hardware: str = config.D
 # ---- measured assessment ----
 
 def _assess(summary: pd.DataFrame, cat: str, n: int, th: Thresholds) -> dict:
-    rows = summary[(summary["method"] != "baseline") & (summary["category"] == cat)]
+    # Drafters measured on their own training prompts (medusa:train) are shown, never decided on.
+    candidates = summary["method"].map(lambda m: m != "baseline" and not methods.in_sample(m))
+    rows = summary[candidates & (summary["category"] == cat)]
     seg = {"category": cat, "n_prompts": n, "status": "off", "method": None, "draft_length": None,
            "speedup": None, "speedup_lo": None, "speedup_hi": None, "saving_ms": None, "saving_pct": None,
            "base_tpot_ms": None, "tpot_ms": None, "prompts_needed": None, "alpha_iid": None, "batch_ranges": []}

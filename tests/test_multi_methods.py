@@ -201,3 +201,21 @@ def test_a_method_without_recorded_size_is_left_out_of_the_projection(res):
     assert "medusa" not in set(w["method"]) and "draft:a" in set(w["method"])
     assert any("estimated" in n for n in a2.memory["notes"])
     assert np.isnan(a2.compute.set_index("method").loc["medusa", "c_hat"]).all()
+
+
+def test_heads_on_their_training_prompts_are_shown_but_never_chosen(res):
+    import copy
+    trained = copy.deepcopy(res)
+    drafters = trained["manifest"]["models"]["drafters"]
+    drafters["medusa:train"] = dict(drafters["medusa"])
+    for p in trained["prompts"]:
+        if p["category"] == "chat":  # where the heads win
+            for run in p["runs"]:
+                if run["method"] == "medusa":
+                    run["method"] = "medusa:train"
+    a2 = analysis.analyze(trained, n_boot=300)
+    assert "medusa:train" in set(compare.methods_table(a2, "chat")["method"])
+    assert "medusa:train" not in set(compare.best_per_category(a2)["method"])
+    d2 = decision.decide(a2, thresholds=decision.Thresholds(min_prompts=16, min_prompts_per_segment=8))
+    assert all(s["method"] != "medusa:train" for s in d2.segments)
+    assert methods.label("medusa:train", drafters).endswith("training prompts")
