@@ -82,7 +82,8 @@ if "medusa" in chosen:
     ui.adopt_trained_heads(job)
     saved = ui.saved_heads()
     labels = {h["path"]: ui.heads_label(h) for h in saved}
-    st.selectbox("Medusa heads", list(labels), key="run_medusa_heads", persist_state="session",
+    typed = st.session_state.get("run_medusa_heads")
+    st.selectbox("Medusa heads", [*labels, *([typed] if typed and typed not in labels else [])], key="run_medusa_heads", persist_state="session",
                  accept_new_options=True, format_func=lambda p: labels.get(p, p),
                  placeholder="Train heads below, or type the directory of heads trained with `train-heads`",
                  help="Heads trained on this target (saved next to the run history), or any directory written by "

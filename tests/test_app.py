@@ -146,6 +146,91 @@ def test_run_page_rejects_bad_settings():
     assert next(b for b in at.button if b.label == "Start run").disabled
 
 
+def test_run_page_new_methods_reject_bad_input_in_one_line(tmp_path):
+    at = open_page("run")
+    assert at.multiselect(key="run_methods").options == ["draft model", "prompt lookup", "layer-skip", "Medusa heads"]
+    at.multiselect(key="run_methods").set_value(["layer-skip"]).run()
+    assert "The target has **28** layers" in texts(at.caption)  # the bundled target, read without loading it
+    assert not at.error and "half of 28 layers" in at.text_input(key="run_layers").placeholder
+    for typed, words in (("30", "the target has 28 layers; choose 1 … 27"), ("eight", "whole numbers")):
+        at.text_input(key="run_layers").set_value(typed).run()
+        assert len(at.error) == 1 and words in at.error[0].value and "\n" not in at.error[0].value
+        assert next(b for b in at.button if b.label == "Start run").disabled
+    at.multiselect(key="run_methods").set_value(["medusa"]).run()
+    assert "Medusa needs trained heads" in at.error[0].value
+    assert any(b.label == "Train heads on this workload" for b in at.button)
+    # A typed directory (AppTest cannot type into a select box: set it while the box is not drawn).
+    at.multiselect(key="run_methods").set_value(["prompt-lookup"]).run()
+    at.session_state["run_medusa_heads"] = str(tmp_path / "no-heads")
+    at.multiselect(key="run_methods").set_value(["medusa"]).run()
+    assert "no-heads: not a Medusa heads directory" in at.error[0].value and not at.exception
+    at.switch_page("pages/workload.py").run()
+    at.switch_page("pages/run.py").run()  # the choices survive a page switch
+    assert at.multiselect(key="run_methods").value == ["medusa"]
+    assert at.selectbox(key="run_medusa_heads").value == str(tmp_path / "no-heads")
+
+
+@pytest.mark.slow
+def test_run_page_two_draft_models_and_layer_skip_in_one_run(tiny_model_dirs, store_path, tmp_path):
+    other = tmp_path / "draft2"
+    other.symlink_to(tiny_model_dirs[1], target_is_directory=True)
+    at = open_page("run")
+    at.session_state["wl_sample_size"] = 2
+    at.text_input(key="run_target").set_value(str(tiny_model_dirs[0]))
+    at.text_area(key="run_draft").set_value(f"{tiny_model_dirs[1]}\n{other}\n")
+    at.multiselect(key="run_methods").set_value(["draft", "layer-skip"])
+    at.multiselect(key="run_gammas").set_value([2])
+    at.number_input(key="run_max_new").set_value(6)
+    at.selectbox(key="run_dtype").set_value("float32")
+    at.run()
+    assert "The target has **2** layers" in texts(at.caption) and not at.error
+    next(b for b in at.button if b.label == "Load and time models").click().run()
+    wait_for(at, lambda a: "Estimated run time" in metrics(a))
+    table = at.dataframe[0].value
+    assert list(table["configuration"]) == ["baseline", "draft:draft γ=2", "draft:draft2 γ=2", "layer-skip:L1 γ=2"]
+    assert set(table["draft speed"][1:]) == {"measured"}
+    next(b for b in at.button if b.label == "Start run").click().run()
+    wait_for(at, lambda a: any("Run finished" in s.value for s in a.success))
+    assert "target + draft + draft2 + layer-skip L1" in texts(at.success)
+    run = Store(store_path).load_run(Store(store_path).list_runs()[0]["run_id"])
+    assert set(run["manifest"]["models"]["drafters"]) == {"draft:draft", "draft:draft2", "layer-skip:L1"}
+    assert len(run["prompts"]) == 2
+
+
+@pytest.mark.slow
+def test_run_page_trains_heads_then_measures_them(tiny_model_dirs, store_path):
+    at = open_page("run")
+    at.session_state["wl_sample_size"] = 4
+    at.text_input(key="run_target").set_value(str(tiny_model_dirs[0]))
+    at.multiselect(key="run_methods").set_value(["medusa"])
+    at.multiselect(key="run_gammas").set_value([2])
+    at.number_input(key="run_max_new").set_value(6)
+    at.selectbox(key="run_dtype").set_value("float32")
+    at.run()
+    assert "Medusa needs trained heads" in at.error[0].value
+    at.number_input(key="run_train_heads").set_value(2)
+    at.number_input(key="run_train_steps").set_value(2000).run()
+    next(b for b in at.button if b.label == "Train heads on this workload").click().run()
+    wait_for(at, lambda a: "Loss" in metrics(a), timeout_s=120)  # live: stage, loss, time left
+    assert metrics(at)["Stage"] == "training" and "Stage time left" in metrics(at)
+    assert "Training the heads" in at.get("progress")[0].proto.text
+    next(b for b in at.button if b.label == "Cancel").click().run()
+    wait_for(at, lambda a: any("Training cancelled" in w.value for w in a.warning))
+    assert not at.selectbox(key="run_medusa_heads").options  # nothing saved
+
+    at.number_input(key="run_train_steps").set_value(10).run()
+    next(b for b in at.button if b.label == "Train heads on this workload").click().run()
+    wait_for(at, lambda a: any("Heads trained and selected" in s.value for s in a.success))
+    saved = at.selectbox(key="run_medusa_heads")
+    assert saved.value and saved.value.startswith(str(store_path.parent / "heads")) and len(saved.options) == 1
+    assert "2 heads, held-out top-1" in saved.options[0] and not at.error
+    next(b for b in at.button if b.label == "Start run").click().run()
+    wait_for(at, lambda a: any("Run finished" in s.value for s in a.success))
+    run = Store(store_path).load_run(Store(store_path).list_runs()[0]["run_id"])
+    assert set(run["manifest"]["models"]["drafters"]) == {"medusa", "medusa:train"}
+    assert run["manifest"]["models"]["drafters"]["medusa"]["spec"] == saved.value
+
+
 # ---- 3. explore ----
 
 def test_explore_page_shows_the_example_and_the_gamma_slider_reprojects():
