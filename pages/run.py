@@ -3,7 +3,7 @@
 import streamlit as st
 
 from pages import ui
-from specdec import config, methods, runplan
+from specdec import config, medusa, methods, runplan
 from specdec.errors import SpecdecError
 
 st.title("2 · Run")
@@ -54,7 +54,7 @@ if "draft" in chosen:
                    height=68, help=models_help + " Add lines to compare several draft models in one run.")
 
 st.subheader("What to measure")
-c = st.columns([2, 2, 1])
+c = st.columns([3, 2, 1])
 c[0].multiselect("Methods", list(config.METHODS), key="run_methods", persist_state="session", on_change=ui.mark_custom,
                  format_func=lambda m: methods.FAMILY_LABELS[m],
                  help="draft model: a smaller model drafts γ tokens; prompt lookup: copy the continuation of an "
@@ -93,6 +93,9 @@ if "medusa" in chosen:
         st.caption(f"The target continues half of these {len(workload.prompts)} prompts (by category) to make "
                    "its own training data; the heads learn to guess its next tokens and are scored on the other "
                    "half. Collecting costs about one baseline generation per prompt.")
+        if not medusa.split(workload.prompts)[1]:
+            st.warning("Every category of this sample has one prompt, so all of them would train the heads and "
+                       "none would measure them: sample more prompts on the Workload page.")
         c = st.columns([1, 1, 2])
         c[0].number_input("Heads K", min_value=1, max_value=8, key="run_train_heads", persist_state="session",
                           help="Head k guesses the token k+1 ahead: a round drafts at most K tokens.")

@@ -456,7 +456,7 @@ def job_progress(status) -> None:
         st.progress(min(t.done / max(t.total, 1), 1.0), text=f"{title}: {t.done} of {t.total} {unit}".strip())
         c = st.columns(3)
         c[0].metric("Stage", t.stage)
-        c[1].metric("Loss" if t.detail.startswith("loss") else "Step", t.detail.removeprefix("loss ") if
+        c[1].metric("Loss" if t.detail.startswith("loss") else "Done", t.detail.removeprefix("loss ") if
                     t.detail.startswith("loss") else f"{t.done} / {t.total}")
         c[2].metric("Stage time left", runplan.format_duration(t.eta_s) if t.eta_s is not None else "…",
                     help=f"elapsed {runplan.format_duration(t.elapsed_s)}; from this stage's pace so far")

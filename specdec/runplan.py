@@ -46,6 +46,7 @@ ACCEPTANCE_GUESS = {"draft": (0.85, 0.6, 0.3), "prompt-lookup": (0.6, 0.3, 0.1),
 CHARS_PER_TOKEN = 3.5  # rough BPE ratio for English prose and code, for prompt lengths before tokenizing
 CHAT_TEMPLATE_TOKENS = 20  # role markers and the generation prompt a chat template adds
 CALIBRATION_STEPS = 6  # timed one-token steps per model
+VERIFY_REPEATS = 3  # timed verify passes over max_gamma + 1 tokens (the median counts)
 CALIBRATION_TEXT = ("Speculative decoding lets a small draft model propose several tokens that the large "
                     "target model then checks in a single forward pass, so that each expensive pass can "
                     "emit more than one token when the draft guesses well.")
@@ -217,11 +218,16 @@ def _time_model(model, ids, steps, verify_tokens, clock, forward, new_cache, rol
         t2 = clock(device)
         t_verify = 0.0
         if verify_tokens:
+            # The median of a few passes: one pass of a new shape on a busy machine can cost several
+            # steps' worth and would inflate the verify slope (and the estimate) many times over.
             length = cache.get_seq_length()
-            forward(model, prompt[:verify_tokens], cache, keep=verify_tokens)
-            t3 = clock(device)
-            rollback(cache, length)
-            t_verify = t3 - t2
+            times = []
+            for _ in range(VERIFY_REPEATS):
+                t3 = clock(device)
+                forward(model, prompt[:verify_tokens], cache, keep=verify_tokens)
+                times.append(clock(device) - t3)
+                rollback(cache, length)
+            t_verify = statistics.median(times)
     return t1 - t0, (t2 - t1) / steps, t_verify
 
 
