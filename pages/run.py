@@ -54,7 +54,7 @@ if "draft" in chosen:
                    height=68, help=models_help + " Add lines to compare several draft models in one run.")
 
 st.subheader("What to measure")
-c = st.columns([3, 2, 1])
+c = st.columns([4, 2, 1])
 c[0].multiselect("Methods", list(config.METHODS), key="run_methods", persist_state="session", on_change=ui.mark_custom,
                  format_func=lambda m: methods.FAMILY_LABELS[m],
                  help="draft model: a smaller model drafts γ tokens; prompt lookup: copy the continuation of an "
