@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from specdec import bundled
+from specdec import bundled, fastlinear
 from specdec.bundled import Progress, bundled_names, ensure_bundled  # noqa: F401  (public API)
 from specdec.errors import SpecdecError
 
@@ -59,6 +59,7 @@ class LoadedModel:
             "num_key_value_heads": getattr(cfg, "num_key_value_heads", None) or heads,
             "head_dim": getattr(cfg, "head_dim", None) or (hidden // heads if hidden and heads else None),
             "architecture": type(self.model).__name__,
+            "linear": getattr(self.model, "specdec_linear", "default"),
         }
 
 
@@ -270,6 +271,7 @@ def load_weights(
         raise SpecdecError(_load_error(spec, exc, "the weights", dtype_name(torch_dtype))) from exc
     model.eval()
     model.requires_grad_(False)
+    fastlinear.tune(model)  # few-token verify passes: pick the faster matmul orientation on this CPU
     return LoadedModel(
         spec=spec, model=model, tokenizer=tokenizer, local_path=str(path), sha256=source.sha256,
         parameters=sum(p.numel() for p in model.parameters()), dtype=dtype_name(torch_dtype),
