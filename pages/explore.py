@@ -36,8 +36,8 @@ c[2].metric("Best measured speedup", f"{best['speedup']:.2f}×",
 c[3].metric("Its τ", f"{best['tau']:.2f}", help="tokens per target pass, bonus included")
 
 drafters = a.drafters
-methods_tab, gamma_tab, payoff_tab, category_tab, prompt_tab, cycle_tab, more_tab = st.tabs(
-    ["Methods", "Draft length γ", "Where it pays off", "Categories", "Prompts", "Draft → verify cycle", "More charts"])
+gamma_tab, methods_tab, payoff_tab, category_tab, prompt_tab, cycle_tab, more_tab = st.tabs(
+    ["Draft length γ", "Methods", "Where it pays off", "Categories", "Prompts", "Draft → verify cycle", "More charts"])
 
 with methods_tab:
     st.caption("Every method measured, each at its fastest γ: decode speedup with its 95% CI, and the memory it "

@@ -82,7 +82,7 @@ def test_upload_run_explore_and_download_the_brief(tiny_model_dirs, tmp_path):
 
         # 3. Explore: the new run is shown; moving γ re-projects τ and speedup without decoding.
         assert metric(page, "Prompts") == "3"
-        page.get_by_text(re.compile(r"^draft model")).first.click()  # the method radio (labelled)
+        page.locator('[data-testid="stRadio"] label', has_text="draft model").first.click()  # the method radio
         shots.settle(page)
         gamma = page.get_by_role("slider", name="Draft length γ")
         label_before = page.locator('[data-testid="stMetricLabel"]', has_text="τ at γ=").first.inner_text()
