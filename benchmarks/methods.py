@@ -41,7 +41,8 @@ def main() -> int:
     t_step = a.costs.target_step_s
     print(f"# baseline: {a.summary.loc[a.summary['method'] == 'baseline', 'tpot_ms'].iloc[0]:.1f} ms/token; "
           f"target step {t_step * 1e3:.1f} ms")
-    head = f"{'method':<34} {'n':>3} {'γ':>2} {'α':>5} {'β':>5} {'τ':>5} {'speedup [95% CI]':>22} {'median':>6} " \
+    w = max([len("method")] + [len(a.label(k)) for k in s["method"].unique()])
+    head = f"{'method':<{w}} {'n':>3} {'γ':>2} {'α':>5} {'β':>5} {'τ':>5} {'speedup [95% CI]':>22} {'median':>6} " \
            f"{'c':>5} {'+mem GB':>8}"
     print(head)
     print("-" * len(head))
@@ -51,12 +52,12 @@ def main() -> int:
             cc = f"{step / t_step:5.2f}" if step else "    –"
             beta = f"{r['alpha_beta']:5.2f}" if r["alpha_beta"] == r["alpha_beta"] else "    –"
             gb = mem.get(key, {}).get("extra_total_gb", float("nan"))
-            print(f"{a.label(key):<34} {int(r['n_prompts']):>3} {int(r['draft_length']):>2} {r['alpha_pos']:5.2f} "
+            print(f"{a.label(key):<{w}} {int(r['n_prompts']):>3} {int(r['draft_length']):>2} {r['alpha_pos']:5.2f} "
                   f"{beta} {r['tau']:5.2f} {r['speedup']:7.2f}× [{r['speedup_lo']:.2f}–{r['speedup_hi']:.2f}] "
                   f"{r['speedup_median']:6.2f} {cc} {gb:8.3f}")
     print("\n# best choice per category (highest measured speedup; training-prompt figures excluded)")
     for _, r in compare.best_per_category(a).iterrows():
-        print(f"{r['category']:<24} n={int(r['n_prompts']):>3}  {r['label']:<34} γ={int(r['draft_length'])}  "
+        print(f"{r['category']:<24} n={int(r['n_prompts']):>3}  {r['label']:<{w}} γ={int(r['draft_length'])}  "
               f"{r['speedup']:.2f}× [{r['speedup_lo']:.2f}–{r['speedup_hi']:.2f}]  +{r['extra_total_gb']:.3f} GB")
     for key, info in (m["models"].get("drafters") or {}).items():
         t = info.get("training")

@@ -6,6 +6,7 @@ import streamlit as st
 from pages import ui
 from specdec import config, decision, hardware, report, views
 
+ui.enter("brief")
 st.title("4 · Decision brief")
 source = ui.source_picker()
 loaded = ui.load_active(source)

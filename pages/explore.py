@@ -9,6 +9,7 @@ from pages import ui
 from specdec import charts, compare, config, hardware, views
 from specdec.errors import SpecdecError
 
+ui.enter("explore")
 st.title("3 · Explore")
 source = ui.source_picker()
 loaded = ui.load_active(source)
@@ -33,7 +34,7 @@ c[2].metric("Best measured speedup", f"{best['speedup']:.2f}×",
             views.config_label(a, (best["method"], best["draft_length"])),
             delta_color="off", delta_arrow="off",
             help=f"decode speedup; 95% CI {best['speedup_lo']:.2f}–{best['speedup_hi']:.2f}× over prompts")
-c[3].metric("Its τ", f"{best['tau']:.2f}", help="tokens per target pass, bonus included")
+c[3].metric("Its τ (tokens per pass)", f"{best['tau']:.2f}", help="tokens per target pass, bonus included")
 
 drafters = a.drafters
 gamma_tab, methods_tab, payoff_tab, category_tab, prompt_tab, cycle_tab, more_tab = st.tabs(
@@ -53,7 +54,7 @@ with gamma_tab:
     c = st.columns([1, 3])
     ui.keep_choice("ex_method", methods, best["method"])
     method = c[0].radio("Method", methods, format_func=a.label, key="ex_method", persist_state="session")
-    lo, hi = views.gamma_range(a)
+    lo, hi = views.gamma_range(a, method)
     ui.keep_choice("ex_gamma", range(lo, hi + 1), int(best["draft_length"]))
     gamma = c[1].slider("Draft length γ", lo, hi, key="ex_gamma", persist_state="session")
     point = views.gamma_point(a, method, gamma)

@@ -6,6 +6,7 @@ from pages import ui
 from specdec import config, medusa, methods, runplan
 from specdec.errors import SpecdecError
 
+ui.enter("run")
 st.title("2 · Run")
 workload, total = ui.current_workload()
 if workload is None:

@@ -54,6 +54,26 @@ def keep_choice(key: str, options, default) -> None:
         st.session_state[key] = default if default in options else options[0]
 
 
+def enter(page: str) -> None:
+    """First line of every page. A link straight to a page (…/brief) that is the first request a
+    fresh server sees makes Streamlit run the page file alone, in its legacy pages/-folder mode: no
+    app.py, so no navigation, no shared sidebar and none of the defaults (the thresholds came up at
+    their minimum). Hand over to app.py, which opens the page asked for."""
+    if st.session_state.get(_VIA_APP):
+        return
+    st.session_state[_GOTO] = page
+    st.switch_page("app.py")
+
+
+def mark_app_run() -> str | None:
+    """Called by app.py each run: pages may run now; returns a page asked for by enter(), once."""
+    st.session_state[_VIA_APP] = True
+    return st.session_state.pop(_GOTO, None)
+
+
+_VIA_APP, _GOTO = "_via_app", "_goto_page"
+
+
 def init_state() -> None:
     """First values of the controls (their widgets keep them across pages: persist_state="session")."""
     for key, value in DEFAULTS.items():
@@ -303,13 +323,27 @@ def active_source() -> Source | None:
     return _example_source()
 
 
+def shared_choice(widget, label: str, options: list, state_key: str, **kwargs):
+    """A choice widget that two pages draw and that shows the same value on both (Explore and Brief
+    pick the same run). Its value lives in st.session_state[state_key]; the widget under its own key
+    is re-seeded from it each run and copies changes back — Streamlit's pattern for widgets shared
+    across pages (a keyed widget with persist_state came back empty after a page switch)."""
+    if st.session_state.get(state_key) not in options:
+        st.session_state[state_key] = options[0]
+    widget_key = f"_{state_key}_widget"
+    st.session_state[widget_key] = st.session_state[state_key]
+
+    def copy_back():
+        st.session_state[state_key] = st.session_state[widget_key]
+
+    return widget(label, options, key=widget_key, on_change=copy_back, **kwargs)
+
+
 def source_picker() -> Source | None:
     """Radio for where the run comes from, then the run itself: the recorded example, a stored run
     (newest first), or an uploaded results.json (validated; errors shown as one line)."""
     options = [k for k, ok in ((EXAMPLE, _example_source() is not None), (STORED, True), (UPLOADED, True)) if ok]
-    if st.session_state.get("src_kind") not in options:
-        st.session_state["src_kind"] = options[0]
-    kind = st.radio("Show", options, key="src_kind", persist_state="session", horizontal=True)
+    kind = shared_choice(st.radio, "Show", options, "src_kind", horizontal=True)
     if kind == EXAMPLE:
         return _example_source()
     if kind == STORED:
@@ -320,9 +354,7 @@ def source_picker() -> Source | None:
             return None
         ids = [r["run_id"] for r in rows]
         labels = {r["run_id"]: views.stored_run_label(r) for r in rows}
-        if st.session_state.get("src_run") not in ids:
-            st.session_state["src_run"] = ids[0]
-        run_id = st.selectbox("Stored run", ids, format_func=labels.get, key="src_run", persist_state="session")
+        run_id = shared_choice(st.selectbox, "Stored run", ids, "src_run", format_func=labels.get)
         return _stored_source(run_id)
     upload = st.file_uploader("results.json", type=["json"], key="src_upload",
                               help="a results.json written by `python -m specdec run` or downloaded from the Brief page")

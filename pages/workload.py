@@ -6,6 +6,7 @@ from pages import ui
 from specdec import views, workloads
 from specdec.errors import SpecdecError
 
+ui.enter("workload")
 st.title("1 · Workload")
 st.write("Speculative decoding pays off on some traffic and not on other: measure it on **your** prompts. "
          "Upload a sample of real requests, or start with one of the sample workloads.")

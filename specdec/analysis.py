@@ -80,12 +80,20 @@ def collect(results: dict) -> Measurements:
                                                  ("run", "prompt_id", "category", "method", "draft_length",
                                                   "round", "drafted", "accepted", "draft_s", "verify_s")}
     betas = []
+    drafters = (results.get("manifest", {}).get("models") or {}).get("drafters") or {}
     for p in results["prompts"]:
         base = p["baseline"]
         prompt_rows.append({"prompt_id": p["id"], "category": p["category"], "prompt_tokens": p["prompt_tokens"],
                             "base_new_tokens": base["new_tokens"], "base_prefill_s": base["prefill_s"],
                             "base_decode_s": base["decode_s"]})
+        seen = set()
         for run in p["runs"]:
+            # Label a run by the γ it really drafted (a Medusa run asked for γ > K drafted K); files
+            # written before runs were capped may then hold two runs of one config: keep the first.
+            run = {**run, "draft_length": _effective_gamma(run["method"], run["draft_length"], drafters)}
+            if (run["method"], run["draft_length"]) in seen:
+                continue
+            seen.add((run["method"], run["draft_length"]))
             i_run = len(run_rows)
             rs = run["rounds"]
             d = np.array([r["drafted"] for r in rs], dtype=np.int64)
@@ -120,6 +128,10 @@ def collect(results: dict) -> Measurements:
         if bl:
             beta[i, : len(bl)] = bl
     return Measurements(results.get("manifest", {}), prompts, runs, rounds, beta)
+
+
+def _effective_gamma(key, gamma: int, drafters: dict) -> int:
+    return methods.effective_gamma(key, gamma, drafters) if methods.is_valid(key) else int(gamma)
 
 
 def _divergence(base: list[int], run: list[int]) -> dict:

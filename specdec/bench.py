@@ -35,6 +35,11 @@ class DraftSource:
     def key_for(self, prompt_id: str) -> str:
         return f"{self.key}:train" if prompt_id in self.train_prompts else self.key
 
+    def gammas(self, draft_lengths) -> list[int]:
+        """The γ values this drafter can really run, in order, without repeats: K heads draft at most K."""
+        cap = self.heads.num_heads if self.heads is not None else None
+        return list(dict.fromkeys(g if cap is None else min(g, cap) for g in draft_lengths))
+
 
 def make_drafter(source: DraftSource, target, cfg: RunConfig, generator, vocab_size: int):
     """The drafter for a method key; the one place a method becomes code."""
@@ -68,7 +73,7 @@ def measure_prompt(target, sources: list[DraftSource], ids: list[int], prompt_id
                            generator_for(cfg, prompt_id, device))
     runs = []
     for source in sources:
-        for gamma in cfg.draft_lengths:
+        for gamma in source.gammas(cfg.draft_lengths):
             if should_stop and should_stop():
                 return None
             g = generator_for(cfg, prompt_id, device)

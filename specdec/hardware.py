@@ -44,7 +44,7 @@ from specdec import config
 from specdec import methods as M
 from specdec.costs import CostModel, ModelSize, draft_size, drafters, extra_bytes, model_size
 from specdec.errors import SpecdecError
-from specdec.projection import ALL, acceptance_profile
+from specdec.projection import ALL, acceptance_profile, gamma_grid
 
 THIS_MACHINE = "this-machine"
 
@@ -183,7 +183,7 @@ def whatif(analysis, hardware=None, batch_sizes=config.WHATIF_BATCH_SIZES, gamma
         if uses and size is None:
             continue  # a drafter of unknown size cannot be projected
         g_src = int(r_m["draft_length"].max())
-        gs = list(gammas) if gammas is not None else list(range(1, max(config.PROJECTION_MAX_GAMMA, g_src) + 1))
+        gs = gamma_grid(g_src, gammas, M.max_gamma(method, info))
         src = r_m[r_m["draft_length"] == g_src]
         prof = acceptance_profile(src["drafted"].to_numpy(), src["accepted"].to_numpy(), gs, src["prompt_id"].to_numpy())
         overhead_frac = analysis.costs.overhead_s.get(method, 0.0) / analysis.costs.target_step_s

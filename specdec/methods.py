@@ -75,6 +75,22 @@ def draft_steps(key: str, gamma: float) -> float:
     return float(gamma) if kind == "gamma" else (1.0 if kind == "one" and gamma > 0 else 0.0)
 
 
+def max_gamma(key: str, drafters: dict | None = None) -> int | None:
+    """The most tokens the method can draft per round, or None when unbounded: K for Medusa heads
+    (one head per position, so a run asked for γ > K drafts K)."""
+    if family(key) != "medusa":
+        return None
+    info = (drafters or {}).get(key) or (drafters or {}).get("medusa") or {}
+    heads = info.get("heads")
+    return int(heads) if heads else None
+
+
+def effective_gamma(key: str, gamma: int, drafters: dict | None = None) -> int:
+    """The γ a round of the method really drafts when asked for `gamma` (min(γ, K) for Medusa)."""
+    cap = max_gamma(key, drafters)
+    return int(gamma) if cap is None else min(int(gamma), cap)
+
+
 def in_sample(key: str) -> bool:
     """True for measurements on the drafter's own training prompts ('medusa:train'): not evidence."""
     return parse(key) == ("medusa", "train")

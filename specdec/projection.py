@@ -41,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from specdec import config
+from specdec import config, methods
 from specdec.errors import SpecdecError
 
 ALL = "all"  # the category label of pooled (overall) rows
@@ -210,6 +210,17 @@ def project_rounds(drafted, accepted, gammas, costs, method: str, prompt=None) -
     return prof
 
 
+def _max_gamma(method: str, drafters: dict) -> int | None:
+    return methods.max_gamma(method, drafters) if methods.is_valid(method) else None
+
+
+def gamma_grid(g_src: int, gammas=None, cap: int | None = None) -> list[int]:
+    """The γ values to project: `gammas`, or 1 … max(PROJECTION_MAX_GAMMA, g_src); none above `cap`
+    (the most a drafter can propose per round, e.g. K Medusa heads)."""
+    gs = list(gammas) if gammas is not None else list(range(1, max(config.PROJECTION_MAX_GAMMA, g_src) + 1))
+    return [g for g in gs if cap is None or g <= cap]
+
+
 def project_gamma(measurements, costs, gammas=None, level: str = "overall") -> pd.DataFrame:
     """Projected τ and speedup for every γ in gammas (default 1 … max(PROJECTION_MAX_GAMMA, largest
     run)) per method, from the rounds of that method's largest γ run; level "category" adds one block
@@ -218,11 +229,12 @@ def project_gamma(measurements, costs, gammas=None, level: str = "overall") -> p
     Columns: method, category ("all" when pooled), gamma, gamma_source (the γ run used), tau,
     mean_drafted, round_ms, ms_per_token, speedup, extrapolated, measured (γ was run)."""
     rounds = measurements.rounds
+    drafters = (measurements.manifest.get("models") or {}).get("drafters") or {}
     out = []
     for method, r_m in rounds.groupby("method", sort=True):
         g_src = int(r_m["draft_length"].max())
         run_gammas = set(int(g) for g in r_m["draft_length"].unique())
-        gs = list(gammas) if gammas is not None else list(range(1, max(config.PROJECTION_MAX_GAMMA, g_src) + 1))
+        gs = gamma_grid(g_src, gammas, _max_gamma(method, drafters))
         src = r_m[r_m["draft_length"] == g_src]
         groups = [(ALL, src)]
         if level == "category":

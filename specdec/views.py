@@ -261,18 +261,23 @@ def preview_table(workload, limit: int = 200, chars: int = 160) -> pd.DataFrame:
 
 # ---- explore screen ----
 
-def gamma_range(analysis) -> tuple[int, int]:
-    """(1, largest γ the projection covers)."""
+def gamma_range(analysis, method: str | None = None) -> tuple[int, int]:
+    """(1, largest γ the projection covers), for one method when given (K for Medusa heads)."""
     proj = analysis.projection
+    if method is not None:
+        proj = proj[proj["method"] == method]
     return 1, int(proj["gamma"].max()) if len(proj) else 1
 
 
 def best_measured(analysis, method: str | None = None) -> dict | None:
-    """The measured configuration with the highest speedup (optionally of one method): a summary row."""
+    """The measured configuration with the highest speedup (optionally of one method): a summary row.
+    Without a method, measurements on a drafter's own training prompts are left out: not evidence."""
     s = analysis.summary
     s = s[(s["method"] != "baseline") & s["speedup"].notna()]
     if method is not None:
         s = s[s["method"] == method]
+    else:
+        s = s[~s["method"].map(lambda k: methods.is_valid(k) and methods.in_sample(k))]
     if s.empty:
         return None
     return s.sort_values("speedup", ascending=False).iloc[0].to_dict()

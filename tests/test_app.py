@@ -15,10 +15,17 @@ FIXTURE_WORKLOAD = Path(__file__).parent / "fixtures" / "tiny_workload.jsonl"
 TIMEOUT_S = 120  # AppTest's 3 s default is too short for a first analysis on a loaded 2-core machine
 
 
+# The pages are tested on the small tiny-model run (known categories and prompt ids, fast to analyse);
+# the committed recorded example gets its own test below.
+TINY_EXAMPLE = Path(__file__).parent / "fixtures" / "tiny_run" / "results.json"
+RECORDED_EXAMPLE = views.EXAMPLE_RESULTS
+
+
 @pytest.fixture(autouse=True)
 def store_path(tmp_path, monkeypatch):
     path = tmp_path / "runs.sqlite"
     monkeypatch.setenv("SPECDEC_STORE", str(path))
+    monkeypatch.setattr(views, "EXAMPLE_RESULTS", TINY_EXAMPLE)
     return path
 
 
@@ -105,8 +112,8 @@ def test_run_page_estimates_runs_and_opens_the_run(tiny_model_dirs, store_path):
     assert len(runs) == 1 and runs[0]["n_prompts"] == 2 and runs[0]["status"] == "complete"
     next(b for b in at.button if b.label == "Explore this run").click().run()
     assert at.title[0].value == "3 · Explore"
-    assert at.radio(key="src_kind").value == "Stored run"
-    assert at.selectbox(key="src_run").value == runs[0]["run_id"]
+    assert at.radio(key="_src_kind_widget").value == "Stored run"
+    assert at.selectbox(key="_src_run_widget").value == runs[0]["run_id"]
     assert metrics(at)["Prompts"] == "2"
 
 
@@ -237,7 +244,7 @@ def test_explore_page_shows_the_example_and_the_gamma_slider_reprojects():
     at = open_page("explore")
     assert at.title[0].value == "3 · Explore"
     assert "Recorded example" in texts(at.info)
-    assert at.radio(key="src_kind").value == "Recorded example"
+    assert at.radio(key="_src_kind_widget").value == "Recorded example"
     at.radio(key="ex_method").set_value("draft").run()
     at.slider(key="ex_gamma").set_value(2).run()
     at2 = metrics(at)
@@ -262,9 +269,25 @@ def test_explore_page_shows_the_example_and_the_gamma_slider_reprojects():
     assert not at.exception and not at.error
 
 
+@pytest.mark.skipif(not RECORDED_EXAMPLE.is_file(), reason="no recorded example committed")
+def test_the_recorded_example_opens_in_explore_and_brief(monkeypatch):
+    """A first-time user sees the committed run of the bundled pair, labelled with where and when."""
+    monkeypatch.setattr(views, "EXAMPLE_RESULTS", RECORDED_EXAMPLE)
+    import json
+    manifest = json.loads(RECORDED_EXAMPLE.read_text())["manifest"]
+    for page in ("explore", "brief"):
+        at = open_page(page)
+        banner = texts(at.info)
+        assert "Recorded example" in banner and manifest["run_id"] in banner
+        assert manifest["created"][:10] in banner and manifest["hardware"]["cpu"] in banner
+        assert not at.exception and not at.error
+    assert at.radio(key="_src_kind_widget").value == "Recorded example"
+    assert any(d.value is not None and len(d.value) for d in at.dataframe)  # the segment table
+
+
 def test_explore_upload_results_and_bad_upload():
     at = open_page("explore")
-    at.radio(key="src_kind").set_value("Upload results.json").run()
+    at.radio(key="_src_kind_widget").set_value("Upload results.json").run()
     at.file_uploader(key="src_upload").set_value(("broken.json", b"{not json", "application/json")).run()
     assert "broken.json is not JSON" in at.error[0].value and not at.exception
     data = views.example_results_path().read_bytes()

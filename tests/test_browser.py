@@ -115,3 +115,25 @@ def test_upload_run_explore_and_download_the_brief(tiny_model_dirs, tmp_path):
     assert len(reader.pages) >= 2 and "INSUFFICIENT" in text
     assert sum(len(p.images) for p in reader.pages) >= 1  # the charts came through the browser
     (SHOTS / "brief.pdf").write_bytes(pdf)
+
+
+def test_a_direct_link_to_a_page_on_a_fresh_server_gets_the_whole_app(tmp_path):
+    """The first request a server sees is …/brief: the page must still come with the app's navigation
+    and defaults (Streamlit would otherwise run pages/brief.py alone), and the run picked there must
+    still be picked after moving to Explore and back."""
+    with shots.serve(tmp_path / "runs.sqlite") as url, playwright_api.sync_playwright() as p:
+        browser = shots.launch(p)
+        page = browser.new_page(viewport=shots.VIEWPORT)
+        page.goto(f"{url}/brief")
+        page.wait_for_url(re.compile(r".*/brief$"))
+        shots.settle(page)
+        page.get_by_text("Decision brief", exact=False).first.wait_for()
+        nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+        assert "1 · Workload" in nav and "ui" not in nav.split()
+        from specdec import config
+        assert page.get_by_text(f"a confident verdict needs ≥ {config.MIN_PROMPTS}").first.is_visible()  # default
+        shots.goto(page, url, "Explore")
+        shots.goto(page, url, "Decision brief")
+        assert page.get_by_role("radio", name="Recorded example").is_checked()
+        assert page.get_by_text("Recorded example (run").first.is_visible()
+        browser.close()

@@ -219,3 +219,47 @@ def test_heads_on_their_training_prompts_are_shown_but_never_chosen(res):
     d2 = decision.decide(a2, thresholds=decision.Thresholds(min_prompts=16, min_prompts_per_segment=8))
     assert all(s["method"] != "medusa:train" for s in d2.segments)
     assert methods.label("medusa:train", drafters).endswith("training prompts")
+
+
+def test_medusa_runs_are_labelled_by_the_gamma_they_drafted(res):
+    """K heads draft at most K tokens: a run asked for γ=4 with 3 heads is a γ=3 run, and nothing is
+    projected beyond K (the γ slider stops there)."""
+    import copy
+    three = copy.deepcopy(res)
+    three["manifest"]["models"]["drafters"]["medusa"]["heads"] = 3
+    for p in three["prompts"]:  # a file written before runs were capped: γ=4 and a duplicate γ=3
+        extra = [dict(r, draft_length=3) for r in p["runs"] if r["method"] == "medusa" and r["draft_length"] == 4]
+        p["runs"] += extra
+    a3 = analysis.analyze(three, n_boot=100)
+    med = a3.measurements.runs[a3.measurements.runs["method"] == "medusa"]
+    assert sorted(set(med["draft_length"])) == [2, 3]
+    assert len(med) == 2 * len(a3.measurements.prompts)  # the duplicate γ=3 run was dropped
+    assert a3.projection.loc[a3.projection["method"] == "medusa", "gamma"].max() == 3
+    assert views.gamma_range(a3, "medusa") == (1, 3)
+    assert views.gamma_range(a3, "draft:a")[1] > 3
+    w = hardware.whatif(a3, hardware=["L4"], batch_sizes=(1,))
+    assert w.loc[w["method"] == "medusa", "gamma"].max() == 3
+
+
+def test_draft_source_runs_each_gamma_medusa_can_draft_once():
+    from types import SimpleNamespace
+
+    from specdec.bench import DraftSource
+    assert DraftSource("medusa", heads=SimpleNamespace(num_heads=3)).gammas((1, 2, 4, 6)) == [1, 2, 3]
+    assert DraftSource("draft").gammas((1, 2, 4, 6)) == [1, 2, 4, 6]
+    assert methods.max_gamma("medusa:train", {"medusa": {"heads": 3}}) == 3
+    assert methods.max_gamma("draft") is None
+
+
+def test_headline_best_ignores_training_prompt_figures(res):
+    import copy
+    trained = copy.deepcopy(res)
+    trained["manifest"]["models"]["drafters"]["medusa:train"] = dict(trained["manifest"]["models"]["drafters"]["medusa"])
+    for p in trained["prompts"][:8]:
+        for run in p["runs"]:
+            if run["method"] == "medusa":
+                run["method"] = "medusa:train"
+                run["decode_s"] *= 0.01  # absurdly fast on its own training prompts
+    a2 = analysis.analyze(trained, n_boot=100)
+    assert views.best_measured(a2, "medusa:train")["speedup"] > views.best_measured(a2)["speedup"]
+    assert views.best_measured(a2)["method"] != "medusa:train"
