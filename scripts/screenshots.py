@@ -25,7 +25,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1400, "height": 1000}
-EXPLORE_TABS = ("Draft length γ", "Where it pays off", "Categories", "Prompts", "Draft → verify cycle", "More charts")
+EXPLORE_TABS = ("Draft length γ", "Methods", "Where it pays off", "Categories", "Prompts", "Draft → verify cycle", "More charts")
 
 
 def free_port() -> int:

@@ -141,8 +141,10 @@ def _ratio_axis(values) -> dict:
     v = np.asarray([x for x in values if x is not None and np.isfinite(x) and x > 0], dtype=float)
     lo = min(v.min(initial=1.0), 0.9) / 1.15
     hi = max(v.max(initial=1.0), 1.1) * 1.15
-    wide = math.log10(hi / lo) > 1.2  # more than ~16×: 1-2-5 steps; else finer ones around 1×
-    steps = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50) if wide else (
+    span = math.log10(hi / lo)
+    # Ticks about evenly spaced on the log axis: 1-2-5 beyond ~16×, ~1.4× steps beyond ~3×, finer inside.
+    steps = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50) if span > 1.2 else (
+        0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.4, 2, 3, 5, 7, 10) if span > 0.5 else (
         0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 4, 6, 8)
     ticks = [t for t in steps if lo <= t <= hi]
     return dict(type="log", range=[math.log10(lo), math.log10(hi)], tickvals=ticks,
@@ -606,7 +608,7 @@ def methods_chart(table: pd.DataFrame) -> go.Figure:
     fig.add_trace(go.Bar(x=[None], y=[None], orientation="h", name="its KV cache, one sequence",
                          marker=dict(color="#777", opacity=0.45, pattern=dict(shape="/", fgcolor="white"))), row=1, col=2)
     for yv, total in zip(y, weights + kv):
-        text = "none" if total == 0 else (f"{total:.2f}" if total >= 0.01 else f"{1e3 * total:.1f} MB")
+        text = "none" if total == 0 else (f"{total:.2f} GB" if total >= 0.1 else f"{1e3 * total:.3g} MB")
         fig.add_annotation(x=total, y=yv, text=text, showarrow=False, xanchor="left", xshift=4,
                            font=dict(size=config.CHART_FONT_PX - 2, color="#444"), row=1, col=2)
     fig.add_vline(x=1.0, line=dict(color="#222", width=1.2, dash="dash"), row=1, col=1)
@@ -627,10 +629,12 @@ def methods_chart(table: pd.DataFrame) -> go.Figure:
 
 def primary_method(analysis, decision=None) -> str | None:
     """The method the single-method charts show: the decision's configuration when it has one, else the
-    method of the pooled configuration with the highest measured speedup; None without speculative runs."""
+    method of the pooled configuration with the highest measured speedup (never one measured on its own
+    training prompts); None without speculative runs."""
     if decision is not None and decision.config:
         return decision.config["method"]
     s = _speculative(analysis.summary).dropna(subset=["speedup"])
+    s = s[~s["method"].map(lambda k: methods.is_valid(k) and methods.in_sample(k))]  # training prompts: not evidence
     if s.empty:
         return None
     return str(s.sort_values("speedup", ascending=False)["method"].iloc[0])

@@ -270,13 +270,15 @@ class _Pdf(FPDF):
 
         with Image.open(io.BytesIO(png)) as im:
             w_px, h_px = im.size
-        w = self.epw
-        h = w * h_px / w_px
         self.set_font(SANS, "", 8)
-        cap_h = len(self.multi_cell(w, 3.8, self.clean(caption), dry_run=True, output="LINES")) * 3.8
+        cap_h = len(self.multi_cell(self.epw, 3.8, self.clean(caption), dry_run=True, output="LINES")) * 3.8
+        # A chart taller than a page (many categories × methods) is scaled down to fit one, centred.
+        h_max = self.page_break_trigger - self.t_margin - cap_h - 2
+        w = min(self.epw, h_max * w_px / h_px)
+        h = w * h_px / w_px
         if self.get_y() + h + cap_h + 2 > self.page_break_trigger:
             self.add_page()
-        self.image(io.BytesIO(png), x=self.l_margin, w=w, h=h)
+        self.image(io.BytesIO(png), x=self.l_margin + (self.epw - w) / 2, w=w, h=h)
         self.set_text_color(85, 85, 85)
         self.multi_cell(w, 3.8, self.clean(caption), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.set_text_color(34, 34, 34)

@@ -69,7 +69,8 @@ def test_calibrate_and_speeds_from_results(tiny_model_dirs):
     assert s.target_step_s > 0 and s.draft_step_s > 0 and s.prefill_s_per_token > 0 and s.verify_slope >= 0
     example = json.loads(views.example_results_path().read_text())
     r = runplan.speeds_from_results(example)
-    assert r.target_step_s > 0 and set(r.acceptance) == {"draft", "prompt-lookup"}
+    measured = {run["method"] for p in example["prompts"] for run in p["runs"]}
+    assert r.target_step_s > 0 and set(r.acceptance) == measured
     assert all(0 <= v <= 1 for v in r.acceptance.values())
 
 
@@ -163,7 +164,8 @@ def test_verify_cycles_rebuild_the_output(example):
             for c in cycles:
                 n = c["accepted"]
                 assert c["status"][:n] == ["accepted"] * n
-                assert c["emitted"][:n] == c["drafted"][:n]  # accepted drafts are the output
+                kept = min(n, len(c["emitted"]))  # an accepted EOS ends the output inside the round
+                assert c["emitted"][:kept] == c["drafted"][:kept]  # accepted drafts are the output
                 if n < len(c["drafted"]):
                     assert c["status"][n] == "rejected" and set(c["status"][n + 1:]) <= {"discarded"}
                     assert c["next_kind"] in ("resampled", "cut")
