@@ -90,6 +90,11 @@ if "medusa" in chosen:
                  help="Heads trained on this target (saved next to the run history), or any directory written by "
                       "`python -m specdec train-heads`. Prompts the heads were trained on are reported apart "
                       "(medusa:train), so the decision rests on prompts they never saw.")
+    st.checkbox("Also measure typical acceptance (lossy)", key="run_medusa_typical", persist_state="session",
+                help=f"Medusa's own rule (Cai et al. 2024): accept a drafted token while the target gives it more "
+                     f"than min({config.MEDUSA_TYPICAL_EPSILON:g}, {config.MEDUSA_TYPICAL_DELTA:g}·e^−entropy). It "
+                     "accepts more than the exact test but changes the output: the run measures how far it drifts "
+                     "from the target's, shows it apart, and never bases the decision on it.")
     with st.expander("Train heads on this workload", expanded=not saved):
         st.caption(f"The target continues half of these {len(workload.prompts)} prompts (by category) to make "
                    "its own training data; the heads learn to guess its next tokens and are scored on the other "

@@ -37,7 +37,7 @@ DEFAULTS = {
     "run_top_p": config.SamplingConfig.top_p, "run_top_k": config.SamplingConfig.top_k,
     "run_seed": config.DEFAULT_SEED, "run_dtype": config.DEFAULT_DTYPE, "run_device": config.DEFAULT_DEVICE,
     "run_trust": False, "run_layers": "", "run_medusa_heads": None, "run_train_heads": config.MEDUSA_HEADS,
-    "run_train_steps": config.MEDUSA_STEPS, "src_kind": None, "src_run": None,
+    "run_train_steps": config.MEDUSA_STEPS, "run_medusa_typical": False, "src_kind": None, "src_run": None,
     "ex_hw": config.DEFAULT_HARDWARE, "ex_batch": 1,
     "th_hw": config.DEFAULT_HARDWARE, "th_speedup": decision.Thresholds.min_speedup_lo,
     "th_prompts": decision.Thresholds.min_prompts, "th_segment": decision.Thresholds.min_prompts_per_segment,
@@ -208,7 +208,7 @@ def run_config(max_prompts: int | None) -> config.RunConfig:
         temperature=float(s["run_temperature"]) if sampling else 0.0,
         top_p=float(s["run_top_p"]) if sampling else 1.0, top_k=int(s["run_top_k"]) if sampling else 0,
         seed=int(s["run_seed"]), dtype=s["run_dtype"], device=s["run_device"], layer_skip_layers=layers,
-        medusa_heads=heads)
+        medusa_heads=heads, medusa_typical="medusa" in chosen and bool(s.get("run_medusa_typical")))
 
 
 def saved_heads() -> list[dict]:

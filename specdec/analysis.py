@@ -391,10 +391,13 @@ def losslessness(data) -> dict:
     """Evidence that speculation did not change the output. Greedy runs must reproduce the baseline's
     ids exactly (up to floating-point near-ties: bf16 can flip an argmax the baseline saw differently).
     Returns {greedy, temperature, dtype, applicable, runs, identical, identical_rate, by_method: {m: rate},
-    first_divergence: [positions], first_divergence_median, note}."""
+    first_divergence: [positions], first_divergence_median, note, lossy}. Runs of a lossy acceptance rule
+    (medusa:typical) are left out of the counts, which are the evidence for the lossless methods, and
+    reported apart in lossy: {method: {runs, identical_rate, first_divergence_median, new_tokens_mean}}."""
     m = _as_measurements(data)
     settings = m.manifest.get("settings", {})
-    runs = m.runs
+    is_lossy = m.runs["method"].map(lambda k: methods.is_valid(k) and methods.lossy(k))
+    runs = m.runs[~is_lossy]
     fd = runs["first_divergence"].dropna()
     out = {"greedy": m.greedy, "temperature": float(settings.get("temperature", 0.0)), "dtype": settings.get("dtype"),
            "applicable": m.greedy, "runs": int(len(runs)),
@@ -402,7 +405,11 @@ def losslessness(data) -> dict:
            "identical_rate": float(runs["identical"].mean()) if len(runs) else float("nan"),
            "by_method": {k: float(v) for k, v in runs.groupby("method")["identical"].mean().items()},
            "first_divergence": [int(x) for x in fd],
-           "first_divergence_median": float(fd.median()) if len(fd) else float("nan")}
+           "first_divergence_median": float(fd.median()) if len(fd) else float("nan"),
+           "lossy": {k: {"runs": int(len(g)), "identical_rate": float(g["identical"].mean()),
+                         "first_divergence_median": float(g["first_divergence"].median()),
+                         "new_tokens_mean": float(g["new_tokens"].mean())}
+                     for k, g in m.runs[is_lossy].groupby("method")}}
     if not m.greedy:
         out["note"] = ("sampling run: outputs are random draws and are not expected to match token for token; "
                        "losslessness is a property of the output distribution — check it with a greedy run")

@@ -24,16 +24,21 @@ WARMUP_TOKENS = 8
 @dataclass
 class DraftSource:
     """What one method key drafts with: a draft model (or the target's layer-skip view), Medusa heads,
-    or nothing (prompt lookup). keys_for(prompt_id) may rename the key per prompt (Medusa heads
-    measured on a prompt they were trained on are reported as 'medusa:train')."""
+    or nothing (prompt lookup). key_for(prompt_id) may rename the key per prompt (Medusa heads
+    measured on a prompt they were trained on are reported as 'medusa:train') or skip the prompt
+    (None: typical acceptance is measured on held-out prompts only). typical: (ε, δ) of Medusa's
+    typical acceptance, None for the exact test."""
 
     key: str
     model: Any = None
     heads: Any = None
     train_prompts: frozenset = frozenset()
+    typical: tuple[float, float] | None = None
 
-    def key_for(self, prompt_id: str) -> str:
-        return f"{self.key}:train" if prompt_id in self.train_prompts else self.key
+    def key_for(self, prompt_id: str) -> str | None:
+        if prompt_id not in self.train_prompts:
+            return self.key
+        return None if self.typical is not None else f"{self.key}:train"
 
     def gammas(self, draft_lengths) -> list[int]:
         """The γ values this drafter can really run, in order, without repeats: K heads draft at most K."""
@@ -73,13 +78,17 @@ def measure_prompt(target, sources: list[DraftSource], ids: list[int], prompt_id
                            generator_for(cfg, prompt_id, device))
     runs = []
     for source in sources:
+        key = source.key_for(prompt_id)
+        if key is None:
+            continue
         for gamma in source.gammas(cfg.draft_lengths):
             if should_stop and should_stop():
                 return None
             g = generator_for(cfg, prompt_id, device)
             drafter = make_drafter(source, target, cfg, g, vocab_size)
-            gen = speculative_decode(target, drafter, prompt, gamma, cfg.max_new_tokens, cfg.sampling, eos_ids, g)
-            runs.append({"method": source.key_for(prompt_id), "draft_length": gamma,
+            gen = speculative_decode(target, drafter, prompt, gamma, cfg.max_new_tokens, cfg.sampling, eos_ids, g,
+                                     typical=source.typical)
+            runs.append({"method": key, "draft_length": gamma,
                          **generation_record(gen, decode_text)})
     return {"prompt_tokens": len(ids), "baseline": generation_record(base, decode_text), "runs": runs}
 

@@ -630,11 +630,11 @@ def methods_chart(table: pd.DataFrame) -> go.Figure:
 def primary_method(analysis, decision=None) -> str | None:
     """The method the single-method charts show: the decision's configuration when it has one, else the
     method of the pooled configuration with the highest measured speedup (never one measured on its own
-    training prompts); None without speculative runs."""
+    training prompts or with a lossy acceptance rule); None without speculative runs."""
     if decision is not None and decision.config:
         return decision.config["method"]
     s = _speculative(analysis.summary).dropna(subset=["speedup"])
-    s = s[~s["method"].map(lambda k: methods.is_valid(k) and methods.in_sample(k))]  # training prompts: not evidence
+    s = s[s["method"].map(methods.decidable)]  # not training-prompt figures, not a lossy rule
     if s.empty:
         return None
     return str(s.sort_values("speedup", ascending=False)["method"].iloc[0])

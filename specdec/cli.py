@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="layer-skip: draft with the target's first L layers, one run per L (e.g. 7,14,21); "
                           "default half the target's layers")
     run.add_argument("--medusa-heads", default=None, help="medusa: a directory written by `train-heads`")
+    run.add_argument("--medusa-typical", action="store_true",
+                     help="medusa: also measure Medusa's typical acceptance (LOSSY: the output drifts from the "
+                          "target's; the run measures how far), on held-out prompts")
     run.add_argument("--draft-lengths", type=_csv(int), default=config.DEFAULT_DRAFT_LENGTHS, help="γ values, e.g. 2,4,6")
     run.add_argument("--max-new-tokens", type=int, default=config.DEFAULT_MAX_NEW_TOKENS)
     run.add_argument("--max-prompts", type=int, default=None, help="stratified sample of this many prompts")
@@ -159,7 +162,8 @@ def _run_config(args) -> config.RunConfig:
     return run_config(target=args.target, draft=args.draft, methods=args.methods, draft_lengths=args.draft_lengths,
                       max_new_tokens=args.max_new_tokens, max_prompts=args.max_prompts, temperature=args.temperature,
                       top_p=args.top_p, top_k=args.top_k, seed=args.seed, dtype=args.dtype, device=args.device,
-                      layer_skip_layers=args.layer_skip_layers, medusa_heads=args.medusa_heads)
+                      layer_skip_layers=args.layer_skip_layers, medusa_heads=args.medusa_heads,
+                      medusa_typical=args.medusa_typical)
 
 
 def _cmd_train_heads(args) -> int:

@@ -33,6 +33,10 @@ MEDUSA_LR = 1e-3
 MEDUSA_TRAIN_SHARE = 0.5  # of the workload's prompts, per category; the rest measure the heads
 MEDUSA_TRAIN_TOKENS = 96  # target continuation tokens generated per training prompt
 MEDUSA_EVAL_PROMPTS = 8  # held-out prompts the head accuracy is scored on
+# Medusa's typical acceptance (Cai et al. 2024, §2.3.1; the Medusa repository's posterior_threshold and
+# posterior_alpha): accept a drafted token while p(x) > min(ε, δ·exp(−H(p))). Lossy, so opt-in only.
+MEDUSA_TYPICAL_EPSILON = 0.09
+MEDUSA_TYPICAL_DELTA = 0.3
 
 MAX_WORKLOAD_BYTES = 50 * 1024 * 1024
 
@@ -59,6 +63,7 @@ class RunConfig:
     methods: tuple[str, ...] = DEFAULT_METHODS  # families (config.METHODS)
     layer_skip_layers: tuple[int, ...] = ()  # empty: LAYER_SKIP_DEFAULT_FRACTION of the target's layers
     medusa_heads: str | None = None  # directory of heads saved by `train-heads`; needed for "medusa"
+    medusa_typical: bool = False  # also measure the heads with typical acceptance ("medusa:typical"; lossy)
     draft_lengths: tuple[int, ...] = DEFAULT_DRAFT_LENGTHS
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     max_prompts: int | None = None

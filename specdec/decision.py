@@ -115,8 +115,9 @@ def decide(data, thresholds: Thresholds = Thresholds(), hardware: str = config.D
 # ---- measured assessment ----
 
 def _assess(summary: pd.DataFrame, cat: str, n: int, th: Thresholds) -> dict:
-    # Drafters measured on their own training prompts (medusa:train) are shown, never decided on.
-    candidates = summary["method"].map(lambda m: m != "baseline" and not methods.in_sample(m))
+    # Drafters measured on their own training prompts (medusa:train) or with a lossy acceptance rule
+    # (medusa:typical) are shown, never decided on.
+    candidates = summary["method"].map(lambda m: m != "baseline" and methods.decidable(m))
     rows = summary[candidates & (summary["category"] == cat)]
     seg = {"category": cat, "n_prompts": n, "status": "off", "method": None, "draft_length": None,
            "speedup": None, "speedup_lo": None, "speedup_hi": None, "saving_ms": None, "saving_pct": None,
@@ -306,7 +307,7 @@ def _reasons(a: Analysis, verdict, overall, cats, segments, cfg, hardware, th: T
             r.append(f"Compute price: {c['flops_ratio']:.2f}× the FLOPs per token of plain decoding "
                      f"({100 * c['rejected_share']:.0f}% of verified positions are thrown away; Thm 3.11 predicts "
                      f"{c['flops_ratio_theory']:.2f}×) — speculation saves latency, not compute.")
-    r.append(_lossless_reason(a.lossless, th))
+    r.append(_lossless_reason(a.lossless, th, a.label))
     return r
 
 
@@ -359,9 +360,9 @@ def _segment_reason(s: dict, th: Thresholds, a: Analysis) -> str:
     }[s["status"]]
 
 
-def _lossless_reason(loss: dict, th: Thresholds) -> str:
+def _lossless_reason(loss: dict, th: Thresholds, label=str) -> str:
     if not loss["applicable"]:
-        return f"Losslessness at temperature {loss['temperature']:g}: " + loss["note"] + "."
+        return f"Losslessness at temperature {loss['temperature']:g}: " + loss["note"] + "." + _lossy_text(loss, label)
     rate = loss["identical_rate"]
     first = (f"; first divergences at token {', '.join(str(x) for x in loss['first_divergence'][:5])}"
              if loss["first_divergence"] else "")
@@ -372,7 +373,17 @@ def _lossless_reason(loss: dict, th: Thresholds) -> str:
                  "speedups until it is explained.")
     elif loss["dtype"] != "float32" and rate < 1.0:
         text += " In bfloat16, late divergences come from near-ties in rounding; rerun in float32 to confirm."
-    return text
+    return text + _lossy_text(loss, label)
+
+
+def _lossy_text(loss: dict, label) -> str:
+    """What a lossy acceptance rule did to the output (left out of the counts above)."""
+    parts = []
+    for key, x in (loss.get("lossy") or {}).items():
+        fd = x["first_divergence_median"]
+        parts.append(f" {label(key)}, left out of that count: {100 * x['identical_rate']:.0f}% of its {x['runs']} runs "
+                     f"match the baseline" + (f"; the others first differ at token {fd:.0f} (median)" if fd == fd else "") + ".")
+    return "".join(parts)
 
 
 def _jsonable(x):

@@ -70,7 +70,7 @@ def baseline_decode(
 
 def speculative_decode(
     target, drafter, prompt: torch.Tensor, gamma: int, max_new_tokens: int, sampling: SamplingConfig,
-    eos_ids: set[int], generator: torch.Generator | None = None,
+    eos_ids: set[int], generator: torch.Generator | None = None, typical: tuple[float, float] | None = None,
 ) -> Generation:
     """Speculative decoding (Leviathan et al. 2023, Alg. 1): the drafter proposes ≤ γ tokens, the
     target scores all of them plus one more in a single forward, and the accepted run plus one
@@ -79,6 +79,9 @@ def speculative_decode(
     Invariant between rounds: seq = prompt + emitted tokens, and the target cache holds seq[:-1].
     A drafter with `observe` (Medusa heads) is given the target's final hidden state that produced
     seq[-1]; the target forward then returns it beside the logits, at no extra cost.
+
+    typical=(ε, δ) swaps the exact test for Medusa's typical acceptance (S.verify_typical): lossy, so
+    only for a run that asks for it by name and measures how far the output drifts.
     """
     device = prompt.device
     observe = getattr(drafter, "observe", None)
@@ -106,7 +109,9 @@ def speculative_decode(
             x = proposal.x
             t_draft = clock(device)
             logits, h = _target_pass(target, torch.cat([seq[-1:], x]), cache, x.shape[0] + 1, observe)
-            if sampling.greedy:
+            if typical is not None:
+                n, token = S.verify_typical(logits, x, sampling, generator, *typical)
+            elif sampling.greedy:
                 n, token = S.verify_greedy(logits, x)
             else:
                 n, token = S.verify_sampled(S.warp(logits, sampling), proposal.q, x, generator)

@@ -10,6 +10,9 @@ A key is a family, optionally with a variant after a colon:
                              measured on prompts the heads were not trained on
     medusa:train             the same heads on the prompts they were trained on (optimistic; never
                              the basis of a decision, shown so the gap to held-out prompts is visible)
+    medusa:typical           the heads on held-out prompts with Medusa's typical acceptance instead of
+                             the exact test: LOSSY (its output drifts from the target's, and the run
+                             measures how far); shown beside the others, never the basis of a decision
 
 What each drafter costs lives in the manifest, `models.drafters[key]` (see `drafter_info`), so that
 analysis, projection and the brief treat every method alike instead of special-casing names.
@@ -43,8 +46,8 @@ def parse(key: str) -> tuple[str, str | None]:
         raise SpecdecError(f"method {key!r}: layer-skip needs its layer count, as in layer-skip:L8")
     if family == "prompt-lookup" and variant:
         raise SpecdecError(f"method {key!r}: prompt-lookup takes no variant")
-    if family == "medusa" and variant not in (None, "train"):
-        raise SpecdecError(f"method {key!r}: medusa takes no variant but :train")
+    if family == "medusa" and variant not in (None, "train", "typical"):
+        raise SpecdecError(f"method {key!r}: medusa takes no variant but :train or :typical")
     return family, variant
 
 
@@ -96,6 +99,16 @@ def in_sample(key: str) -> bool:
     return parse(key) == ("medusa", "train")
 
 
+def lossy(key: str) -> bool:
+    """True when the method's acceptance rule changes the output ('medusa:typical')."""
+    return parse(key) == ("medusa", "typical")
+
+
+def decidable(key: str) -> bool:
+    """May the method be chosen: a valid key measured on held-out prompts with a lossless test."""
+    return is_valid(key) and not in_sample(key) and not lossy(key)
+
+
 def layer_skip_key(layers: int) -> str:
     return f"layer-skip:L{int(layers)}"
 
@@ -124,7 +137,7 @@ def label(key: str, drafters: dict | None = None) -> str:
     if fam == "medusa":
         heads = ((drafters or {}).get(key) or (drafters or {}).get("medusa") or {}).get("heads")
         name = f"Medusa heads ({heads})" if heads else "Medusa heads"
-        return f"{name}, training prompts" if var == "train" else name
+        return {"train": f"{name}, training prompts", "typical": f"{name}, typical acceptance (lossy)"}.get(var, name)
     return FAMILY_LABELS[fam]
 
 

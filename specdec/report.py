@@ -633,7 +633,9 @@ def _losslessness(pdf: _Pdf, a: Analysis):
     if loss["applicable"]:
         pdf.para(f"Speculative decoding must not change the output: under greedy decoding every speculative run "
                  f"should emit exactly the baseline's token ids. Here {loss['identical']} of {loss['runs']} runs did "
-                 f"({_pct(loss['identical_rate'])}), in {loss['dtype']}.")
+                 f"({_pct(loss['identical_rate'])}), in {loss['dtype']}."
+                 + (" Runs of a lossy acceptance rule are left out of that count and listed below with their drift."
+                    if loss.get("lossy") else ""))
     else:
         pdf.para(f"Sampling run (temperature {loss['temperature']:g}): {loss['note']}.")
     runs = a.prompts

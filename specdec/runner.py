@@ -164,13 +164,20 @@ def draft_sources(cfg: RunConfig, target, drafts: list, workload_sha256: str | N
             same_file = rep.get("workload_sha256") in (None, workload_sha256)
             train = frozenset(rep.get("train_prompts") or ()) if same_file else frozenset()
             sources.append(bench.DraftSource("medusa", heads=heads, train_prompts=train))
+            keys = ["medusa", "medusa:train"]
+            if cfg.medusa_typical:
+                typical = (config.MEDUSA_TYPICAL_EPSILON, config.MEDUSA_TYPICAL_DELTA)
+                sources.append(bench.DraftSource("medusa:typical", heads=heads, train_prompts=train, typical=typical))
+                keys.append("medusa:typical")
             summary = {k: rep.get(k) for k in ("steps", "train_s", "collect_s", "top1", "top5", "train_top1",
                                                "loss_first", "loss_last", "train_positions", "eval_positions")}
-            for key in ("medusa", "medusa:train"):
+            for key in keys:
                 infos[key] = methods.drafter_info(
                     key, parameters=heads.parameter_count() + lm_params, extra_parameters=heads.parameter_count(),
                     num_layers=1, spec=str(cfg.medusa_heads), name=f"{heads.num_heads} heads", heads=heads.num_heads,
-                    train_prompts=len(train), training=summary, **kv)
+                    train_prompts=len(train), training=summary, **kv,
+                    **({"acceptance": {"rule": "typical", "epsilon": config.MEDUSA_TYPICAL_EPSILON,
+                                       "delta": config.MEDUSA_TYPICAL_DELTA}} if methods.lossy(key) else {}))
         else:
             raise SpecdecError(f"unknown method {family!r}: choose from {', '.join(config.METHODS)}")
     return sources, infos

@@ -84,7 +84,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
 def run_config(*, target: str, draft, methods, draft_lengths, max_new_tokens: int,
                max_prompts: int | None = None, temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0,
                seed: int = config.DEFAULT_SEED, dtype: str = config.DEFAULT_DTYPE,
-               device: str = config.DEFAULT_DEVICE, layer_skip_layers=(), medusa_heads: str | None = None) -> RunConfig:
+               device: str = config.DEFAULT_DEVICE, layer_skip_layers=(), medusa_heads: str | None = None,
+               medusa_typical: bool = False) -> RunConfig:
     """A checked RunConfig from form or command-line values; every problem is one SpecdecError line.
     draft: one spec or several (a list, or comma-separated)."""
     target = str(target).strip()
@@ -105,6 +106,8 @@ def run_config(*, target: str, draft, methods, draft_lengths, max_new_tokens: in
     if "medusa" in methods and not (medusa_heads and str(medusa_heads).strip()):
         raise SpecdecError("the medusa method needs trained heads: run `python -m specdec train-heads` and pass "
                            "its output directory")
+    if medusa_typical and "medusa" not in methods:
+        raise SpecdecError("typical acceptance is a Medusa option: add the medusa method")
     gammas = tuple(sorted({int(g) for g in draft_lengths}))
     if not gammas or gammas[0] < 1 or gammas[-1] > config.MAX_DRAFT_LENGTH:
         raise SpecdecError(f"choose draft lengths γ from 1 to {config.MAX_DRAFT_LENGTH}")
@@ -116,7 +119,8 @@ def run_config(*, target: str, draft, methods, draft_lengths, max_new_tokens: in
         raise SpecdecError("temperature must be ≥ 0, top-p in (0, 1] and top-k ≥ 0")
     return RunConfig(target=target, drafts=drafts if "draft" in methods else (), methods=methods,
                      layer_skip_layers=layers if "layer-skip" in methods else (),
-                     medusa_heads=str(medusa_heads).strip() if "medusa" in methods else None, draft_lengths=gammas,
+                     medusa_heads=str(medusa_heads).strip() if "medusa" in methods else None,
+                     medusa_typical=bool(medusa_typical), draft_lengths=gammas,
                      max_new_tokens=int(max_new_tokens), max_prompts=None if max_prompts is None else int(max_prompts),
                      sampling=SamplingConfig(temperature=float(temperature), top_p=float(top_p), top_k=int(top_k)),
                      seed=int(seed), dtype=dtype, device=device)
@@ -361,6 +365,9 @@ def drafter_costs(cfg: RunConfig, speeds: Speeds, medusa_k: int | None = None) -
             else:
                 step, how = t * MEDUSA_ROUND_SHARE, "assumed"
             out.append(DrafterCost("medusa", step, max_gamma=medusa_k, acceptance=alphas("medusa"), how=how))
+            if cfg.medusa_typical:  # the same heads again, held-out prompts only, the lossy test
+                out.append(DrafterCost("medusa:typical", step, max_gamma=medusa_k,
+                                       acceptance=alphas("medusa:typical", "medusa"), how=how))
     return out
 
 

@@ -107,6 +107,29 @@ def verify_sampled(
     return n, sample(residual / total if total > 0 else p[n], generator)
 
 
+def verify_typical(
+    target_logits: torch.Tensor, x: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator | None,
+    epsilon: float, delta: float,
+) -> tuple[int, int]:
+    """Medusa's typical acceptance (Cai et al. 2024, §2.3.1) — LOSSY: the output is no longer the
+    target's. target_logits (γ+1, V), x (γ,) → (n accepted, next token id).
+
+    Accept x_i while p_i(x_i) > min(ε, δ·exp(−H(p_i))), H the entropy of p_i in nats, with p the warped
+    target distribution (temperature 1 when greedy: at temperature 0 the rule would be plain greedy
+    matching). The next token is the target's own choice at position n (argmax when greedy, a draw
+    from p_n otherwise): a replacement when n < γ, the bonus when n == γ.
+    """
+    p = warp(target_logits, sampling)
+    gamma = x.shape[0]
+    p_d = p[:gamma]
+    entropy = -(p_d * torch.log(p_d.clamp_min(1e-20))).sum(-1)
+    threshold = torch.clamp(delta * torch.exp(-entropy), max=epsilon)
+    n = _first_false(p_d[torch.arange(gamma, device=p.device), x] > threshold)
+    if sampling.greedy:
+        return n, int(target_logits[n].argmax())
+    return n, sample(p[n], generator)
+
+
 def _first_false(mask: torch.Tensor) -> int:
     """Index of the first False in a 1-D bool tensor, or its length when all are True."""
     misses = (~mask).nonzero()

@@ -271,13 +271,13 @@ def gamma_range(analysis, method: str | None = None) -> tuple[int, int]:
 
 def best_measured(analysis, method: str | None = None) -> dict | None:
     """The measured configuration with the highest speedup (optionally of one method): a summary row.
-    Without a method, measurements on a drafter's own training prompts are left out: not evidence."""
+    Without a method, only decidable ones count (not on a drafter's own training prompts, not lossy)."""
     s = analysis.summary
     s = s[(s["method"] != "baseline") & s["speedup"].notna()]
     if method is not None:
         s = s[s["method"] == method]
     else:
-        s = s[~s["method"].map(lambda k: methods.is_valid(k) and methods.in_sample(k))]
+        s = s[s["method"].map(methods.decidable)]
     if s.empty:
         return None
     return s.sort_values("speedup", ascending=False).iloc[0].to_dict()

@@ -340,7 +340,7 @@ def _models_label(cfg: RunConfig) -> str:
     if "layer-skip" in cfg.methods:
         parts.append("layer-skip " + (", ".join(f"L{n}" for n in cfg.layer_skip_layers) or "(half the layers)"))
     if "medusa" in cfg.methods:
-        parts.append("Medusa heads")
+        parts.append("Medusa heads" + (" (exact + typical)" if cfg.medusa_typical else ""))
     return " + ".join(parts)
 
 

@@ -8,7 +8,7 @@ import torch
 from transformers import Qwen2ForCausalLM
 
 import tiny
-from specdec import medusa, methods, results as R
+from specdec import analysis, medusa, methods, results as R
 from specdec.cli import main
 from specdec.config import SamplingConfig
 from specdec.decoding import baseline_decode, speculative_decode
@@ -142,6 +142,9 @@ def test_method_keys():
     assert methods.draft_steps("medusa", 4) == 1 and methods.draft_steps("draft:x", 4) == 4
     assert methods.draft_steps("prompt-lookup", 4) == 0
     assert methods.in_sample("medusa:train") and not methods.in_sample("medusa")
+    assert methods.lossy("medusa:typical") and not methods.lossy("medusa")
+    assert [k for k in ("medusa", "medusa:train", "medusa:typical", "draft", "bogus") if methods.decidable(k)] == \
+        ["medusa", "draft"]
     for bad in ("layer-skip", "layer-skip:8", "prompt-lookup:x", "eagle", "medusa:x", "draft:"):
         assert not methods.is_valid(bad), bad
 
@@ -168,20 +171,27 @@ def test_train_heads_then_run_every_method_side_by_side(tiny_model_dirs, tmp_pat
     other.symlink_to(draft_dir, target_is_directory=True)
     assert main(["run", "--workload", str(workload), "--out", str(tmp_path / "out"), "--target", str(target_dir),
                  "--draft", f"{draft_dir},{other}", "--methods", "draft,prompt-lookup,layer-skip,medusa",
-                 "--layer-skip-layers", "1", "--medusa-heads", str(tmp_path / "heads"), "--draft-lengths", "2",
-                 "--max-new-tokens", "10", "--dtype", "float32"]) == 0
+                 "--layer-skip-layers", "1", "--medusa-heads", str(tmp_path / "heads"), "--medusa-typical",
+                 "--draft-lengths", "2", "--max-new-tokens", "10", "--dtype", "float32"]) == 0
     results = R.load(tmp_path / "out" / "results.json")
     drafters = results["manifest"]["models"]["drafters"]
-    assert set(drafters) == {"draft:draft", "draft:draft2", "prompt-lookup", "layer-skip:L1", "medusa", "medusa:train"}
+    assert set(drafters) == {"draft:draft", "draft:draft2", "prompt-lookup", "layer-skip:L1", "medusa", "medusa:train",
+                             "medusa:typical"}
+    assert drafters["medusa:typical"]["acceptance"]["rule"] == "typical"
     assert drafters["layer-skip:L1"]["extra_parameters"] == 0 and drafters["layer-skip:L1"]["num_layers"] == 1
     assert drafters["medusa"]["extra_parameters"] > 0 and drafters["medusa"]["heads"] == 2
     assert drafters["draft:draft"]["extra_parameters"] == results["manifest"]["models"]["draft"]["parameters"]
     for p in results["prompts"]:
         keys = {r["method"] for r in p["runs"]}
-        medusa_key = "medusa:train" if p["id"] in trained else "medusa"
-        assert keys == {"draft:draft", "draft:draft2", "prompt-lookup", "layer-skip:L1", medusa_key}
+        # Typical acceptance runs on held-out prompts only, beside the exact test.
+        medusa_keys = {"medusa:train"} if p["id"] in trained else {"medusa", "medusa:typical"}
+        assert keys == {"draft:draft", "draft:draft2", "prompt-lookup", "layer-skip:L1"} | medusa_keys
         for run in p["runs"]:
-            assert run["tokens"] == p["baseline"]["tokens"], run["method"]  # greedy float32: lossless
+            if run["method"] != "medusa:typical":  # the lossy rule may drift; everything else may not
+                assert run["tokens"] == p["baseline"]["tokens"], run["method"]  # greedy float32: lossless
+    a = analysis.analyze(results, n_boot=50)
+    assert "medusa:typical" in a.lossless["lossy"] and "medusa:typical" not in a.lossless["by_method"]
+    assert "typical acceptance (lossy)" in a.label("medusa:typical")
 
 
 def test_run_option_errors_are_one_line(tiny_model_dirs, tmp_path, capsys):
@@ -191,7 +201,26 @@ def test_run_option_errors_are_one_line(tiny_model_dirs, tmp_path, capsys):
             "--dtype", "float32", "--no-store"]
     assert main(base + ["--methods", "medusa"]) == 2
     assert "train-heads" in capsys.readouterr().err
+    assert main(base + ["--methods", "draft", "--medusa-typical"]) == 2
+    assert "add the medusa method" in capsys.readouterr().err
     assert main(base + ["--methods", "layer-skip", "--layer-skip-layers", "9"]) == 2
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "the target has 2 layers" in errors[0] and "Traceback" not in err
+
+
+def test_typical_acceptance_is_a_lossy_rule_between_two_exact_limits(target):
+    """Threshold 1 (ε = 1, δ huge) accepts nothing, so every token is the target's argmax: the greedy
+    output. Threshold 0 (ε = 0) accepts every drafted token: the output drifts from the target's."""
+    heads = random_heads(target, 3)
+    drifted = 0
+    for prompt in prompts(4, seed=8):
+        base = baseline_decode(target, prompt, 20, GREEDY, EOS)
+        never = speculative_decode(target, MedusaDrafter(heads, target.lm_head, GREEDY, None, target.config.vocab_size),
+                                   prompt, 3, 20, GREEDY, EOS, typical=(1.0, 1e9))
+        assert never.tokens == base.tokens and all(r.accepted == 0 for r in never.rounds)
+        always = speculative_decode(target, MedusaDrafter(heads, target.lm_head, GREEDY, None, target.config.vocab_size),
+                                    prompt, 3, 20, GREEDY, EOS, typical=(0.0, 0.3))
+        assert all(r.accepted == r.drafted for r in always.rounds) and len(always.tokens) <= 20
+        drifted += always.tokens != base.tokens
+    assert drifted > 0

@@ -263,3 +263,29 @@ def test_headline_best_ignores_training_prompt_figures(res):
     a2 = analysis.analyze(trained, n_boot=100)
     assert views.best_measured(a2, "medusa:train")["speedup"] > views.best_measured(a2)["speedup"]
     assert views.best_measured(a2)["method"] != "medusa:train"
+
+
+def test_a_lossy_rule_is_shown_with_its_drift_but_never_chosen(res):
+    import copy
+    lossy = copy.deepcopy(res)
+    lossy["manifest"]["models"]["drafters"]["medusa:typical"] = dict(lossy["manifest"]["models"]["drafters"]["medusa"])
+    for p in lossy["prompts"]:
+        extra = []
+        for run in p["runs"]:
+            if run["method"] == "medusa":
+                fast = copy.deepcopy(run)
+                fast.update(method="medusa:typical", decode_s=run["decode_s"] * 0.2)  # much faster…
+                fast["tokens"] = fast["tokens"][:3] + [t + 1 for t in fast["tokens"][3:]]  # …and drifts at token 3
+                extra.append(fast)
+        p["runs"] += extra
+    a2 = analysis.analyze(lossy, n_boot=100)
+    assert a2.lossless["identical_rate"] == 1.0 and "medusa:typical" not in a2.lossless["by_method"]
+    drift = a2.lossless["lossy"]["medusa:typical"]
+    assert drift["identical_rate"] == 0.0 and drift["first_divergence_median"] == 3
+    assert "medusa:typical" in set(compare.methods_table(a2)["method"])  # shown…
+    assert "medusa:typical" not in set(compare.best_per_category(a2)["method"])  # …never chosen
+    d2 = decision.decide(a2, thresholds=decision.Thresholds(min_prompts=16, min_prompts_per_segment=8))
+    assert all(s["method"] != "medusa:typical" for s in d2.segments)
+    assert views.best_measured(a2)["method"] != "medusa:typical"
+    text = " ".join(d2.reasons)
+    assert "typical acceptance (lossy), left out of that count: 0% of its" in text and "token 3 (median)" in text

@@ -117,3 +117,18 @@ def test_warp_top_k_top_p_temperature():
     assert torch.allclose(S.warp(logits, SamplingConfig()), probs)  # greedy reports T=1
     sharp = S.warp(logits, SamplingConfig(temperature=0.5))
     assert sharp[0] > probs[0]
+
+
+def test_typical_acceptance_accepts_plausible_tokens_the_exact_test_refuses():
+    """Medusa's rule p(x) > min(ε, δ·e^−H): on a flat row (H = ln 5) the bar is 0.3/5 = 0.06, so any token
+    (p = 0.2) passes — greedy matching would refuse all but the argmax; on a confident row the bar is
+    ε = 0.09 and only the argmax passes."""
+    flat, sure = torch.zeros(V), onehot(2) * 10
+    logits = torch.stack([flat, sure, onehot(1) * 10])
+    greedy = SamplingConfig()
+    assert S.verify_greedy(logits, torch.tensor([3, 4])) == (0, 0)
+    assert S.verify_typical(logits, torch.tensor([3, 4]), greedy, None, 0.09, 0.3) == (1, 2)  # refuse 4, take 2
+    assert S.verify_typical(logits, torch.tensor([3, 2]), greedy, None, 0.09, 0.3) == (2, 1)  # bonus from row 3
+    assert S.verify_typical(logits, torch.tensor([3, 2]), greedy, None, 0.01, 0.3) == (2, 1)
+    assert S.verify_typical(logits, torch.tensor([3, 2]), greedy, None, 0.5, 0.3)[0] == 2  # flat bar stays 0.06
+    assert S.verify_typical(logits, torch.tensor([3, 2]), greedy, None, 0.25, 5.0) == (0, 0)  # bar min(.25, 1) > .2
