@@ -162,6 +162,8 @@ elif cfg:
     st.info((f"{missing[0].upper()}{missing[1:]}. " if missing else "") +
             "The estimate needs the speed of these models on this machine. **Load and time models** loads them "
             "(they stay loaded for the run) and times a short decode: a few seconds once loaded.")
+else:
+    st.caption("Fix the settings above to see an estimate.")
 if cfg and st.button("Load and time models", disabled=job.busy, icon=":material/timer:"):
     try:
         ui.worker().start_calibration(cfg, bool(st.session_state["run_trust"]))

@@ -214,6 +214,7 @@ def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str |
             store.create_run(manifest)
             for p in results["prompts"]:
                 store.add_prompt(manifest["run_id"], p)
+        store.claim_run(manifest["run_id"])
     _save(results, path)
 
     eos = set(_eos_ids(target))

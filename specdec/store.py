@@ -20,6 +20,11 @@ committed prompt survives power loss, not just a killed process), busy_timeout f
 meet another writer, and BEGIN IMMEDIATE so a writer takes its lock before reading. One Store may
 be shared by threads (a lock serialises them); other processes open their own.
 
+Liveness: a run is "running" only while the process measuring it holds an OS lock on
+<store>.locks/<run_id>.lock (claim_run; finish_run lets go). The OS drops the lock when that process
+dies, however it dies, so a run left "running" by a crash or a kill is listed and loaded as
+"interrupted" — its stored prompts intact — instead of looking as if it were still going.
+
 Importing a run whose run_id is already stored is refused with a clear error: a run id names one
 measurement, so a second copy would be a duplicate, not a new run. Delete the old one first.
 """
@@ -29,12 +34,18 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 from specdec import config, results
 from specdec.errors import SpecdecError
+
+if sys.platform != "win32":
+    import fcntl
+else:  # no flock: runs left "running" by a crash stay so
+    fcntl = None
 
 STORE_SCHEMA_VERSION = 1  # PRAGMA user_version of a store this code created
 
@@ -116,6 +127,7 @@ class Store:
         except OSError as exc:
             raise SpecdecError(f"cannot create the run store folder {self.path.parent}: {exc.strerror}") from None
         self._db = None
+        self._claims: dict[str, int] = {}  # run_id → fd of the lock this process holds
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, sqlite3 adds none of its own.
             self._db = sqlite3.connect(self.path, timeout=config.STORE_BUSY_TIMEOUT_S,
@@ -187,6 +199,8 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
+            for run_id in list(self._claims):
+                self._release(run_id)
             if self._db is not None:
                 self._db.close()
                 self._db = None
@@ -225,7 +239,8 @@ class Store:
             self._update_manifest(db, manifest)
 
     def finish_run(self, run_id: str, status: str) -> None:
-        """Set the run's status; any status but "running" also stamps manifest.finished (if unset)."""
+        """Set the run's status; any status but "running" also stamps manifest.finished (if unset) and
+        gives up this process's claim on the run."""
         if status not in config.RUN_STATUSES:
             raise SpecdecError(f"status must be one of {', '.join(config.RUN_STATUSES)}, got {status!r}")
         with self._write() as db:
@@ -236,6 +251,55 @@ class Store:
             elif manifest.get("finished") is None:
                 manifest["finished"] = results.now_iso()
             self._update_manifest(db, manifest)
+        if status != "running":
+            self._release(run_id)
+
+    # ---- liveness ----
+
+    def claim_run(self, run_id: str) -> None:
+        """Mark the run as being measured by this process until finish_run (or this process's end)."""
+        if fcntl is None or run_id in self._claims:
+            return
+        lock = self._lock_path(run_id)
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise SpecdecError(f"cannot create the run lock {lock}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise SpecdecError(f"run {run_id} is being measured by another process") from None
+        self._claims[run_id] = fd
+
+    def _release(self, run_id: str) -> None:
+        fd = self._claims.pop(run_id, None)
+        if fd is not None:
+            self._lock_path(run_id).unlink(missing_ok=True)
+            os.close(fd)  # closing drops the lock
+
+    def _live(self, run_id: str) -> bool:
+        """Does some process (this one included) hold the run's lock?"""
+        if fcntl is None or run_id in self._claims:
+            return True
+        try:
+            fd = os.open(self._lock_path(run_id), os.O_RDWR)
+        except OSError:
+            return False  # no lock file: nobody claimed it, or its owner let go
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # also drops the probe's lock when it got one
+        return False
+
+    def _lock_path(self, run_id: str) -> Path:
+        return self.path.parent / f"{self.path.name}.locks" / f"{run_id}.lock"
+
+    def _status(self, run_id: str, status: str) -> str:
+        return "interrupted" if status == "running" and not self._live(run_id) else status
 
     # ---- reading ----
 
@@ -247,7 +311,10 @@ class Store:
                 "(SELECT COUNT(*) FROM prompts p WHERE p.run_id = r.run_id), r.workload, r.methods "
                 "FROM runs r ORDER BY r.created DESC, r.run_id DESC").fetchall()
         keys = ("run_id", "created", "status", "target", "draft", "n_prompts", "workload", "methods")
-        return [dict(zip(keys, row[:-1]), methods=json.loads(row[-1])) for row in rows]
+        out = [dict(zip(keys, row[:-1]), methods=json.loads(row[-1])) for row in rows]
+        for r in out:
+            r["status"] = self._status(r["run_id"], r["status"])
+        return out
 
     def has_run(self, run_id: str) -> bool:
         with self._read() as db:
@@ -276,6 +343,10 @@ class Store:
             for i, g in enumerate(prompt["runs"]):
                 g["rounds"] = rounds.get((pid, i + 1), [])
             prompts.append(prompt)
+        status = self._status(run_id, manifest.get("status"))
+        if status != manifest.get("status"):
+            manifest.update(status=status, notes=[*manifest.get("notes", []),
+                                                  "the process measuring this run stopped before it finished"])
         return {**extra, "schema_version": results.SCHEMA_VERSION, "manifest": manifest, "prompts": prompts}
 
     def done_prompt_ids(self, run_id: str) -> set[str]:

@@ -31,6 +31,7 @@ from specdec.store import Store
 store_path, run_id, prompts_path, sleep_s = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 prompts = json.load(open(prompts_path, encoding="utf-8"))
 store = Store(store_path)
+store.claim_run(run_id)  # as the runner does: "running" while this process lives
 done = store.done_prompt_ids(run_id)
 for p in prompts:
     if p["id"] not in done:
@@ -73,6 +74,7 @@ def store(tmp_path):
 
 def store_results(store, r) -> str:
     run_id = store.create_run(r["manifest"])
+    store.claim_run(run_id)  # as the runner does, so a "running" run loads as running
     for p in r["prompts"]:
         store.add_prompt(run_id, p)
     return run_id
@@ -195,6 +197,7 @@ def test_delete_removes_every_row_of_that_run_only(store):
 
 def test_export_then_import_into_another_store(store, tmp_path):
     r = make_results(4)
+    r["manifest"]["status"] = "complete"  # an unclaimed "running" run would load as interrupted
     r["comment"] = "top-level extra"
     run_id = store.create_run(r["manifest"])
     for p in r["prompts"]:
@@ -311,7 +314,7 @@ def test_sigkill_mid_run_loses_nothing_finished_and_resume_completes(tmp_path):
         assert set(printed) <= done <= set(ids[:len(printed) + 1])
         loaded = s.load_run(run_id)
         assert loaded["prompts"] == r["prompts"][:len(done)]
-        assert loaded["manifest"]["status"] == "running"
+        assert loaded["manifest"]["status"] == "interrupted"  # its process is gone
 
     resumed = start_writer(path, run_id, r["prompts"], tmp_path, sleep_s=0)
     out, err = resumed.communicate(timeout=30)
@@ -400,6 +403,7 @@ def test_hostile_imports_fail_cleanly_and_leave_the_store_intact(store, tmp_path
 
 def test_sql_in_strings_is_stored_verbatim_never_run(store, tmp_path):
     r = make_results(2, run_id="sql-run")
+    r["manifest"]["status"] = "complete"
     r["prompts"][0]["id"] = SQL
     r["prompts"][0]["category"] = "x'); DELETE FROM prompts; --"
     r["prompts"][0]["prompt"] = f"Robert{SQL}\x00 \u202e"
@@ -457,3 +461,27 @@ def test_runs_cli(store, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SPECDEC_STORE", str(tmp_path / "empty.sqlite"))
     assert cli.main(["runs", "list"]) == 0
     assert "no runs in" in capsys.readouterr().out
+
+
+def test_a_run_is_running_only_while_its_process_lives(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    r = make_results(6)
+    with Store(path) as s:
+        run_id = s.create_run(r["manifest"])
+    writer = start_writer(path, run_id, r["prompts"], tmp_path, sleep_s=2.0)
+    assert writer.stdout.readline().strip() == r["prompts"][0]["id"]
+    with Store(path) as s:
+        assert s.list_runs()[0]["status"] == "running"
+        with pytest.raises(SpecdecError, match="being measured by another process"):
+            s.claim_run(run_id)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait(timeout=10)
+    with Store(path) as s:
+        assert s.list_runs()[0]["status"] == "interrupted"
+        loaded = s.load_run(run_id)
+        assert loaded["manifest"]["status"] == "interrupted" and "stopped before it finished" in loaded["manifest"]["notes"][-1]
+        s.claim_run(run_id)  # a resume may take it over
+        assert s.list_runs()[0]["status"] == "running"
+        s.finish_run(run_id, "complete")
+        assert s.list_runs()[0]["status"] == "complete"
+        assert not (tmp_path / "runs.sqlite.locks" / f"{run_id}.lock").exists()
