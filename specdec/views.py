@@ -82,7 +82,9 @@ def run_facts(manifest: dict) -> dict:
     drafts = [d.get("spec") for k, d in info.items() if methods.family(k) == "draft" and d.get("spec")]
     if not info and (models.get("draft") or {}).get("spec"):
         drafts = [models["draft"]["spec"]]
-    others = [methods.label(k, info) for k in info if methods.family(k) in ("layer-skip", "medusa")]
+    # One name per drafter: Medusa's :train and :typical rows are the same heads measured differently.
+    others = [methods.label(k, info) for k in info
+              if methods.family(k) == "layer-skip" or (methods.family(k) == "medusa" and methods.variant(k) is None)]
     draft = ", ".join(drafts)
     sampling = "greedy" if float(s.get("temperature", 0.0)) <= 0 else (
         f"sampling T={s.get('temperature')}, top-p={s.get('top_p')}")

@@ -277,6 +277,9 @@ def test_the_recorded_example_opens_in_explore_and_brief(monkeypatch):
     manifest = json.loads(RECORDED_EXAMPLE.read_text())["manifest"]
     for page in ("explore", "brief"):
         at = open_page(page)
+        t = time.perf_counter()
+        at.run()  # a rerun (a widget moved): the analysis is cached, nothing heavy may run again
+        assert time.perf_counter() - t < 3.0, f"{page} rerun on the recorded example"
         banner = texts(at.info)
         assert "Recorded example" in banner and manifest["run_id"] in banner
         assert manifest["created"][:10] in banner and manifest["hardware"]["cpu"] in banner
