@@ -396,7 +396,7 @@ def losslessness(data) -> dict:
     reported apart in lossy: {method: {runs, identical_rate, first_divergence_median, new_tokens_mean}}."""
     m = _as_measurements(data)
     settings = m.manifest.get("settings", {})
-    is_lossy = m.runs["method"].map(lambda k: methods.is_valid(k) and methods.lossy(k))
+    is_lossy = m.runs["method"].map(lambda k: methods.is_valid(k) and methods.lossy(k)).astype(bool)
     runs = m.runs[~is_lossy]
     fd = runs["first_divergence"].dropna()
     out = {"greedy": m.greedy, "temperature": float(settings.get("temperature", 0.0)), "dtype": settings.get("dtype"),

@@ -634,7 +634,7 @@ def primary_method(analysis, decision=None) -> str | None:
     if decision is not None and decision.config:
         return decision.config["method"]
     s = _speculative(analysis.summary).dropna(subset=["speedup"])
-    s = s[s["method"].map(methods.decidable)]  # not training-prompt figures, not a lossy rule
+    s = s[s["method"].map(methods.decidable).astype(bool)]  # not training-prompt figures, not a lossy rule
     if s.empty:
         return None
     return str(s.sort_values("speedup", ascending=False)["method"].iloc[0])

@@ -65,7 +65,7 @@ def best_per_category(analysis) -> pd.DataFrame:
     rows = []
     for cat in cats:
         t = methods_table(analysis, cat)
-        t = t[t["method"].map(methods.decidable)]  # training-prompt figures and lossy rules are not a choice
+        t = t[t["method"].map(methods.decidable).astype(bool)]  # training-prompt figures and lossy rules are not a choice
         if len(t):
             rows.append(t.sort_values(["speedup", "speedup_lo"], ascending=False).iloc[0])
     return pd.DataFrame(rows, columns=COLUMNS).reset_index(drop=True)

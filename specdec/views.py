@@ -279,7 +279,7 @@ def best_measured(analysis, method: str | None = None) -> dict | None:
     if method is not None:
         s = s[s["method"] == method]
     else:
-        s = s[s["method"].map(methods.decidable)]
+        s = s[s["method"].map(methods.decidable).astype(bool)]
     if s.empty:
         return None
     return s.sort_values("speedup", ascending=False).iloc[0].to_dict()
