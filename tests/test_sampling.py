@@ -132,3 +132,15 @@ def test_typical_acceptance_accepts_plausible_tokens_the_exact_test_refuses():
     assert S.verify_typical(logits, torch.tensor([3, 2]), greedy, None, 0.01, 0.3) == (2, 1)
     assert S.verify_typical(logits, torch.tensor([3, 2]), greedy, None, 0.5, 0.3)[0] == 2  # flat bar stays 0.06
     assert S.verify_typical(logits, torch.tensor([3, 2]), greedy, None, 0.25, 5.0) == (0, 0)  # bar min(.25, 1) > .2
+
+
+def test_typical_acceptance_when_sampling_draws_the_next_token_from_p():
+    sampling = SamplingConfig(temperature=1.0)
+    logits = torch.stack([torch.zeros(V), onehot(2) * 10, onehot(1) * 10])
+    draws = [S.verify_typical(logits, torch.tensor([3, 4]), sampling, torch.Generator().manual_seed(s), 0.09, 0.3)
+             for s in range(50)]
+    assert {n for n, _ in draws} == {1}  # the test itself is deterministic
+    assert {t for _, t in draws} == {2}  # p_1 puts ~all its mass on 2
+    flat = [S.verify_typical(torch.stack([torch.zeros(V), torch.zeros(V)]), torch.tensor([3]), sampling,
+                             torch.Generator().manual_seed(s), 0.09, 0.3)[1] for s in range(200)]
+    assert set(flat) == set(range(V))  # a bonus drawn from a flat p covers the vocabulary
