@@ -1,0 +1,103 @@
+"""Target forward time over a KV cache for 1, 3 and 5 new tokens, with each CPU matmul backend.
+
+    python benchmarks/linear_backends.py [--model qwen2.5-coder-1.5b-instruct] [--context 200] [--reps 6]
+
+A speculative round pays off only when verifying γ+1 tokens costs little more than one decode step, so
+what matters is the ratio T(3)/T(1), not just T(1). Backends, side by side in one process on the same
+loaded model: "default" (F.linear), "weight-major" (specdec.fastlinear: (W·xᵀ)ᵀ) and "onednn" (weights
+pre-packed with to_mkldnn, torch._C._nn.mkldnn_linear; an experiment: it keeps a packed copy of every
+body Linear beside the dense weight, so it needs that much more memory, and it is not used by specdec).
+The vocabulary projection keeps its dense path in every backend. float32.
+
+Prints one line per backend (median ms for 1/3/5 tokens and T(3)/T(1)), then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import types
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from specdec import fastlinear, models  # noqa: E402
+from specdec.config import BUNDLED_TARGET  # noqa: E402
+from specdec.forward import forward, new_cache, rollback  # noqa: E402
+
+ROWS = (1, 3, 5)
+
+
+def forward_ms(model, context: int, rows: int, reps: int) -> float:
+    """Median ms of one forward of `rows` new tokens after a `context`-token prefill (cache rolled back)."""
+    ids = torch.randint(0, 1000, (context + rows,), generator=torch.Generator().manual_seed(0))
+    cache = new_cache(model)
+    times = []
+    with torch.inference_mode():
+        forward(model, ids[:context], cache, 1)
+        for _ in range(reps + 1):
+            t = time.perf_counter()
+            forward(model, ids[context:], cache, rows)
+            times.append(time.perf_counter() - t)
+            rollback(cache, context)
+    return statistics.median(times[1:]) * 1e3
+
+
+def body_linears(model) -> list[nn.Linear]:
+    out = model.get_output_embeddings()
+    return [m for m in model.modules() if isinstance(m, nn.Linear) and m is not out]
+
+
+def use_default(model) -> None:
+    for m in body_linears(model):
+        m.forward = types.MethodType(nn.Linear.forward, m)
+
+
+def use_weight_major(model) -> None:
+    for m in body_linears(model):
+        m.forward = types.MethodType(fastlinear._forward, m)
+
+
+def _onednn_forward(self, x):
+    flat = x.reshape(-1, x.shape[-1])
+    y = torch._C._nn.mkldnn_linear(flat.to_mkldnn(), self._packed_w, self._packed_b).to_dense()
+    return y.reshape(*x.shape[:-1], y.shape[-1])
+
+
+def use_onednn(model) -> None:
+    for m in body_linears(model):
+        if not hasattr(m, "_packed_w"):
+            m._packed_w = m.weight.detach().to_mkldnn()
+            bias = m.bias.detach() if m.bias is not None else torch.zeros(m.weight.shape[0])
+            m._packed_b = bias.to_mkldnn()
+        m.forward = types.MethodType(_onednn_forward, m)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=BUNDLED_TARGET)
+    parser.add_argument("--context", type=int, default=200)
+    parser.add_argument("--reps", type=int, default=6)
+    args = parser.parse_args()
+    loaded = models.load_model(args.model, dtype="float32", device="cpu")
+    model = loaded.model
+    print(f"# {args.model}, float32, context {args.context}, torch threads {torch.get_num_threads()}; "
+          f"specdec chose {getattr(model, 'specdec_linear', 'default')}", file=sys.stderr)
+    out = {}
+    for name, use in (("default", use_default), ("weight-major", use_weight_major), ("onednn", use_onednn)):
+        use(model)
+        ms = {k: forward_ms(model, args.context, k, args.reps) for k in ROWS}
+        out[name] = {"ms": {str(k): round(v, 1) for k, v in ms.items()}, "verify3_over_step": round(ms[3] / ms[1], 2)}
+        print(f"{name:<13} " + "  ".join(f"{k} tok {v:7.1f} ms" for k, v in ms.items())
+              + f"   T(3)/T(1) {ms[3] / ms[1]:.2f}")
+    print(json.dumps({"model": args.model, "context": args.context, "backends": out}))
+
+
+if __name__ == "__main__":
+    main()
