@@ -94,7 +94,6 @@ STORE_BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another writer before
 
 # Workloads (specdec/workloads.py)
 DEFAULT_CATEGORY = "uncategorised"  # for prompts whose file gives no category
-FEW_PROMPTS_PER_CATEGORY = 8  # fewer in a category → warn its numbers are noisy (cf. MIN_PROMPTS_PER_SEGMENT)
 # dtype of converted GGUF weights in the cache. bfloat16 halves disk and load time; the rounding it adds
 # (~0.4% per weight) is far below the 4-bit quantisation error already in the GGUF.
 CACHE_DTYPE = "bfloat16"

@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from specdec.config import DEFAULT_CATEGORY, DEFAULT_SEED, FEW_PROMPTS_PER_CATEGORY, MAX_WORKLOAD_BYTES
+from specdec.config import DEFAULT_CATEGORY, DEFAULT_SEED, MAX_WORKLOAD_BYTES, MIN_PROMPTS_PER_SEGMENT
 from specdec.errors import SpecdecError
 
 PROMPT_ALIASES = ("question", "query", "instruction", "input", "text")  # tried when there is no `prompt`
@@ -157,10 +157,11 @@ def load_workload(source: str | Path | bytes, *, name: str | None = None, max_pr
     if max_prompts is not None and max_prompts < len(prompts):
         prompts, sample, note = _stratified_sample(prompts, max_prompts, seed)
         warnings.append(note)
-    few = {c: n for c, n in Counter(p.category for p in prompts).items() if n < FEW_PROMPTS_PER_CATEGORY}
+    # The decision's own bar: a category below it gets no verdict of its own, so say so before the run.
+    few = {c: n for c, n in Counter(p.category for p in prompts).items() if n < MIN_PROMPTS_PER_SEGMENT}
     if few:
         warnings.append(f"{len(few)} categor{'y has' if len(few) == 1 else 'ies have'} fewer than "
-                        f"{FEW_PROMPTS_PER_CATEGORY} prompts, so their per-category numbers will be noisy: "
+                        f"{MIN_PROMPTS_PER_SEGMENT} prompts, so their per-category numbers will be noisy: "
                         + ", ".join(f"{c} ({n})" for c, n in few.items()))
     return Workload(name=name, path=path, format=fmt, prompts=prompts, warnings=warnings,
                     skipped=log.skipped, sha256=hashlib.sha256(raw).hexdigest(), sample=sample)
