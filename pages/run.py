@@ -151,8 +151,9 @@ if cfg and speeds:
 if est:
     c = st.columns([1, 3])
     c[0].metric("Estimated run time", runplan.format_duration(est.total_s))
-    c[1].caption(f"Between {runplan.format_duration(est.low_s)} and {runplan.format_duration(est.high_s)} "
-                 f"depending on acceptance; speeds from {est.source}. Model loading is not included; "
+    spread = (f"Between {runplan.format_duration(est.low_s)} and {runplan.format_duration(est.high_s)} "
+              "depending on acceptance" if est.high_s - est.low_s >= 1.0 else "With the acceptance measured")
+    c[1].caption(f"{spread}; speeds from {est.source}. Model loading is not included; "
                  "generations that stop early make it shorter.")
     with c[1].expander("Per prompt, by configuration"):
         st.dataframe({"configuration": list(est.by_config), "seconds": [round(v, 1) for v in est.by_config.values()],
