@@ -90,7 +90,7 @@ def collect(results: dict) -> Measurements:
         for run in p["runs"]:
             # Label a run by the γ it really drafted (a Medusa run asked for γ > K drafted K); files
             # written before runs were capped may then hold two runs of one config: keep the first.
-            run = {**run, "draft_length": _effective_gamma(run["method"], run["draft_length"], drafters)}
+            run = {**run, "draft_length": methods.effective_gamma(run["method"], run["draft_length"], drafters)}
             if (run["method"], run["draft_length"]) in seen:
                 continue
             seen.add((run["method"], run["draft_length"]))
@@ -128,10 +128,6 @@ def collect(results: dict) -> Measurements:
         if bl:
             beta[i, : len(bl)] = bl
     return Measurements(results.get("manifest", {}), prompts, runs, rounds, beta)
-
-
-def _effective_gamma(key, gamma: int, drafters: dict) -> int:
-    return methods.effective_gamma(key, gamma, drafters) if methods.is_valid(key) else int(gamma)
 
 
 def _divergence(base: list[int], run: list[int]) -> dict:
@@ -396,7 +392,7 @@ def losslessness(data) -> dict:
     reported apart in lossy: {method: {runs, identical_rate, first_divergence_median, new_tokens_mean}}."""
     m = _as_measurements(data)
     settings = m.manifest.get("settings", {})
-    is_lossy = m.runs["method"].map(lambda k: methods.is_valid(k) and methods.lossy(k)).astype(bool)
+    is_lossy = m.runs["method"].map(methods.lossy).astype(bool)
     runs = m.runs[~is_lossy]
     fd = runs["first_divergence"].dropna()
     out = {"greedy": m.greedy, "temperature": float(settings.get("temperature", 0.0)), "dtype": settings.get("dtype"),

@@ -80,8 +80,8 @@ def draft_steps(key: str, gamma: float) -> float:
 
 def max_gamma(key: str, drafters: dict | None = None) -> int | None:
     """The most tokens the method can draft per round, or None when unbounded: K for Medusa heads
-    (one head per position, so a run asked for γ > K drafts K)."""
-    if family(key) != "medusa":
+    (one head per position, so a run asked for γ > K drafts K). Unknown keys are unbounded."""
+    if not is_valid(key) or family(key) != "medusa":
         return None
     info = (drafters or {}).get(key) or (drafters or {}).get("medusa") or {}
     heads = info.get("heads")
@@ -96,12 +96,12 @@ def effective_gamma(key: str, gamma: int, drafters: dict | None = None) -> int:
 
 def in_sample(key: str) -> bool:
     """True for measurements on the drafter's own training prompts ('medusa:train'): not evidence."""
-    return parse(key) == ("medusa", "train")
+    return is_valid(key) and parse(key) == ("medusa", "train")
 
 
 def lossy(key: str) -> bool:
     """True when the method's acceptance rule changes the output ('medusa:typical')."""
-    return parse(key) == ("medusa", "typical")
+    return is_valid(key) and parse(key) == ("medusa", "typical")
 
 
 def decidable(key: str) -> bool:

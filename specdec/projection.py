@@ -210,10 +210,6 @@ def project_rounds(drafted, accepted, gammas, costs, method: str, prompt=None) -
     return prof
 
 
-def _max_gamma(method: str, drafters: dict) -> int | None:
-    return methods.max_gamma(method, drafters) if methods.is_valid(method) else None
-
-
 def gamma_grid(g_src: int, gammas=None, cap: int | None = None) -> list[int]:
     """The γ values to project: `gammas`, or 1 … max(PROJECTION_MAX_GAMMA, g_src); none above `cap`
     (the most a drafter can propose per round, e.g. K Medusa heads)."""
@@ -234,7 +230,7 @@ def project_gamma(measurements, costs, gammas=None, level: str = "overall") -> p
     for method, r_m in rounds.groupby("method", sort=True):
         g_src = int(r_m["draft_length"].max())
         run_gammas = set(int(g) for g in r_m["draft_length"].unique())
-        gs = gamma_grid(g_src, gammas, _max_gamma(method, drafters))
+        gs = gamma_grid(g_src, gammas, methods.max_gamma(method, drafters))
         src = r_m[r_m["draft_length"] == g_src]
         groups = [(ALL, src)]
         if level == "category":
