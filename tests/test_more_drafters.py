@@ -192,6 +192,13 @@ def test_train_heads_then_run_every_method_side_by_side(tiny_model_dirs, tmp_pat
     a = analysis.analyze(results, n_boot=50)
     assert "medusa:typical" in a.lossless["lossy"] and "medusa:typical" not in a.lossless["by_method"]
     assert "typical acceptance (lossy)" in a.label("medusa:typical")
+    import io
+
+    import pypdf
+    from specdec import report
+    pdf = pypdf.PdfReader(io.BytesIO(report.build_brief(a, charts_on=False)))
+    text = " ".join(" ".join(page.extract_text().split()) for page in pdf.pages)
+    assert "typical acceptance (lossy)" in text and "left out of that count" in text
 
 
 def test_run_option_errors_are_one_line(tiny_model_dirs, tmp_path, capsys):
