@@ -151,10 +151,10 @@ if cfg and speeds:
 if est:
     c = st.columns([1, 3])
     c[0].metric("Estimated run time", runplan.format_duration(est.total_s))
-    spread = (f"Between {runplan.format_duration(est.low_s)} and {runplan.format_duration(est.high_s)} "
-              "depending on acceptance" if est.high_s - est.low_s >= 1.0 else "With the acceptance measured")
-    c[1].caption(f"{spread}; speeds from {est.source}. Model loading is not included; "
-                 "generations that stop early make it shorter.")
+    basis = (f"Between {runplan.format_duration(est.low_s)} and {runplan.format_duration(est.high_s)} depending "
+             f"on acceptance; speeds from {est.source}." if est.high_s - est.low_s >= 1.0 else
+             f"Speeds and acceptance from {est.source}.")
+    c[1].caption(f"{basis} Model loading is not included; generations that stop early make it shorter.")
     with c[1].expander("Per prompt, by configuration"):
         st.dataframe({"configuration": list(est.by_config), "seconds": [round(v, 1) for v in est.by_config.values()],
                       "draft speed": ["" if k == "baseline" else est.how.get(k.split(" γ=")[0], "") for k in est.by_config]},
