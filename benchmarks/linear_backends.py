@@ -9,6 +9,10 @@ pre-packed with to_mkldnn, torch._C._nn.mkldnn_linear; an experiment: it keeps a
 body Linear beside the dense weight, so it needs that much more memory, and it is not used by specdec).
 The vocabulary projection keeps its dense path in every backend. float32.
 
+With --decode N, also decodes N prompts of sample_workloads/mixed.jsonl with the bundled draft, greedy,
+γ=3, under weight-major and oneDNN (both models switched): baseline ms/token, SD decode speedup, and
+whether SD reproduced the baseline.
+
 Prints one line per backend (median ms for 1/3/5 tokens and T(3)/T(1)), then one JSON line.
 """
 
@@ -28,7 +32,10 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from specdec import fastlinear, models  # noqa: E402
-from specdec.config import BUNDLED_TARGET  # noqa: E402
+from specdec.config import BUNDLED_DRAFT, BUNDLED_TARGET, SamplingConfig  # noqa: E402
+from specdec.decoding import baseline_decode, speculative_decode  # noqa: E402
+from specdec.drafters import DraftModelDrafter  # noqa: E402
+from specdec.workloads import encode_prompt, load_workload  # noqa: E402
 from specdec.forward import forward, new_cache, rollback  # noqa: E402
 
 ROWS = (1, 3, 5)
@@ -79,13 +86,37 @@ def use_onednn(model) -> None:
         m.forward = types.MethodType(_onednn_forward, m)
 
 
+def decode_check(target, draft, n_prompts: int, tokens: int = 32, gamma: int = 3) -> dict:
+    """Baseline vs SD (γ) on n mixed prompts: baseline ms/token, decode speedup, identical outputs."""
+    greedy, eos = SamplingConfig(), set(models.eos_ids(target))
+    vocab = target.model.get_output_embeddings().weight.shape[0]
+    workload = load_workload(Path(__file__).resolve().parents[1] / "sample_workloads" / "mixed.jsonl",
+                             max_prompts=n_prompts, seed=1)
+    base_s = spec_s = 0.0
+    base_tokens = identical = 0
+    for p in workload.prompts:
+        ids = torch.tensor(encode_prompt(p, target.tokenizer, 4096)[0])
+        base = baseline_decode(target.model, ids, tokens, greedy, eos)
+        spec = speculative_decode(target.model, DraftModelDrafter(draft.model, greedy, None, vocab), ids, gamma,
+                                  tokens, greedy, eos)
+        base_s, spec_s = base_s + base.decode_s, spec_s + spec.decode_s
+        base_tokens += base.new_tokens
+        identical += base.tokens == spec.tokens
+    return {"base_ms_per_token": round(1e3 * base_s / base_tokens, 1), "sd_speedup": round(base_s / spec_s, 3),
+            "identical": identical, "prompts": len(workload.prompts)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=BUNDLED_TARGET)
     parser.add_argument("--context", type=int, default=200)
     parser.add_argument("--reps", type=int, default=6)
+    parser.add_argument("--decode", type=int, default=0, help="also decode this many prompts with the bundled draft")
     args = parser.parse_args()
-    loaded = models.load_model(args.model, dtype="float32", device="cpu")
+    if args.decode:
+        loaded, draft = models.load_pair(args.model, BUNDLED_DRAFT, dtype="float32", device="cpu")
+    else:
+        loaded, draft = models.load_model(args.model, dtype="float32", device="cpu"), None
     model = loaded.model
     print(f"# {args.model}, float32, context {args.context}, torch threads {torch.get_num_threads()}; "
           f"specdec chose {getattr(model, 'specdec_linear', 'default')}", file=sys.stderr)
@@ -96,7 +127,13 @@ def main() -> None:
         out[name] = {"ms": {str(k): round(v, 1) for k, v in ms.items()}, "verify3_over_step": round(ms[3] / ms[1], 2)}
         print(f"{name:<13} " + "  ".join(f"{k} tok {v:7.1f} ms" for k, v in ms.items())
               + f"   T(3)/T(1) {ms[3] / ms[1]:.2f}")
-    print(json.dumps({"model": args.model, "context": args.context, "backends": out}))
+    decode = {}
+    for name, use in (("weight-major", use_weight_major), ("onednn", use_onednn)) if draft is not None else ():
+        use(model), use(draft.model)
+        decode[name] = d = decode_check(loaded, draft, args.decode)
+        print(f"decode {name:<13} baseline {d['base_ms_per_token']:.0f} ms/token, SD γ=3 speedup "
+              f"{d['sd_speedup']:.2f}×, identical {d['identical']}/{d['prompts']}")
+    print(json.dumps({"model": args.model, "context": args.context, "backends": out, "decode": decode}))
 
 
 if __name__ == "__main__":
