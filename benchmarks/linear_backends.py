@@ -4,10 +4,9 @@
 
 A speculative round pays off only when verifying γ+1 tokens costs little more than one decode step, so
 what matters is the ratio T(3)/T(1), not just T(1). Backends, side by side in one process on the same
-loaded model: "default" (F.linear), "weight-major" (specdec.fastlinear: (W·xᵀ)ᵀ) and "onednn" (weights
-pre-packed with to_mkldnn, torch._C._nn.mkldnn_linear; an experiment: it keeps a packed copy of every
-body Linear beside the dense weight, so it needs that much more memory, and it is not used by specdec).
-The vocabulary projection keeps its dense path in every backend. float32.
+loaded model: every backend of specdec.fastlinear — "default" (F.linear), "weight-major" ((W·xᵀ)ᵀ) and
+"onednn" (oneDNN's inner product on the dense weight) — applied to every Linear, the vocabulary
+projection included. float32.
 
 With --decode N, also decodes N prompts of sample_workloads/mixed.jsonl with the bundled draft, greedy,
 γ=3, under weight-major and oneDNN (both models switched): baseline ms/token, SD decode speedup, and
@@ -23,11 +22,9 @@ import json
 import statistics
 import sys
 import time
-import types
 from pathlib import Path
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -54,36 +51,6 @@ def forward_ms(model, context: int, rows: int, reps: int) -> float:
             times.append(time.perf_counter() - t)
             rollback(cache, context)
     return statistics.median(times[1:]) * 1e3
-
-
-def body_linears(model) -> list[nn.Linear]:
-    out = model.get_output_embeddings()
-    return [m for m in model.modules() if isinstance(m, nn.Linear) and m is not out]
-
-
-def use_default(model) -> None:
-    for m in body_linears(model):
-        m.forward = types.MethodType(nn.Linear.forward, m)
-
-
-def use_weight_major(model) -> None:
-    for m in body_linears(model):
-        m.forward = types.MethodType(fastlinear._forward, m)
-
-
-def _onednn_forward(self, x):
-    flat = x.reshape(-1, x.shape[-1])
-    y = torch._C._nn.mkldnn_linear(flat.to_mkldnn(), self._packed_w, self._packed_b).to_dense()
-    return y.reshape(*x.shape[:-1], y.shape[-1])
-
-
-def use_onednn(model) -> None:
-    for m in body_linears(model):
-        if not hasattr(m, "_packed_w"):
-            m._packed_w = m.weight.detach().to_mkldnn()
-            bias = m.bias.detach() if m.bias is not None else torch.zeros(m.weight.shape[0])
-            m._packed_b = bias.to_mkldnn()
-        m.forward = types.MethodType(_onednn_forward, m)
 
 
 def decode_check(target, draft, n_prompts: int, tokens: int = 32, gamma: int = 3) -> dict:
@@ -121,15 +88,15 @@ def main() -> None:
     print(f"# {args.model}, float32, context {args.context}, torch threads {torch.get_num_threads()}; "
           f"specdec chose {getattr(model, 'specdec_linear', 'default')}", file=sys.stderr)
     out = {}
-    for name, use in (("default", use_default), ("weight-major", use_weight_major), ("onednn", use_onednn)):
-        use(model)
+    for name in fastlinear.BACKENDS:
+        fastlinear.use(model, name)
         ms = {k: forward_ms(model, args.context, k, args.reps) for k in ROWS}
         out[name] = {"ms": {str(k): round(v, 1) for k, v in ms.items()}, "verify3_over_step": round(ms[3] / ms[1], 2)}
         print(f"{name:<13} " + "  ".join(f"{k} tok {v:7.1f} ms" for k, v in ms.items())
               + f"   T(3)/T(1) {ms[3] / ms[1]:.2f}")
     decode = {}
-    for name, use in (("weight-major", use_weight_major), ("onednn", use_onednn)) if draft is not None else ():
-        use(model), use(draft.model)
+    for name in ("weight-major", "onednn") if draft is not None else ():
+        fastlinear.use(model, name), fastlinear.use(draft.model, name)
         decode[name] = d = decode_check(loaded, draft, args.decode)
         print(f"decode {name:<13} baseline {d['base_ms_per_token']:.0f} ms/token, SD γ=3 speedup "
               f"{d['sd_speedup']:.2f}×, identical {d['identical']}/{d['prompts']}")

@@ -1,18 +1,28 @@
-"""Weight-major matmuls for few-token forwards on the CPU, chosen by timing both ways on the model.
+"""CPU matmul backend for few-token forwards, chosen by timing each one on the model.
 
-A verify pass feeds γ+1 tokens, so every Linear computes y = x Wᵀ with x of shape (γ+1, d). Some BLAS
-builds (seen: MKL 2024 in torch 2.13's CPU wheel on an AMD EPYC) take a per-row path for 2 ≤ rows < 16,
-so a 3-token pass costs 3 single-token passes (8960×1536 fp32: 3.5 ms for 1 row, 11.8 ms for 3) and a
-speculative round can never pay off. Computing the same product as (W xᵀ)ᵀ — the weight as the left,
-many-row operand — streams W once whatever the token count (3.3 ms for 2–4 rows there), which is what
-a memory-bound decode step should cost. Same arithmetic, different order of summation only.
+A decode step feeds 1 token and a verify pass γ+1, so every Linear computes y = x Wᵀ with x of shape
+(1…γ+1, d). What that costs depends on the BLAS path, and the paths differ a lot on the same weights
+(measured on this 2-core AMD EPYC, torch 2.13 CPU wheel, fp32, 8960×1536, ms for 1 / 3 / 5 rows):
 
-`tune(model)` times both orientations on the model's largest Linear at a typical verify width and
-switches every Linear to the faster one; it records the choice in `model.specdec_linear`.
+  default       F.linear → MKL sgemm                         2.47 / 7.73 / 7.89
+  weight-major  (W · xᵀ)ᵀ: W is the many-row operand          2.50 / 3.36 / 3.20
+  onednn        oneDNN inner product on the dense weight     1.75 / 2.86 / 3.23
+
+MKL takes a per-row path for 2 ≤ rows < 16, so a 3-token verify costs 3 decode steps and a
+speculative round can never pay off; weight-major streams W once whatever the row count; oneDNN's
+inner product (torch.ops.mkldnn._linear_pointwise, what inductor emits for CPU linears) also reads W
+at close to memory bandwidth for a single row. All three compute the same sums in a different order
+(differences ~1e-6 relative in fp32), none copies the weight.
+
+`tune(model)` times whole-model forwards of one token (a decode step) and of TUNE_ROWS tokens (a verify
+pass) under every backend available for the model's dtype and switches every Linear to the fastest;
+the choice is recorded in `model.specdec_linear`. `stock(model)` runs a block on nn.Linear's own
+forward — what transformers does unpatched — for side-by-side comparisons.
 """
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 import types
@@ -21,8 +31,8 @@ import torch
 from torch import nn
 
 TUNE_ROWS = 4  # tokens in a typical verify pass (γ = 3)
-TUNE_REPEATS = 7
-MIN_GAIN = 1.15  # switch only for a clear win: the timing itself is noisy on a shared machine
+TUNE_REPEATS = 2
+MIN_GAIN = 1.15  # leave F.linear only for a clear win: the timing itself is noisy on a shared machine
 
 
 def weight_major(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -34,46 +44,101 @@ def weight_major(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     return y.reshape(*x.shape[:-1], weight.shape[0])
 
 
-def _forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    return weight_major(x, self.weight, self.bias)
+def onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x (..., d_in) @ weightᵀ (+ bias) → (..., d_out) by oneDNN's inner product. Forward only: the op has
+    no autograd kernel, so whenever a gradient could flow this falls back to F.linear."""
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+        return nn.functional.linear(x, weight, bias)
+    return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight, bias, "none", [], "")
 
 
-def _median_ms(fn) -> float:
+BACKENDS = {"default": nn.functional.linear, "weight-major": weight_major, "onednn": onednn}
+
+
+def _patched(fn):
+    def forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        return fn(x, self.weight, self.bias)
+    return forward
+
+
+_FORWARDS = {name: _patched(fn) for name, fn in BACKENDS.items() if name != "default"}
+
+
+def use(model: nn.Module, backend: str) -> int:
+    """Every nn.Linear of model computes with `backend` (a BACKENDS key). Returns how many Linears."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    for m in linears:
+        if backend == "default":
+            m.__dict__.pop("forward", None)  # back to the class's own forward
+        else:
+            m.forward = types.MethodType(_FORWARDS[backend], m)
+    model.specdec_linear = backend
+    return len(linears)
+
+
+def patch(model: nn.Module) -> int:
+    """Every nn.Linear of model computes weight-major. Returns how many were switched."""
+    return use(model, "weight-major")
+
+
+@contextlib.contextmanager
+def stock(*models: nn.Module):
+    """Run the block on nn.Linear's own forward (as transformers loads a model), then restore the choice."""
+    chosen = [getattr(m, "specdec_linear", "default") for m in models]
+    for m in models:
+        use(m, "default")
+    try:
+        yield
+    finally:
+        for m, backend in zip(models, chosen):
+            use(m, backend)
+
+
+def _min_ms(fn) -> float:
+    """Fastest of TUNE_REPEATS calls after one warm-up: noise on a shared machine only adds time."""
     fn()
     times = []
     for _ in range(TUNE_REPEATS):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+    return min(times) * 1e3
 
 
-def patch(model: nn.Module) -> int:
-    """Every nn.Linear of model computes weight-major. Returns how many were switched."""
-    n = 0
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            m.forward = types.MethodType(_forward, m)
-            n += 1
-    model.specdec_linear = "weight-major"
-    return n
+def forward_ms(model: nn.Module, backend: str, rows: tuple[int, ...] = (1, TUNE_ROWS)) -> float | None:
+    """ms of one whole-model forward of k new tokens on an empty cache, summed over k in rows, with every
+    Linear on `backend`; None when the backend cannot build a kernel for the model's dtype (oneDNN
+    fp16/bf16 without the CPU's support). A whole forward, not the Linears alone: the layout a backend
+    leaves its output in changes what the next ops cost, and isolated matmuls on a small weight run hot
+    in the last-level cache."""
+    from transformers import DynamicCache
+
+    chosen = getattr(model, "specdec_linear", "default")
+    use(model, backend)
+    try:
+        with torch.inference_mode():
+            def run(k):
+                model(input_ids=torch.arange(k)[None], past_key_values=DynamicCache(config=model.config),
+                      use_cache=True, logits_to_keep=k)
+            return sum(_min_ms(lambda k=k: run(k)) for k in rows)
+    except RuntimeError:
+        return None
+    finally:
+        use(model, chosen)
 
 
 def tune(model: nn.Module) -> str:
-    """Time F.linear against weight_major on the model's largest Linear (vocabulary projection aside)
-    with TUNE_ROWS rows; patch the model when weight-major wins by MIN_GAIN. Returns the choice.
-    CPU only: GPU BLAS handles small row counts well, and timing there would need synchronisation."""
+    """Switch model's Linears to the backend whose whole-model forwards (1 and TUNE_ROWS tokens) are
+    fastest, if it beats F.linear by MIN_GAIN. Returns the choice, also kept in model.specdec_linear.
+    CPU only: GPU BLAS handles small row counts well, and timing there would need synchronisation.
+    Costs 3 × (TUNE_REPEATS + 1) forwards per backend (here ~8 s for the 1.5B target in fp32)."""
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     model.specdec_linear = "default"
     if not linears or linears[0].weight.device.type != "cpu":
         return model.specdec_linear
-    out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    body = [m for m in linears if m is not out] or linears
-    w = max(body, key=lambda m: m.weight.numel()).weight
-    x = torch.randn(TUNE_ROWS, w.shape[1], dtype=w.dtype)
-    with torch.inference_mode():
-        default = _median_ms(lambda: torch.nn.functional.linear(x, w))
-        major = _median_ms(lambda: weight_major(x, w))
-    if default > MIN_GAIN * major:
-        patch(model)
+    total = {name: forward_ms(model, name) for name in BACKENDS}
+    total = {name: ms for name, ms in total.items() if ms is not None}
+    best = min(total, key=total.get)
+    if total["default"] > MIN_GAIN * total[best]:
+        use(model, best)
     return model.specdec_linear

@@ -271,7 +271,9 @@ def load_weights(
         raise SpecdecError(_load_error(spec, exc, "the weights", dtype_name(torch_dtype))) from exc
     model.eval()
     model.requires_grad_(False)
-    fastlinear.tune(model)  # few-token verify passes: pick the faster matmul orientation on this CPU
+    if on_progress:
+        on_progress(f"time matmul backends for {spec}", None)
+    fastlinear.tune(model)  # 1-token steps and few-token verify passes: the fastest CPU matmul path here
     return LoadedModel(
         spec=spec, model=model, tokenizer=tokenizer, local_path=str(path), sha256=source.sha256,
         parameters=sum(p.numel() for p in model.parameters()), dtype=dtype_name(torch_dtype),
