@@ -23,7 +23,6 @@ forward — what transformers does unpatched — for side-by-side comparisons.
 from __future__ import annotations
 
 import contextlib
-import statistics
 import time
 import types
 

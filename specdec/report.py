@@ -775,7 +775,8 @@ def _manifest(pdf: _Pdf, a: Analysis, now: datetime):
         rows.append([role.capitalize(), f"{mod.get('spec', '?')} — {mod.get('parameters', 0) / 1e6:,.1f} M parameters, "
                                         f"{mod.get('num_layers', '?')} layers, hidden {mod.get('hidden_size', '?')}, "
                                         f"vocabulary {mod.get('vocab_size', '?')}, {mod.get('dtype', '?')} on "
-                                        f"{mod.get('device', '?')}; {mod.get('local_path', '')}"])
+                                        f"{mod.get('device', '?')}" + (f" (matmul: {mod['linear']})" if mod.get("linear") else "")
+                                        + f"; {mod.get('local_path', '')}"])
         rows.append([f"{role.capitalize()} sha256", mod.get("sha256") or "not recorded (a local model directory)"])
     for key, info in a.drafters.items():
         if not info.get("parameters") and not methods.uses_model(key):

@@ -232,3 +232,12 @@ def test_cli_without_a_working_browser_says_so_in_one_line(browser, tmp_path, mo
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("note:") and "no chart images" in err[0]
     assert out.exists()
+
+
+def test_manifest_names_the_matmul_backend_the_models_ran_on(run):
+    """The absolute milliseconds depend on the CPU matmul path the models were timed with."""
+    import copy
+    marked = copy.deepcopy(run)
+    marked["manifest"]["models"]["target"]["linear"] = "onednn"
+    whole = " ".join(_text(report.build_brief(analysis.analyze(marked, n_boot=50), charts_on=False, now=NOW)))
+    assert "(matmul: onednn)" in whole
