@@ -188,7 +188,8 @@ def calibrate(target, draft=None, max_gamma: int = 4, text: str = CALIBRATION_TE
     first = drafts[0].spec if drafts else None
     return Speeds(target_step_s=t_step, draft_step_s=d_steps.get(first), verify_slope=slope,
                   prefill_s_per_token=t_prefill / len(ids), draft_prefill_s_per_token=d_prefills.get(first, 0.0),
-                  source=f"a {steps}-step timed decode with the loaded models", draft_steps=d_steps,
+                  source=f"a {steps}-step timed decode with the loaded models "
+                         f"(matmul: {getattr(target.model, 'specdec_linear', 'default')})", draft_steps=d_steps,
                   draft_prefills=d_prefills, draft_parameters={d.spec: d.parameters for d in drafts},
                   layer_steps=layer_steps, medusa_round_s=_time_heads(heads, lm_head, steps, clock),
                   target_layers=n_layers, target_parameters=target.parameters,

@@ -70,6 +70,7 @@ def test_calibrate_and_speeds_from_results(tiny_model_dirs):
     target, draft = load_pair(str(tiny_model_dirs[0]), str(tiny_model_dirs[1]), dtype="float32", device="cpu")
     s = runplan.calibrate(target, draft, max_gamma=4)
     assert s.target_step_s > 0 and s.draft_step_s > 0 and s.prefill_s_per_token > 0 and s.verify_slope >= 0
+    assert f"(matmul: {target.model.specdec_linear})" in s.source  # the speeds belong to the chosen kernels
     example = json.loads(views.example_results_path().read_text())
     r = runplan.speeds_from_results(example)
     measured = {run["method"] for p in example["prompts"] for run in p["runs"]}
