@@ -107,6 +107,14 @@ if "medusa" in chosen:
                           help="Head k guesses the token k+1 ahead: a round drafts at most K tokens.")
         c[1].number_input("Training steps", min_value=1, max_value=20_000, step=50, key="run_train_steps",
                           persist_state="session", help=f"optimiser steps over {config.MEDUSA_BATCH} positions each")
+        te = ui.training_estimate(workload)
+        if te is not None:
+            collect = f"collecting {te.prompts} prompts ≈ {runplan.format_duration(te.collect_s)}"
+            st.caption(f"About {runplan.format_duration(te.collect_s + te.train_s)}: {collect}, "
+                       f"{st.session_state['run_train_steps']} steps ≈ {runplan.format_duration(te.train_s)} "
+                       f"(speeds from {te.source})." if te.train_s is not None else
+                       f"{collect[0].upper()}{collect[1:]} (speeds from {te.source}); the training steps are "
+                       "timed as they run.")
         if c[2].button("Train heads on this workload", disabled=job.busy, icon=":material/model_training:"):
             try:
                 ui.start_training(workload)

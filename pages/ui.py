@@ -16,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 
 from specdec import analysis as A
-from specdec import config, decision, hardware, models, results as R, runplan, store as S, views, workloads
+from specdec import config, decision, hardware, medusa, models, results as R, runplan, store as S, views, workloads
 from specdec.errors import SpecdecError
 from specdec.worker import HEADS_DIRNAME, TrainOptions, Worker, heads_summary
 
@@ -245,6 +245,33 @@ def medusa_k(cfg: config.RunConfig) -> int | None:
     return int(h["heads"]) if h and h.get("heads") else None
 
 
+def _recorded_speeds(target: str):
+    """Speeds measured by the recorded example and the stored runs of this target, in that order."""
+    example = _example_source()
+    if example is not None:
+        models_ = _load_results(example.kind, example.ident, example.version, "")["manifest"]["models"]
+        if models_["target"]["spec"] == target:
+            yield _speeds_from_example(example.ident, example.version)
+    for row in store().list_runs():
+        if row["target"] == target and row["n_prompts"]:
+            yield _speeds_from_run(str(store().path), row["run_id"], f"{row['n_prompts']}:{row['status']}")
+
+
+def training_estimate(workload) -> runplan.TrainingEstimate | None:
+    """What training heads on this workload would take with the chosen target, from the first recorded run
+    of it that trained heads (else the first that only gives its speed); None when nothing is recorded."""
+    target = st.session_state["run_target"].strip()
+    found = [s for s in _recorded_speeds(target) if s is not None] if target else []
+    speeds = next((s for s in found if s.medusa_train_step_s), found[0] if found else None)
+    if speeds is None:
+        return None
+    train, held = medusa.split(workload.prompts)
+    prompt_tokens = runplan.approx_prompt_tokens([len(p.input_text) for p in workload.prompts])
+    return runplan.estimate_training(len(train) + min(len(held), config.MEDUSA_EVAL_PROMPTS), prompt_tokens,
+                                     int(st.session_state["run_train_steps"]), speeds,
+                                     heads=int(st.session_state["run_train_heads"]))
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def _speeds_from_run(store_path: str, run_id: str, version: str) -> runplan.Speeds | None:
     try:
@@ -267,14 +294,7 @@ def speeds_for(cfg: config.RunConfig) -> runplan.Speeds | None:
     first found (the estimate then says which model to time), else None."""
     def found():
         yield worker().speeds(cfg, bool(st.session_state["run_trust"]))
-        example = _example_source()
-        if example is not None:
-            models_ = _load_results(example.kind, example.ident, example.version, "")["manifest"]["models"]
-            if models_["target"]["spec"] == cfg.target:
-                yield _speeds_from_example(example.ident, example.version)
-        for row in store().list_runs():
-            if row["target"] == cfg.target and row["n_prompts"]:
-                yield _speeds_from_run(str(store().path), row["run_id"], f"{row['n_prompts']}:{row['status']}")
+        yield from _recorded_speeds(cfg.target)
 
     first = None
     for speeds in found():

@@ -153,6 +153,8 @@ class Speeds:
     draft_acceptance: dict[str, float] = field(default_factory=dict)
     layer_steps: dict[int, float] = field(default_factory=dict)
     medusa_round_s: float | None = None
+    medusa_train_step_s: float | None = None  # one optimiser step of Medusa training, as a stored run recorded it
+    medusa_train_heads: int | None = None  # the K that step trained (the step's cost grows with K: K × batch rows)
     target_layers: int | None = None
     target_parameters: int | None = None
     head_parameters: int | None = None
@@ -277,6 +279,8 @@ def speeds_from_results(results: dict) -> Speeds:
         elif fam == "medusa":
             medusa_keys.append(key)
     medusa_rounds = rounds[rounds["method"].isin(medusa_keys) & (rounds["drafted"] > 0)]
+    training = (drafters.get("medusa") or {}).get("training") or {}
+    train_step = training["train_s"] / training["steps"] if training.get("steps") and training.get("train_s") else None
     first = (models.get("draft") or {}).get("spec")
     target = models.get("target") or {}
     return Speeds(target_step_s=cm.target_step_s, draft_step_s=d_steps.get(first, cm.draft_step_s.get("draft")),
@@ -286,6 +290,7 @@ def speeds_from_results(results: dict) -> Speeds:
                   draft_prefills=d_prefills, draft_parameters={k: v for k, v in d_params.items() if v},
                   draft_acceptance=d_accept, layer_steps=layer_steps,
                   medusa_round_s=float(medusa_rounds["draft_s"].mean()) if len(medusa_rounds) else None,
+                  medusa_train_step_s=train_step, medusa_train_heads=(drafters.get("medusa") or {}).get("heads"),
                   target_layers=target.get("num_layers"), target_parameters=target.get("parameters"))
 
 
@@ -455,6 +460,33 @@ def estimate_run(cfg: RunConfig, n_prompts: int, prompt_tokens: float, speeds: S
     return Estimate(total_s=totals[1], low_s=totals[0], high_s=totals[2], n_prompts=n_prompts, by_config=by_config,
                     acceptance={c.key: c.acceptance for c in costs}, source=speeds.source,
                     how={c.key: c.how for c in costs})
+
+
+@dataclass(frozen=True)
+class TrainingEstimate:
+    """Seconds for `train-heads`: collecting the target's continuations, then the optimiser steps
+    (None when no stored run recorded a training step for this target)."""
+
+    collect_s: float
+    train_s: float | None
+    prompts: int
+    source: str
+
+
+def estimate_training(n_collect: int, prompt_tokens: float, steps: int, speeds: Speeds,
+                      heads: int = config.MEDUSA_HEADS,
+                      new_tokens: int = config.MEDUSA_TRAIN_TOKENS) -> TrainingEstimate:
+    """Each collected prompt costs a baseline generation of new_tokens plus one more forward over prompt +
+    continuation for the hidden states (medusa.continuation_data); training costs steps × the recorded step,
+    scaled from the recorded K to `heads` (each head's logits are a batch × vocabulary projection).
+    n_collect: training prompts + the held-out prompts scored."""
+    per_prompt = (speeds.prefill_s_per_token * (2 * prompt_tokens + new_tokens)
+                  + max(new_tokens - 1, 0) * speeds.target_step_s)
+    step = speeds.medusa_train_step_s
+    if step and speeds.medusa_train_heads:
+        step *= heads / speeds.medusa_train_heads
+    train = steps * step if step else None
+    return TrainingEstimate(collect_s=n_collect * per_prompt, train_s=train, prompts=n_collect, source=speeds.source)
 
 
 def parse_layers(text: str, n_layers: int | None = None) -> tuple[int, ...]:

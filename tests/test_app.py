@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from specdec import views
+from specdec import runplan, views
 from specdec.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -286,6 +286,24 @@ def test_the_recorded_example_opens_in_explore_and_brief(monkeypatch):
         assert not at.exception and not at.error
     assert at.radio(key="_src_kind_widget").value == "Recorded example"
     assert any(d.value is not None and len(d.value) for d in at.dataframe)  # the segment table
+
+
+@pytest.mark.skipif(not RECORDED_EXAMPLE.is_file(), reason="no recorded example committed")
+def test_run_page_prices_training_heads_from_the_recorded_training(monkeypatch):
+    """Before pressing Train: how long collecting and the steps will take, from a recorded training."""
+    monkeypatch.setattr(views, "EXAMPLE_RESULTS", RECORDED_EXAMPLE)
+    import json
+    run = json.loads(RECORDED_EXAMPLE.read_text())
+    training = run["manifest"]["models"]["drafters"]["medusa"]["training"]
+    at = open_page("run")
+    at.multiselect(key="run_methods").set_value(["medusa"]).run()
+    at.number_input(key="run_train_steps").set_value(200).run()
+    at.number_input(key="run_train_heads").set_value(6).run()
+    line = next(c.value for c in at.caption if c.value.startswith("About "))
+    k = run["manifest"]["models"]["drafters"]["medusa"]["heads"]
+    train_s = 200 * training["train_s"] / training["steps"] * 6 / k
+    assert f"200 steps ≈ {runplan.format_duration(train_s)}" in line and run["manifest"]["run_id"] in line
+    assert not at.exception
 
 
 def test_explore_upload_results_and_bad_upload():

@@ -1,6 +1,7 @@
 """The app's non-Streamlit helpers: run planning and the estimate (runplan), the background worker, and
 the data views of the Explore page (views). Tiny random models only."""
 
+from dataclasses import replace
 import json
 import threading
 import time
@@ -389,3 +390,21 @@ def test_worker_cancels_training_and_saves_nothing(tiny_model_dirs, tmp_path):
     assert w.saved_heads() == []
     with pytest.raises(SpecdecError, match="at least 2 prompts"):
         w.start_training(str(tiny_model_dirs[0]), load_workload(FIXTURE_WORKLOAD, max_prompts=1), opts)
+
+
+def test_training_estimate_collects_then_steps():
+    """Collecting = a baseline generation plus one forward over prompt + continuation per prompt; the steps
+    at the step time a stored run recorded (none recorded: no figure, never a guess)."""
+    s = runplan.Speeds(target_step_s=0.3, draft_step_s=None, verify_slope=0.1, prefill_s_per_token=0.02,
+                       draft_prefill_s_per_token=0.0, source="run X", medusa_train_step_s=1.5)
+    te = runplan.estimate_training(10, 100.0, 200, s, new_tokens=96)
+    assert te.collect_s == pytest.approx(10 * (0.02 * (2 * 100 + 96) + 95 * 0.3))
+    assert te.train_s == pytest.approx(300.0) and te.prompts == 10 and te.source == "run X"
+    assert runplan.estimate_training(10, 100.0, 200, replace(s, medusa_train_step_s=None)).train_s is None
+    recorded_k3 = replace(s, medusa_train_heads=3)
+    assert runplan.estimate_training(10, 100.0, 200, recorded_k3, heads=6).train_s == pytest.approx(600.0)
+    example = json.loads(views.example_results_path().read_text())
+    training = (example["manifest"]["models"].get("drafters") or {}).get("medusa", {}).get("training")
+    if training:  # the recorded example trained heads: its step time comes through
+        assert runplan.speeds_from_results(example).medusa_train_step_s == pytest.approx(
+            training["train_s"] / training["steps"])
