@@ -109,11 +109,12 @@ if "medusa" in chosen:
                           persist_state="session", help=f"optimiser steps over {config.MEDUSA_BATCH} positions each")
         te = ui.training_estimate(workload)
         if te is not None:
-            collect = f"collecting {te.prompts} prompts ≈ {runplan.format_duration(te.collect_s)}"
-            st.caption(f"About {runplan.format_duration(te.collect_s + te.train_s)}: {collect}, "
-                       f"{st.session_state['run_train_steps']} steps ≈ {runplan.format_duration(te.train_s)} "
-                       f"(speeds from {te.source})." if te.train_s is not None else
-                       f"{collect[0].upper()}{collect[1:]} (speeds from {te.source}); the training steps are "
+            collect = (f"collecting {te.prompts} prompts takes up to {runplan.format_duration(te.collect_s)} "
+                       f"({config.MEDUSA_TRAIN_TOKENS} tokens each; most stop sooner at end of text)")
+            st.caption(f"At most about {runplan.format_duration(te.collect_s + te.train_s)}: {collect}, and "
+                       f"{st.session_state['run_train_steps']} steps ≈ {runplan.format_duration(te.train_s)}. "
+                       f"Speeds from {te.source}." if te.train_s is not None else
+                       f"{collect[0].upper()}{collect[1:]}; speeds from {te.source}. The training steps are "
                        "timed as they run.")
         if c[2].button("Train heads on this workload", disabled=job.busy, icon=":material/model_training:"):
             try:

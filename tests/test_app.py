@@ -299,7 +299,7 @@ def test_run_page_prices_training_heads_from_the_recorded_training(monkeypatch):
     at.multiselect(key="run_methods").set_value(["medusa"]).run()
     at.number_input(key="run_train_steps").set_value(200).run()
     at.number_input(key="run_train_heads").set_value(6).run()
-    line = next(c.value for c in at.caption if c.value.startswith("About "))
+    line = next(c.value for c in at.caption if c.value.startswith("At most about "))
     k = run["manifest"]["models"]["drafters"]["medusa"]["heads"]
     train_s = 200 * training["train_s"] / training["steps"] * 6 / k
     assert f"200 steps ≈ {runplan.format_duration(train_s)}" in line and run["manifest"]["run_id"] in line
