@@ -261,8 +261,12 @@ def training_estimate(workload) -> runplan.TrainingEstimate | None:
     """What training heads on this workload would take with the chosen target, from the first recorded run
     of it that trained heads (else the first that only gives its speed); None when nothing is recorded."""
     target = st.session_state["run_target"].strip()
-    found = [s for s in _recorded_speeds(target) if s is not None] if target else []
-    speeds = next((s for s in found if s.medusa_train_step_s), found[0] if found else None)
+    speeds = None
+    for found in _recorded_speeds(target) if target else ():
+        if found is not None and (speeds is None or found.medusa_train_step_s):
+            speeds = found
+            if found.medusa_train_step_s:
+                break
     if speeds is None:
         return None
     train, held = medusa.split(workload.prompts)

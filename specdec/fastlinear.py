@@ -75,11 +75,6 @@ def use(model: nn.Module, backend: str) -> int:
     return len(linears)
 
 
-def patch(model: nn.Module) -> int:
-    """Every nn.Linear of model computes weight-major. Returns how many were switched."""
-    return use(model, "weight-major")
-
-
 @contextlib.contextmanager
 def stock(*models: nn.Module):
     """Run the block on nn.Linear's own forward (as transformers loads a model), then restore the choice."""
