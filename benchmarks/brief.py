@@ -26,8 +26,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from specdec import analysis, charts, decision, report, results  # noqa: E402
-from specdec.chart_images import ChartRenderer  # noqa: E402
+from specdec import results
+from specdec.analysis import summary as analysis
+from specdec.present import charts
+from specdec.analysis import decision
+from specdec.present import report  # noqa: E402
+from specdec.present.chart_images import ChartRenderer  # noqa: E402
 
 
 def resample(run: dict, n: int, seed: int = 0) -> dict:

@@ -7,7 +7,7 @@ warm-up. For every prompt and repetition each configuration runs once, interleav
 noise hits them alike; figures are ratios of summed tokens/s and medians of per-prompt ratios.
 
 Hugging Face runs twice: "stock", on nn.Linear's own forward as transformers loads the model (what a
-user of generate() gets), and "same kernels", on the matmul backend specdec.fastlinear chose for our
+user of generate() gets), and "same kernels", on the matmul backend specdec.decoding.fastlinear chose for our
 loops (so the ratio isolates the loop itself). The product's decoder is ours with its backend.
 
 Prints a table, then one JSON line with every figure:
@@ -33,11 +33,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from specdec import fastlinear, models  # noqa: E402
+from specdec.decoding import fastlinear
+from specdec.measure import models  # noqa: E402
 from specdec.config import BUNDLED_DRAFT, BUNDLED_TARGET, SamplingConfig  # noqa: E402
-from specdec.decoding import baseline_decode, speculative_decode  # noqa: E402
-from specdec.drafters import DraftModelDrafter, PromptLookupDrafter  # noqa: E402
-from specdec.workloads import encode_prompt, load_workload  # noqa: E402
+from specdec.decoding.loops import baseline_decode, speculative_decode  # noqa: E402
+from specdec.decoding.drafters import DraftModelDrafter, PromptLookupDrafter  # noqa: E402
+from specdec.measure.workloads import encode_prompt, load_workload  # noqa: E402
 
 SPEC_BENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "spec_bench_questions.jsonl"
 GREEDY = SamplingConfig()

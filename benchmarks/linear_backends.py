@@ -4,7 +4,7 @@
 
 A speculative round pays off only when verifying γ+1 tokens costs little more than one decode step, so
 what matters is the ratio T(3)/T(1), not just T(1). Backends, side by side in one process on the same
-loaded model: every backend of specdec.fastlinear — "default" (F.linear), "weight-major" ((W·xᵀ)ᵀ) and
+loaded model: every backend of specdec.decoding.fastlinear — "default" (F.linear), "weight-major" ((W·xᵀ)ᵀ) and
 "onednn" (oneDNN's inner product on the dense weight) — applied to every Linear, the vocabulary
 projection included. float32.
 
@@ -28,12 +28,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from specdec import fastlinear, models  # noqa: E402
+from specdec.decoding import fastlinear
+from specdec.measure import models  # noqa: E402
 from specdec.config import BUNDLED_DRAFT, BUNDLED_TARGET, SamplingConfig  # noqa: E402
-from specdec.decoding import baseline_decode, speculative_decode  # noqa: E402
-from specdec.drafters import DraftModelDrafter  # noqa: E402
-from specdec.workloads import encode_prompt, load_workload  # noqa: E402
-from specdec.forward import forward, new_cache, rollback  # noqa: E402
+from specdec.decoding.loops import baseline_decode, speculative_decode  # noqa: E402
+from specdec.decoding.drafters import DraftModelDrafter  # noqa: E402
+from specdec.measure.workloads import encode_prompt, load_workload  # noqa: E402
+from specdec.decoding.forward import forward, new_cache, rollback  # noqa: E402
 
 ROWS = (1, 3, 5)
 

@@ -5,7 +5,7 @@
         --layer-skip-layers 14,21 --medusa-heads HEADS
     python benchmarks/methods.py DIR/results.json
 
-Every method ran on the same prompts, interleaved per prompt with the baseline (specdec.bench), so the
+Every method ran on the same prompts, interleaved per prompt with the baseline (specdec.measure.bench), so the
 speedups are paired ratios on one machine in one run. Prints, per method at every γ measured: α
 (accepted ÷ positions tried), mean β = Σ min(p, q) where recorded, τ, decode speedup with its 95%
 bootstrap CI and the per-prompt median, the measured draft cost c (draft step ÷ target step) and the
@@ -21,7 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from specdec import analysis, compare, methods, results  # noqa: E402
+from specdec import methods, results
+from specdec.analysis import summary as analysis
+from specdec.analysis import compare  # noqa: E402
 
 
 def main() -> int:

@@ -4,7 +4,11 @@ the thresholds it is judged by; downloads (PDF brief, results.json, per-prompt C
 import streamlit as st
 
 from pages import ui
-from specdec import config, decision, hardware, report, views
+from specdec import config
+from specdec.analysis import decision
+from specdec.analysis import hardware
+from specdec.present import report
+from specdec.present import views
 
 ui.enter("brief")
 st.title("4 · Decision brief")

@@ -6,7 +6,11 @@ import math
 import streamlit as st
 
 from pages import ui
-from specdec import charts, compare, config, hardware, views
+from specdec import config
+from specdec.present import charts
+from specdec.analysis import compare
+from specdec.analysis import hardware
+from specdec.present import views
 from specdec.errors import SpecdecError
 
 ui.enter("explore")

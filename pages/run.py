@@ -3,7 +3,9 @@
 import streamlit as st
 
 from pages import ui
-from specdec import config, medusa, methods, runplan
+from specdec import config, methods
+from specdec.decoding import medusa
+from specdec.measure import runplan
 from specdec.errors import SpecdecError
 
 ui.enter("run")

@@ -15,10 +15,17 @@ from pathlib import Path
 
 import streamlit as st
 
-from specdec import analysis as A
-from specdec import config, decision, hardware, medusa, models, results as R, runplan, store as S, views, workloads
+from specdec.analysis import summary as A
+from specdec import config, results as R, store as S
+from specdec.analysis import decision
+from specdec.analysis import hardware
+from specdec.decoding import medusa
+from specdec.measure import models
+from specdec.measure import runplan
+from specdec.present import views
+from specdec.measure import workloads
 from specdec.errors import SpecdecError
-from specdec.worker import HEADS_DIRNAME, TrainOptions, Worker, heads_summary
+from specdec.measure.worker import HEADS_DIRNAME, TrainOptions, Worker, heads_summary
 
 APP_DIR = Path(__file__).resolve().parents[1]
 PAGES = {"workload": "pages/workload.py", "run": "pages/run.py", "explore": "pages/explore.py",
@@ -685,7 +692,7 @@ def verdict(d) -> None:
 @st.cache_resource(show_spinner=False)
 def _chart_renderer():
     """One headless browser for every brief this server builds (starting one costs seconds)."""
-    from specdec.chart_images import ChartRenderer, ChartsUnavailable
+    from specdec.present.chart_images import ChartRenderer, ChartsUnavailable
     try:
         return ChartRenderer()
     except ChartsUnavailable:
@@ -697,7 +704,7 @@ def brief_pdf_builder(a, d):
     (every chart goes through a headless browser: seconds of work). Without a browser the brief still
     comes, with a note in place of the charts."""
     def build() -> bytes:
-        from specdec import report
+        from specdec.present import report
         failed = []
         pdf = report.build_brief(a, decision=d, renderer=_chart_renderer(), on_warning=failed.append)
         if failed:  # a dead browser: start a fresh one next time

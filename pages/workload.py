@@ -3,7 +3,8 @@
 import streamlit as st
 
 from pages import ui
-from specdec import views, workloads
+from specdec.present import views
+from specdec.measure import workloads
 from specdec.errors import SpecdecError
 
 ui.enter("workload")

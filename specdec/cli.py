@@ -131,7 +131,10 @@ def _quiet_transformers() -> None:
 
 
 def _cmd_run(args) -> int:
-    from specdec import models, runner, store, workloads
+    from specdec import store
+    from specdec.measure import models
+    from specdec.measure import runner
+    from specdec.measure import workloads
 
     _quiet_transformers()
     cfg = _run_config(args)
@@ -157,7 +160,7 @@ def _cmd_run(args) -> int:
 
 
 def _run_config(args) -> config.RunConfig:
-    from specdec.runplan import run_config
+    from specdec.measure.runplan import run_config
 
     return run_config(target=args.target, draft=args.draft, methods=args.methods, draft_lengths=args.draft_lengths,
                       max_new_tokens=args.max_new_tokens, max_prompts=args.max_prompts, temperature=args.temperature,
@@ -167,7 +170,9 @@ def _run_config(args) -> config.RunConfig:
 
 
 def _cmd_train_heads(args) -> int:
-    from specdec import medusa, models, workloads
+    from specdec.decoding import medusa
+    from specdec.measure import models
+    from specdec.measure import workloads
 
     _quiet_transformers()
     if args.heads < 1 or args.steps < 1 or args.batch < 1 or not 0 < args.train_share < 1 or args.lr <= 0:
@@ -205,7 +210,7 @@ class _ProgressLine:
     def steps(self, stage: str, done: int, total: int, detail: str = "") -> None:
         """A counted stage (train-heads): bar, count, detail and ETA from this stage's pace so far."""
         import time
-        from specdec.runner import _duration
+        from specdec.measure.runner import _duration
         now = time.monotonic()
         if getattr(self, "_stage", None) != stage:
             self._stage, self._t0, self._d0 = stage, now, done
@@ -215,7 +220,7 @@ class _ProgressLine:
         self._write(f"{stage} [{bar:.<24}] {done}/{total} {detail}  {eta}", force=done == total)
 
     def update(self, progress) -> None:
-        from specdec.runner import format_progress
+        from specdec.measure.runner import format_progress
         self._write(f"{progress.stage}: {format_progress(progress)}", force=True)
 
     def _write(self, text: str, force: bool) -> None:
@@ -235,7 +240,7 @@ def _cmd_check_workload(args) -> int:
     import json
     from pathlib import Path
 
-    from specdec import workloads
+    from specdec.measure import workloads
     work = workloads.load_workload(args.file, max_prompts=args.max_prompts, seed=args.seed, strict=args.strict,
                                    category_field=args.category_field)
     summary = work.summary()
@@ -322,7 +327,7 @@ def _cmd_runs(args) -> int:
 def _cmd_project(args) -> int:
     import json
 
-    from specdec import projection
+    from specdec.analysis import projection
     by_gamma = projection.speedup_by_gamma(args.alpha, args.c, args.max_gamma)
     best, best_speedup = projection.best_gamma(args.alpha, args.c, args.max_gamma)
     if args.json:
@@ -342,7 +347,9 @@ def _cmd_project(args) -> int:
 def _cmd_decide(args) -> int:
     import json
 
-    from specdec import decision, hardware, results
+    from specdec import results
+    from specdec.analysis import decision
+    from specdec.analysis import hardware
     if args.hardware != hardware.THIS_MACHINE:
         hardware.profile(args.hardware)  # an unknown name is a one-line error before any work
     d = decision.decide(results.load(args.results), hardware=args.hardware)
@@ -364,7 +371,10 @@ def _cmd_decide(args) -> int:
 def _cmd_brief(args) -> int:
     from pathlib import Path
 
-    from specdec import decision, hardware, report, results
+    from specdec import results
+    from specdec.analysis import decision
+    from specdec.analysis import hardware
+    from specdec.present import report
     from specdec.store import Store
     if args.hardware != hardware.THIS_MACHINE:
         hardware.profile(args.hardware)  # an unknown name is a one-line error before any work

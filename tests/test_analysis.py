@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import synthetic as S
-from specdec import analysis
-from specdec.bootstrap import percentile_ci, prompts_needed, ratio, resample_weights
+from specdec.analysis import summary as analysis
+from specdec.analysis.bootstrap import percentile_ci, prompts_needed, ratio, resample_weights
 from specdec.errors import SpecdecError
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from specdec import runplan, views
+from specdec.measure import runplan
+from specdec.present import views
 from specdec.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -343,7 +344,9 @@ def test_brief_pdf_builder_makes_a_pdf():
     import pypdf
 
     from pages import ui
-    from specdec import analysis, decision, results
+    from specdec import results
+    from specdec.analysis import summary as analysis
+    from specdec.analysis import decision
     a = analysis.analyze(results.load(views.example_results_path()), n_boot=200)
     pdf = ui.brief_pdf_builder(a, decision.decide(a))()
     assert pdf.startswith(b"%PDF")

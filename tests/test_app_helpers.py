@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from specdec import config, runplan, views, worker
+from specdec import config
+from specdec.measure import runplan
+from specdec.present import views
+from specdec.measure import worker
 from specdec.errors import SpecdecError
 from specdec.store import Store
-from specdec.workloads import load_workload
+from specdec.measure.workloads import load_workload
 
 FIXTURE_WORKLOAD = Path(__file__).parent / "fixtures" / "tiny_workload.jsonl"
 
@@ -67,7 +70,7 @@ def test_estimate_formula_by_hand():
 
 
 def test_calibrate_and_speeds_from_results(tiny_model_dirs):
-    from specdec.models import load_pair
+    from specdec.measure.models import load_pair
     target, draft = load_pair(str(tiny_model_dirs[0]), str(tiny_model_dirs[1]), dtype="float32", device="cpu")
     s = runplan.calibrate(target, draft, max_gamma=4)
     assert s.target_step_s > 0 and s.draft_step_s > 0 and s.prefill_s_per_token > 0 and s.verify_slope >= 0
@@ -212,7 +215,7 @@ def test_token_pieces_and_tokenizer_fallback(tokenizer):
 
 
 def test_gamma_point_is_the_projection_and_marks_measured(example):
-    from specdec import analysis
+    from specdec.analysis import summary as analysis
     a = analysis.analyze(example, n_boot=200)
     measured = views.gamma_point(a, "draft", 2)
     assert measured["measured"] is not None and not measured["extrapolated"]
@@ -300,7 +303,7 @@ def test_speeds_from_a_run_of_five_methods():
 
 
 def test_calibrate_times_every_drafter(tiny_model_dirs, tmp_path):
-    from specdec.models import load_with_drafts
+    from specdec.measure.models import load_with_drafts
     other = tmp_path / "draft2"
     other.symlink_to(tiny_model_dirs[1], target_is_directory=True)
     target, drafts = load_with_drafts(str(tiny_model_dirs[0]), [str(tiny_model_dirs[1]), str(other)],
@@ -319,7 +322,7 @@ def test_calibrate_times_every_drafter(tiny_model_dirs, tmp_path):
 def test_medusa_train_stops_between_steps(target):
     import torch
 
-    from specdec import medusa
+    from specdec.decoding import medusa
     H, Y = torch.randn(40, target.config.hidden_size), torch.randint(0, 200, (40, 2))
     heads = medusa.MedusaHeads(target.config.hidden_size, 2)
     calls = []
@@ -337,7 +340,7 @@ def test_heads_dirs_are_listed_from_disk(tmp_path):
 
 @pytest.mark.slow
 def test_worker_trains_heads_then_runs_every_method(tiny_model_dirs, tmp_path):
-    from specdec import medusa
+    from specdec.decoding import medusa
     db = tmp_path / "runs.sqlite"
     seen = []
 

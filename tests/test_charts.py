@@ -7,7 +7,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from specdec import analysis, charts, config, decision, hardware, results
+from specdec import config, results
+from specdec.analysis import summary as analysis
+from specdec.present import charts
+from specdec.analysis import decision
+from specdec.analysis import hardware
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_run" / "results.json"
 

@@ -5,7 +5,10 @@ import re
 import pytest
 
 import synthetic as S
-from specdec import analysis, cli, decision, results, snippets
+from specdec import cli, results
+from specdec.analysis import summary as analysis
+from specdec.analysis import decision
+from specdec.present import snippets
 from specdec.errors import SpecdecError
 
 

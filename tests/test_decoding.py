@@ -6,11 +6,11 @@ import pytest
 import torch
 
 import tiny
-from specdec import sampling as S
+from specdec.decoding import sampling as S
 from specdec.config import SamplingConfig
-from specdec.decoding import baseline_decode, speculative_decode
-from specdec.drafters import DraftModelDrafter, PromptLookupDrafter, lookup
-from specdec.forward import forward, new_cache, rollback
+from specdec.decoding.loops import baseline_decode, speculative_decode
+from specdec.decoding.drafters import DraftModelDrafter, PromptLookupDrafter, lookup
+from specdec.decoding.forward import forward, new_cache, rollback
 
 GREEDY = SamplingConfig()
 EOS = {tiny.EOS_ID}

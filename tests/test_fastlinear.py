@@ -5,10 +5,10 @@ import pytest
 import torch
 
 import tiny
-from specdec import fastlinear
-from specdec.decoding import baseline_decode, speculative_decode
+from specdec.decoding import fastlinear
+from specdec.decoding.loops import baseline_decode, speculative_decode
 from specdec.config import SamplingConfig
-from specdec.drafters import DraftModelDrafter
+from specdec.decoding.drafters import DraftModelDrafter
 
 
 @pytest.mark.parametrize("backend", ["weight-major", "onednn"])

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 import synthetic as S
-from specdec import analysis, hardware
-from specdec.costs import ModelSize, bytes_per_param, memory_overhead, model_size
+from specdec.analysis import summary as analysis
+from specdec.analysis import hardware
+from specdec.analysis.costs import ModelSize, bytes_per_param, memory_overhead, model_size
 from specdec.errors import SpecdecError
 
 QWEN_1_5B = ModelSize(1_540_000_000, 28, 1536, 2 * 128, False)

@@ -1,4 +1,4 @@
-"""specdec.models and specdec.bundled: specs, one-line errors, vocab checks, the GGUF → safetensors cache.
+"""specdec.measure.models and specdec.measure.bundled: specs, one-line errors, vocab checks, the GGUF → safetensors cache.
 
 No downloads: tiny HF directories (conftest), and a tiny GGUF written here with the `gguf` package,
 split into fake part packages to drive the bundled machinery. The real bundled pair is tested only
@@ -17,7 +17,9 @@ import pytest
 import torch
 
 import tiny
-from specdec import bundled, config, models
+from specdec import config
+from specdec.measure import bundled
+from specdec.measure import models
 from specdec.errors import SpecdecError
 
 # ---- helpers -------------------------------------------------------------------------------------

@@ -8,12 +8,14 @@ import torch
 from transformers import Qwen2ForCausalLM
 
 import tiny
-from specdec import analysis, medusa, methods, results as R
+from specdec import methods, results as R
+from specdec.analysis import summary as analysis
+from specdec.decoding import medusa
 from specdec.cli import main
 from specdec.config import SamplingConfig
-from specdec.decoding import baseline_decode, speculative_decode
-from specdec.drafters import DraftModelDrafter, MedusaDrafter, layer_skip_model
-from specdec.forward import forward, new_cache
+from specdec.decoding.loops import baseline_decode, speculative_decode
+from specdec.decoding.drafters import DraftModelDrafter, MedusaDrafter, layer_skip_model
+from specdec.decoding.forward import forward, new_cache
 from test_decoding import prompts
 
 GREEDY = SamplingConfig()
@@ -195,7 +197,7 @@ def test_train_heads_then_run_every_method_side_by_side(tiny_model_dirs, tmp_pat
     import io
 
     import pypdf
-    from specdec import report
+    from specdec.present import report
     pdf = pypdf.PdfReader(io.BytesIO(report.build_brief(a, charts_on=False)))
     text = " ".join(" ".join(page.extract_text().split()) for page in pdf.pages)
     assert "typical acceptance (lossy)" in text and "left out of that count" in text

@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 
 import synthetic as S
-from specdec import analysis, charts, compare, costs, decision, hardware, methods, report, results, snippets, views
+from specdec import methods, results
+from specdec.analysis import summary as analysis
+from specdec.present import charts
+from specdec.analysis import compare
+from specdec.analysis import costs
+from specdec.analysis import decision
+from specdec.analysis import hardware
+from specdec.present import report
+from specdec.present import snippets
+from specdec.present import views
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_run" / "results.json"
 KEYS = list(S.MULTI_METHODS)
@@ -244,7 +253,7 @@ def test_medusa_runs_are_labelled_by_the_gamma_they_drafted(res):
 def test_draft_source_runs_each_gamma_medusa_can_draft_once():
     from types import SimpleNamespace
 
-    from specdec.bench import DraftSource
+    from specdec.measure.bench import DraftSource
     assert DraftSource("medusa", heads=SimpleNamespace(num_heads=3)).gammas((1, 2, 4, 6)) == [1, 2, 3]
     assert DraftSource("draft").gammas((1, 2, 4, 6)) == [1, 2, 4, 6]
     assert methods.max_gamma("medusa:train", {"medusa": {"heads": 3}}) == 3

@@ -5,7 +5,10 @@ import pandas as pd
 import pytest
 
 import synthetic as S
-from specdec import analysis, cli, costs, projection
+from specdec import cli
+from specdec.analysis import summary as analysis
+from specdec.analysis import costs
+from specdec.analysis import projection
 from specdec.errors import SpecdecError
 
 # Leviathan et al. 2023 worked values: (α, c, best γ or None for off, best speedup to the paper's 2 decimals)

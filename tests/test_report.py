@@ -12,8 +12,11 @@ import pytest
 from pypdf import PdfReader
 
 import synthetic as S
-from specdec import analysis, cli, decision, report, results
-from specdec.chart_images import ChartRenderer, ChartsUnavailable, find_browser
+from specdec import cli, results
+from specdec.analysis import summary as analysis
+from specdec.analysis import decision
+from specdec.present import report
+from specdec.present.chart_images import ChartRenderer, ChartsUnavailable, find_browser
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_run" / "results.json"
 NOW = datetime(2026, 3, 14, 9, 30, tzinfo=timezone.utc)

@@ -2,7 +2,7 @@
 
 import torch
 
-from specdec import sampling as S
+from specdec.decoding import sampling as S
 from specdec.config import SamplingConfig
 
 V = 5

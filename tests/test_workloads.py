@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from specdec import config, views
+from specdec import config
+from specdec.present import views
 from specdec.cli import main
 from specdec.errors import SpecdecError
-from specdec.workloads import Prompt, encode_prompt, format_summary, load_workload, token_report
+from specdec.measure.workloads import Prompt, encode_prompt, format_summary, load_workload, token_report
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_workloads"
 

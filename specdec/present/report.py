@@ -3,14 +3,14 @@
 Contents, in order: title and date; the verdict in one colour-coded line; an executive summary of
 3–5 sentences with the key numbers; the per-segment table (category, method, γ, speedup with CI,
 verdict); every method side by side (α, τ, speedup with CI and the memory it adds, at its best γ) and
-the best choice per category (specdec.compare); the decision's reasons; the configuration to apply (when the verdict is a go); seven
-charts (specdec.charts, the same figures the app shows); the deployment what-if tables; the
+the best choice per category (specdec.analysis.compare); the decision's reasons; the configuration to apply (when the verdict is a go); seven
+charts (specdec.present.charts, the same figures the app shows); the deployment what-if tables; the
 losslessness evidence; methodology (α, τ, ρ and speedup with formulas, how speedup was measured,
 the projection's assumptions and measured error); caveats; the run manifest.
 
 Text is set in DejaVu Sans, shipped in specdec/fonts (fpdf2's built-in fonts lack ≥ × γ α τ), and any
 character the font lacks is replaced by "?" before it reaches the page, so nothing renders blank.
-Chart images come from specdec.chart_images (kaleido + system Chromium, one browser per brief unless
+Chart images come from specdec.present.chart_images (kaleido + system Chromium, one browser per brief unless
 a running ChartRenderer is passed in). Without a browser the brief is still built, with a note in
 place of the charts, and on_warning receives the one-line reason.
 
@@ -33,11 +33,13 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
-from specdec import __version__, charts, compare, config, methods
-from specdec import hardware as hw
-from specdec.analysis import ALL, Analysis, analyze
-from specdec.chart_images import ChartRenderer, ChartsUnavailable
-from specdec.decision import Decision, Thresholds, decide
+from specdec import __version__, config, methods
+from specdec.present import charts
+from specdec.analysis import compare
+from specdec.analysis import hardware as hw
+from specdec.analysis.summary import ALL, Analysis, analyze
+from specdec.present.chart_images import ChartRenderer, ChartsUnavailable
+from specdec.analysis.decision import Decision, Thresholds, decide
 
 FONT_DIR = Path(__file__).parent / "fonts"
 SANS, MONO = "DejaVuSans", "DejaVuSansMono"

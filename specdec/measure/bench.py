@@ -15,8 +15,8 @@ import torch
 
 from specdec import methods
 from specdec.config import RunConfig
-from specdec.decoding import Generation, baseline_decode, speculative_decode
-from specdec.drafters import DraftModelDrafter, MedusaDrafter, PromptLookupDrafter
+from specdec.decoding.loops import Generation, baseline_decode, speculative_decode
+from specdec.decoding.drafters import DraftModelDrafter, MedusaDrafter, PromptLookupDrafter
 
 WARMUP_TOKENS = 8
 

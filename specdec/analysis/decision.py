@@ -11,7 +11,7 @@ Per category (segment) status, from the measured speedup CI of its best configur
 bound): "on" (lo ≥ min_speedup_lo), "off" (every configuration's hi < min_speedup_lo), "unclear"
 (in between: prompts_needed says how many prompts would settle it), "too-few" (< min_prompts_per_segment
 prompts). The measured verdict belongs to this machine at batch 1; each on-segment is then projected
-onto the chosen hardware by batch size (specdec.hardware), which picks γ per batch range or turns
+onto the chosen hardware by batch size (specdec.analysis.hardware), which picks γ per batch range or turns
 speculation off where the projected speedup falls below min_projected_speedup.
 
 Public API
@@ -31,8 +31,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from specdec import compare, config, hardware as hw, methods, snippets as snip
-from specdec.analysis import ALL, Analysis, analyze
+from specdec import config, methods
+from specdec.analysis import compare
+from specdec.analysis import hardware as hw
+from specdec.present import snippets as snip
+from specdec.analysis.summary import ALL, Analysis, analyze
 
 VERDICTS = ("GO", "GO-SEGMENTS", "NO-GO", "INSUFFICIENT-EVIDENCE")
 

@@ -31,7 +31,7 @@ from torch import nn
 
 from specdec import config
 from specdec.config import SamplingConfig
-from specdec.decoding import baseline_decode
+from specdec.decoding.loops import baseline_decode
 from specdec.errors import SpecdecError
 
 HEADS_FILE = "heads.safetensors"
@@ -251,9 +251,9 @@ def fit(target, workload, out_dir: str | Path, *, num_heads: int = config.MEDUSA
     should_stop() turning true (the app's Cancel) stops between prompts or steps: nothing is saved and
     fit returns None.
     """
-    from specdec.models import eos_ids
+    from specdec.measure.models import eos_ids
     from specdec.results import now_iso
-    from specdec.workloads import encode_prompt
+    from specdec.measure.workloads import encode_prompt
 
     report = on_progress or (lambda *a: None)
     stop = should_stop or (lambda: False)

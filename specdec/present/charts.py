@@ -33,8 +33,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from specdec import compare, config, methods
-from specdec import hardware as hw
+from specdec import config, methods
+from specdec.analysis import compare
+from specdec.analysis import hardware as hw
 
 ALL = "all"
 
@@ -646,7 +647,7 @@ def figures(analysis, decision=None, hardware: str | None = None, method: str | 
     """Every chart of the brief, by name (CHART_NAMES order), from one Analysis (specdec.analysis.analyze).
 
     decision (optional, specdec.decision.Decision): supplies the hardware, the method to project and the
-    speedup bar when not given. hardware: a specdec.hardware profile name or "this-machine" (default
+    speedup bar when not given. hardware: a specdec.analysis.hardware profile name or "this-machine" (default
     DEFAULT_HARDWARE); method: a method key for the payoff map (default primary_method);
     whatif_df: a precomputed payoff_data(...) to reuse."""
     hardware = hardware or (decision.hardware if decision is not None else config.DEFAULT_HARDWARE)

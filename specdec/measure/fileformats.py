@@ -1,4 +1,4 @@
-"""A prompt file's bytes → text → records, for specdec.workloads to turn into prompts.
+"""A prompt file's bytes → text → records, for specdec.measure.workloads to turn into prompts.
 
 bytes → text: size limit, encodings (UTF-8, UTF-16/32 with a BOM; a named guess otherwise), binary
 files recognised by their magic bytes. text → records: the format detected from the content (the

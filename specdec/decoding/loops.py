@@ -1,6 +1,6 @@
 """The two decoding loops: plain autoregressive (the baseline) and speculative.
 
-Notation as in specdec.sampling: p = target, q = draft, γ = drafted tokens per round.
+Notation as in specdec.decoding.sampling: p = target, q = draft, γ = drafted tokens per round.
 Both loops return data, never print: a Generation with the emitted ids and timings, and for the
 speculative loop one Round per target pass. Every statistic (α, τ, ρ, speedup) is derived later.
 
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from specdec import sampling as S
+from specdec.decoding import sampling as S
 from specdec.config import SamplingConfig
-from specdec.forward import clock, forward, forward_hidden, new_cache, rollback
+from specdec.decoding.forward import clock, forward, forward_hidden, new_cache, rollback
 
 
 @dataclass

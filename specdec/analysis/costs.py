@@ -51,9 +51,9 @@ import numpy as np
 import pandas as pd
 
 from specdec import config, methods
-from specdec.bootstrap import ratio
+from specdec.analysis.bootstrap import ratio
 from specdec.errors import SpecdecError
-from specdec.projection import operations_factor
+from specdec.analysis.projection import operations_factor
 
 _BYTES = {"float32": 4.0, "fp32": 4.0, "bfloat16": 2.0, "bf16": 2.0, "float16": 2.0, "fp16": 2.0,
           "int8": 1.0, "fp8": 1.0, "int4": 0.5}

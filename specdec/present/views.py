@@ -28,12 +28,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from specdec import compare, costs, methods
+from specdec import methods
+from specdec.analysis import compare
+from specdec.analysis import costs
 from specdec import results as R
 from specdec.errors import SpecdecError
-from specdec.workloads import EXTENSIONS
+from specdec.measure.workloads import EXTENSIONS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = REPO_ROOT / "sample_workloads"
 EXAMPLE_RESULTS = SAMPLE_DIR / "example_run" / "results.json"
 # Until the recorded example is committed, a test fixture stands in (a run of tiny random models).
@@ -315,7 +317,7 @@ def gamma_point(analysis, method: str, gamma: int, category: str = "all") -> dic
 def whatif_at(whatif_df: pd.DataFrame, batch_size: int, min_speedup: float) -> dict | None:
     """At one batch size of a what-if table (one hardware, method, context): the best γ that fits in
     memory, its speedup and ms per token saved; gamma None when nothing reaches min_speedup."""
-    from specdec import hardware
+    from specdec.analysis import hardware
 
     df = whatif_df[whatif_df["batch_size"] == batch_size]
     if df.empty:

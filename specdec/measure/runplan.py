@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 import torch
 
 from specdec import config, methods
-from specdec.bench import WARMUP_TOKENS
+from specdec.measure.bench import WARMUP_TOKENS
 from specdec.config import RunConfig, SamplingConfig
 from specdec.errors import SpecdecError
-from specdec.projection import expected_tokens
+from specdec.analysis.projection import expected_tokens
 
 # α assumed before anything is measured: (optimistic, typical, pessimistic). A same-family draft
 # model on chat/code traffic usually lands at 0.5–0.8; n-gram lookup matches far less often.
@@ -167,9 +167,9 @@ def calibrate(target, draft=None, max_gamma: int = 4, text: str = CALIBRATION_TE
     prefill likewise (draft: one LoadedModel, a list, or None); the target's first L layers for each
     L in layer_skip; and one pass of `medusa_heads` untrained Medusa heads (the same arithmetic as
     trained ones). Each model warms up once first. Takes a few seconds; a measurement, never cache it."""
-    from specdec.drafters import layer_skip_model
-    from specdec.forward import clock, forward, new_cache, rollback
-    from specdec.medusa import MedusaHeads
+    from specdec.decoding.drafters import layer_skip_model
+    from specdec.decoding.forward import clock, forward, new_cache, rollback
+    from specdec.decoding.medusa import MedusaHeads
 
     drafts = [d for d in (draft if isinstance(draft, (list, tuple)) else [draft]) if d is not None]
     ids = target.tokenizer(text)["input_ids"]
@@ -242,7 +242,8 @@ def _time_model(model, ids, steps, verify_tokens, clock, forward, new_cache, rol
 def speeds_from_results(results: dict) -> Speeds:
     """Speeds measured by an earlier run (its cost model), with its measured α per method key and the
     step of every drafter it measured (draft models by spec, layer-skip by L, Medusa per round)."""
-    from specdec import analysis, costs
+    from specdec.analysis import summary as analysis
+    from specdec.analysis import costs
 
     m = analysis.collect(results)
     cm = costs.cost_model(m)

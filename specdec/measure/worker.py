@@ -25,12 +25,16 @@ import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from specdec import config, medusa, models, runner, runplan
+from specdec import config
+from specdec.decoding import medusa
+from specdec.measure import models
+from specdec.measure import runner
+from specdec.measure import runplan
 from specdec.config import RunConfig
 from specdec.errors import SpecdecError
-from specdec.runner import Progress
-from specdec.views import model_name
-from specdec.workloads import Workload
+from specdec.measure.runner import Progress
+from specdec.present.views import model_name
+from specdec.measure.workloads import Workload
 
 IDLE, LOADING, CALIBRATING, RUNNING, TRAINING = "idle", "loading", "calibrating", "running", "training"
 BUSY = (LOADING, CALIBRATING, RUNNING, TRAINING)
@@ -129,7 +133,7 @@ def heads_summary(path: str | Path) -> dict | None:
 
 class Worker:
     """Runs jobs on a daemon thread. store_factory: () -> specdec.store.Store (opened in the job's
-    thread); load_with_drafts / fit: injected for tests, specdec.models / specdec.medusa by default;
+    thread); load_with_drafts / fit: injected for tests, specdec.measure.models / specdec.decoding.medusa by default;
     heads_root: where train-heads jobs save (default: beside the run store)."""
 
     def __init__(self, store_factory=None, load_with_drafts=models.load_with_drafts, fit=medusa.fit,

@@ -19,11 +19,13 @@ import torch
 import transformers
 
 import specdec
-from specdec import bench, config, medusa, methods, results as R
+from specdec import config, methods, results as R
+from specdec.measure import bench
+from specdec.decoding import medusa
 from specdec.config import RunConfig
-from specdec.drafters import layer_skip_model
+from specdec.decoding.drafters import layer_skip_model
 from specdec.errors import SpecdecError
-from specdec.workloads import Prompt, Workload, encode_prompt
+from specdec.measure.workloads import Prompt, Workload, encode_prompt
 
 
 @dataclass(frozen=True)
@@ -270,7 +272,7 @@ def _save(results: dict, path: Path | None) -> None:
 
 
 def _eos_ids(loaded) -> list[int]:
-    from specdec.models import eos_ids
+    from specdec.measure.models import eos_ids
     return eos_ids(loaded)
 
 

@@ -4,7 +4,7 @@ the PDF brief, the charts and the app show the same tables.
 
 "Best" here is the highest measured decode speedup (point estimate) with its 95% CI beside it — what a
 reader comparing methods asks first. The decision's verdict uses a stricter rule (the highest CI lower
-bound, specdec.decision), so the two can name different γ when intervals overlap.
+bound, specdec.analysis.decision), so the two can name different γ when intervals overlap.
 
 Public API
     COLUMNS

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from specdec import sampling as S
+from specdec.decoding import sampling as S
 from specdec.config import PROMPT_LOOKUP_MAX_NGRAM, PROMPT_LOOKUP_MIN_NGRAM, SamplingConfig
-from specdec.forward import forward, new_cache, rollback
+from specdec.decoding.forward import forward, new_cache, rollback
 
 
 @dataclass

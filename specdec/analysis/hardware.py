@@ -42,9 +42,9 @@ import pandas as pd
 
 from specdec import config
 from specdec import methods as M
-from specdec.costs import CostModel, ModelSize, draft_size, drafters, extra_bytes, model_size
+from specdec.analysis.costs import CostModel, ModelSize, draft_size, drafters, extra_bytes, model_size
 from specdec.errors import SpecdecError
-from specdec.projection import ALL, acceptance_profile, gamma_grid
+from specdec.analysis.projection import ALL, acceptance_profile, gamma_grid
 
 THIS_MACHINE = "this-machine"
 

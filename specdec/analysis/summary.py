@@ -42,8 +42,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from specdec import config, costs, methods, projection
-from specdec.bootstrap import percentile_ci, prompts_needed, ratio, resample_weights
+from specdec import config, methods
+from specdec.analysis import costs
+from specdec.analysis import projection
+from specdec.analysis.bootstrap import percentile_ci, prompts_needed, ratio, resample_weights
 from specdec.errors import SpecdecError
 
 ALL = projection.ALL

@@ -1,6 +1,6 @@
 """Parse, validate and sample a user's prompt file into a Workload (a list of Prompt).
 
-Reading bytes and splitting them into records is specdec.fileformats; here records become prompts.
+Reading bytes and splitting them into records is specdec.measure.fileformats; here records become prompts.
 Formats, detected from the content with the file extension as a hint:
   CSV / TSV   a header row with a `prompt` column; optional `category`, `id`, `system`.
   JSON Lines  one object a line: {"prompt": …}, chat {"messages": [{"role", "content"}, …]},
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from specdec.config import DEFAULT_CATEGORY, DEFAULT_SEED, MAX_WORKLOAD_BYTES, MIN_PROMPTS_PER_SEGMENT
 from specdec.errors import SpecdecError
-from specdec.fileformats import EXTENSIONS, FORMAT_NAMES, PROMPT_ALIASES, Log, decode, detect, read, records
+from specdec.measure.fileformats import EXTENSIONS, FORMAT_NAMES, PROMPT_ALIASES, Log, decode, detect, read, records
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from specdec import bundled, fastlinear
-from specdec.bundled import Progress, bundled_names, ensure_bundled  # noqa: F401  (public API)
+from specdec.measure import bundled
+from specdec.decoding import fastlinear
+from specdec.measure.bundled import Progress, bundled_names, ensure_bundled  # noqa: F401  (public API)
 from specdec.errors import SpecdecError
 
 if TYPE_CHECKING:

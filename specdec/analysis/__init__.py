@@ -1,0 +1,1 @@
+"""Analysing results: bootstrap, projection, costs, hardware what-if, summary, comparison, decision."""

@@ -1,0 +1,1 @@
+"""The algorithm in the papers' notation: sampling math, forward + KV cache, drafters, loops."""

@@ -1,0 +1,1 @@
+"""Measuring: workloads and file formats, models and the bundled pair, bench, runner, worker, run plans."""
