@@ -82,7 +82,7 @@ class RunConfig:
 CACHE_ENV_VAR = "SPECDEC_CACHE"
 
 # results.json (specdec/results.py) and the run history (specdec/store.py).
-RESULTS_SCHEMA_VERSION = 1
+RESULTS_SCHEMA_VERSION = 2  # 2 adds the optional `engine` block (engine-run); version-1 files still load
 MAX_RESULTS_BYTES = 512 * 1024 * 1024  # a results file larger than this is refused before parsing
 MAX_TEXT_CHARS = 1_000_000  # a prompt or a generated text
 MAX_ID_CHARS = 200  # prompt ids, run ids, categories
@@ -102,6 +102,9 @@ CACHE_DTYPE = "bfloat16"
 BOOTSTRAP_SAMPLES = 2000  # resamples of prompts for every confidence interval
 BOOTSTRAP_SEED = 0  # fixed so the same results.json always gives the same intervals
 CI_LEVEL = 0.95
+MIN_CI_PROMPTS = 8  # fewer prompts → no interval at all ("too few"): coverage below 93% (benchmarks/coverage.py)
+HETEROGENEITY_ALPHA = 0.05  # categories are judged apart only when a permutation test says they differ
+HETEROGENEITY_PERMUTATIONS = 999
 SPEEDUP_CI_HALFWIDTH = 0.05  # sample-size adequacy: prompts needed for a speedup CI of ±this
 ALPHA_DISAGREEMENT = 0.05  # α estimates further apart than this → acceptance is not i.i.d.
 PROJECTION_MAX_GAMMA = 12  # draft lengths projected beyond those run: 1 … max(this, largest run)
@@ -129,3 +132,16 @@ CHART_TIMEOUT_S = 30.0  # one chart export; a hung browser is given up on after 
 BROWSER_START_TIMEOUT_S = 60.0  # launching the headless browser (a cold start on a busy 2-core box takes ~6 s)
 BROWSER_ENV_VAR = "BROWSER_PATH"  # a Chrome/Chromium executable; else chromium, chromium-browser, google-chrome on PATH
 BRIEF_PAGE_FORMAT = "A4"  # or "Letter"
+
+# Serving-engine backend (specdec/engines/): `engine-run` against llama-server, vLLM, SGLang, …
+ENGINE_CONCURRENCY = (1, 2, 4, 8)  # closed-loop levels: this many requests in flight at once
+ENGINE_DRAFT_LENGTHS = (2, 4)  # γ per speculative server (llama.cpp --spec-draft-n-max)
+ENGINE_CONNECT_TIMEOUT_S = 10.0  # TCP connect to an endpoint
+ENGINE_READ_TIMEOUT_S = 120.0  # silence on an open stream before the request is given up
+ENGINE_REQUEST_TIMEOUT_S = 600.0  # one whole request, first byte to last
+ENGINE_RETRIES = 2  # extra tries for a request refused before any byte came back (connection refused, 502/503)
+ENGINE_RETRY_BACKOFF_S = 1.0  # doubled after each retry
+ENGINE_START_TIMEOUT_S = 300.0  # a local llama-server loading both models and answering /health
+LLAMA_CPP_PYTHON_VERSION = "0.3.36"  # PyPI sdist whose vendored llama.cpp tree builds our llama-server
+LLAMA_SERVER_ENV_VAR = "SPECDEC_LLAMA_SERVER"  # a llama-server binary to use instead of the built one
+LLAMA_SERVER_CTX_PER_SLOT = 2048  # KV cache tokens per parallel slot (-c = this × -np)

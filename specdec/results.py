@@ -6,7 +6,7 @@ reads a file with one-line errors; `dump_atomic` writes one so a crash never lea
 
 Layout (units in names; a round is one target verify pass, Leviathan et al. 2023 Alg. 1):
 
-    {"schema_version": 1,
+    {"schema_version": 2,          (1 still loads: 2 only adds the optional "engine" block of engine-run)
      "manifest": {run_id, created, finished, status, settings, versions, hardware, models},
      "prompts": [{id, category, prompt, prompt_tokens, baseline: GEN,
                   runs: [GEN + {method, draft_length (γ),
@@ -210,6 +210,11 @@ def _unique_prompt_ids(prompts: list, path: str):
 
 # ---- the schema ----
 
+def _results_rules(r: dict, path: str):
+    _unique_prompt_ids(r["prompts"], _join(path, "prompts"))
+    if "engine" in r:  # optional (schema_version 2): an engine-run's measurements, see _ENGINE below
+        _ENGINE(r["engine"], _join(path, "engine"))
+
 _COUNT = integer()
 _SECONDS = number()
 _TOKENS = list_of(integer())
@@ -263,10 +268,37 @@ _PROMPT = record({
 })
 
 _RESULTS = record({
-    "schema_version": integer(lo=SCHEMA_VERSION, hi=SCHEMA_VERSION),
+    "schema_version": integer(lo=1, hi=SCHEMA_VERSION),  # version 1 (no engine block) still loads
     "manifest": _MANIFEST,
     "prompts": list_of(_PROMPT),
-}, then=lambda r, path: _unique_prompt_ids(r["prompts"], _join(path, "prompts")))
+}, then=lambda r, path: _results_rules(r, path))
+
+
+# The engine block (schema_version 2, written by `engine-run`; layout in specdec/engines/run.py). Scripts read
+# `engine.levels`: one plain row per (γ, concurrency) with alpha, tau, per_position and the SD/baseline ratio.
+_OPT_NUM = nullable(number())
+_CI_CELL = record({"estimate": _OPT_NUM, "lo": _OPT_NUM, "hi": _OPT_NUM})
+_DIST = record({"p50": _OPT_NUM, "p90": _OPT_NUM, "p99": _OPT_NUM, "mean": _OPT_NUM})
+_ACCEPTANCE = record({"alpha": nullable(number(hi=1.0)), "tau": nullable(number(lo=1.0)),
+                      "per_position": list_of(number(hi=1.0), max_items=config.MAX_DRAFT_LENGTH * 4)})
+_REQUEST = record({"id": _ID, "ttft_s": _SECONDS, "itl_s": nullable(_SECONDS), "e2e_s": _SECONDS,
+                   "output_tokens": _COUNT, "text": string(config.MAX_TEXT_CHARS)})
+_LEVEL = record({
+    "concurrency": integer(lo=1), "request_rate": _OPT_NUM, "duration_s": _SECONDS, "requests": _COUNT,
+    "output_tokens": _COUNT, "output_tokens_per_s": number(), "requests_per_s": number(),
+    "ttft_s": _DIST, "itl_s": _DIST, "e2e_s": _DIST, "acceptance": nullable(_ACCEPTANCE),
+    "per_request": list_of(_REQUEST),
+})
+_SIDE = record({"label": string(config.MAX_ID_CHARS), "url": string(), "draft_length": nullable(integer(lo=1)),
+                "launch": nullable(list_of(string(), max_items=200)), "levels": list_of(_LEVEL, max_items=100)})
+_LEVEL_ROW = record({"concurrency": integer(lo=1), "draft_length": nullable(integer(lo=1)),
+                     "alpha": nullable(number(hi=1.0)), "tau": nullable(number(lo=1.0)),
+                     "per_position": list_of(number(hi=1.0)), "ratio": _CI_CELL, "itl_ratio": _CI_CELL})
+_ENGINE = record({
+    "engine": string(), "version": nullable(string()), "mode": string(choices=("local", "urls")),
+    "model": string(), "settings": record({"max_new_tokens": integer(lo=1), "concurrency": list_of(integer(lo=1))}),
+    "sides": list_of(_SIDE, max_items=64), "levels": list_of(_LEVEL_ROW), "decision": record({"headline": string()}),
+})
 
 
 def validate(results: dict) -> dict:

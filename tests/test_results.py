@@ -116,7 +116,7 @@ def _set(d, path, value):
     (("manifest", "hardware", "cores"), 2**70, f"manifest.hardware.cores: {2**70} is out of range [0, {2**63 - 1}]"),
     (("manifest", "settings", "draft_lengths"), [2, 0],
      f"manifest.settings.draft_lengths[1]: 0 is out of range [1, {2**63 - 1}]"),
-    (("schema_version",), 2, "schema_version: 2 is out of range [1, 1]"),
+    (("schema_version",), 0, "schema_version: 0 is out of range [1, 2]"),
     (("surprise",), {1, 2}, "surprise: expected a JSON value, got set"),
     (("surprise",), {"deep": "z" * 1_000_001}, "surprise.deep: string too long (1000001 chars > 1000000)"),
 ])
