@@ -1,10 +1,17 @@
-"""Percentile bootstrap over prompts, vectorised: one weight matrix, every statistic a ratio of sums.
+"""Bootstrap over prompts, vectorised: one weight matrix, every statistic a ratio of sums.
 
 Prompts are the unit of resampling (rounds within a prompt are correlated: the same text, the same
 draft). A resample is a row of multinomial counts W[b, i] = how often prompt i was drawn; a statistic
 that is a ratio of per-prompt totals is then (W @ num) / (W @ den), so B resamples of any number of
 statistics cost one matrix product. Paired comparisons (speedup = baseline time / speculative time on
 the same prompts) use the same row of W for both sides.
+
+Speedup intervals are studentized (bootstrap-t, Efron & Tibshirani 1993 §12.5; Hall 1988) on the log of
+the ratio of sums, with the delta-method (linearisation) standard error in every resample: the percentile
+interval of a ratio under-covers on few prompts (audited: 83–86% at n = 6, 89–90% at n = 12, nominal 95%,
+misses mostly optimistic), because a skewed ratio's percentile interval inherits the sample's own bias.
+Bootstrap-t corrects to second order and gives one-sided p-values for the decision's tests from the same
+resamples (benchmarks/coverage.py measures the coverage of both).
 """
 
 from __future__ import annotations
@@ -36,6 +43,53 @@ def percentile_ci(replicates: np.ndarray, level: float = config.CI_LEVEL) -> tup
         lo = np.nanpercentile(replicates, tail, axis=0)
         hi = np.nanpercentile(replicates, 100.0 - tail, axis=0)
     return lo, hi
+
+
+def log_ratio_t(X: np.ndarray, signs, W: np.ndarray, level: float = config.CI_LEVEL,
+                threshold: float | None = None) -> dict:
+    """Bootstrap-t interval and one-sided test for θ = Σ_k s_k log(Σ_i X[i, k]), a product of ratios of sums.
+
+    X: (n, K) per-prompt non-negative totals (e.g. baseline decode ms, baseline tokens, speculative decode ms,
+    speculative tokens); signs: (K,) ±1 (speedup: +1, −1, −1, +1); W: (B, n) resample counts (resample_weights).
+    Linearised θ: θ_w − θ ≈ Σ_i (w_i − 1) u_i with u_i = Σ_k s_k X[i, k] / T_k, so se² = Σ_i (u_i − ū)²;
+    each resample gets its own se* from its own totals, and t* = (θ* − θ̂) / se*.
+    Returns {estimate: e^θ̂, lo, hi (e^ of θ̂ − t*_(1−a/2)·se, θ̂ − t*_(a/2)·se), se_log: se (jackknife scale),
+    p_value: P(t* ≥ (θ̂ − log threshold) / se) — one-sided, H0: e^θ ≤ threshold (NaN without a threshold)}.
+    NaN everywhere when any total is 0 or n < 2."""
+    X = np.asarray(X, dtype=float)
+    s = np.asarray(signs, dtype=float)
+    nan = {"estimate": float("nan"), "lo": float("nan"), "hi": float("nan"), "se_log": float("nan"),
+           "p_value": float("nan")}
+    n = X.shape[0]
+    T0 = X.sum(0)
+    if n == 0 or not (T0 > 0).all():
+        return nan
+    theta0 = float(s @ np.log(T0))
+    out = dict(nan, estimate=math.exp(theta0))
+    if n < 2:
+        return out
+    u0 = X @ (s / T0)
+    # The sample's own se on the jackknife scale, n/(n−1)·Σ(u−ū)² (the jackknife variance of a ratio
+    # estimator); the resamples keep the plug-in form, so the interval is √(n/(n−1)) wider than plain
+    # bootstrap-t — at n = 8 coverage 93.9 → 95.3% on the "tight" population (benchmarks/coverage.py).
+    se0 = float(np.sqrt(((u0 - u0.mean()) ** 2).sum() * n / (n - 1)))
+    T = W @ X  # (B, K)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        theta = np.log(T) @ s
+        U = (s / T) @ X.T  # (B, n): u*_i under each resample's totals
+        ubar = (W * U).sum(1) / n
+        se = np.sqrt((W * (U - ubar[:, None]) ** 2).sum(1))
+        t = (theta - theta0) / se
+    t = t[np.isfinite(t)]  # a resample of one repeated prompt has se* = 0: no information
+    if se0 <= 0 or len(t) < 10:
+        return out
+    tail = (1.0 - level) / 2.0
+    q_lo, q_hi = np.quantile(t, [tail, 1.0 - tail])
+    out.update(lo=math.exp(theta0 - q_hi * se0), hi=math.exp(theta0 - q_lo * se0), se_log=se0)
+    if threshold is not None and threshold > 0:
+        t_obs = (theta0 - math.log(threshold)) / se0
+        out["p_value"] = float((1 + np.count_nonzero(t >= t_obs)) / (len(t) + 1))
+    return out
 
 
 def ratio(num, den):

@@ -1,16 +1,16 @@
 """The go/no-go decision: measured evidence in, a verdict with numbered reasons and configs out.
 
-Verdicts
-    GO                     speculation pays for every category (pooled CI lower bound ≥ min_speedup_lo,
-                           no adequately sampled category off or unclear)
-    GO-SEGMENTS            turn it on for the listed categories only
-    NO-GO                  no category gains: every CI upper bound is below min_speedup_lo
+Verdicts (judge(); the tests in specdec.analysis.inference)
+    GO                     the pooled speedup clears min_speedup_lo after Holm over configurations, and the
+                           categories are not shown to differ (or each clears it on its own)
+    GO-SEGMENTS            categories differ (permutation test) and the listed ones clear the bar after Holm
+                           over categories × configurations: turn it on for those only
+    NO-GO                  no configuration gains: every pooled CI upper bound is below min_speedup_lo
     INSUFFICIENT-EVIDENCE  too few prompts, or the intervals straddle the threshold: measure more
 
-Per category (segment) status, from the measured speedup CI of its best configuration (highest lower
-bound): "on" (lo ≥ min_speedup_lo), "off" (every configuration's hi < min_speedup_lo), "unclear"
-(in between: prompts_needed says how many prompts would settle it), "too-few" (< min_prompts_per_segment
-prompts). The measured verdict belongs to this machine at batch 1; each on-segment is then projected
+Per category (segment) status: "on" (a configuration clears the bar after Holm; the one with the highest
+lower bound), "off" (every configuration's hi < min_speedup_lo), "unclear" (in between: prompts_needed says
+how many prompts in that category would settle it), "too-few" (< min_prompts_per_segment prompts). The measured verdict belongs to this machine at batch 1; each on-segment is then projected
 onto the chosen hardware by batch size (specdec.analysis.hardware), which picks γ per batch range or turns
 speculation off where the projected speedup falls below min_projected_speedup.
 
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from specdec import config, methods
-from specdec.analysis import compare
+from specdec.analysis import compare, inference
 from specdec.analysis import hardware as hw
 from specdec.present import snippets as snip
 from specdec.analysis.summary import ALL, Analysis, analyze
@@ -85,25 +85,17 @@ def decide(data, thresholds: Thresholds = Thresholds(), hardware: str = config.D
            batch_sizes=config.WHATIF_BATCH_SIZES) -> Decision:
     a = data if isinstance(data, Analysis) else analyze(data)
     th = thresholds
-    n_total = int(len(a.measurements.prompts))
-    overall = _assess(a.summary, ALL, n_total, th)
-    cats = [_assess(df, cat, int(a.measurements.prompts["category"].eq(cat).sum()), th)
-            for cat, df in a.summary_by_category.groupby("category", sort=True)]
-    verdict = _verdict(n_total, overall, cats, th)
-    on = [s for s in cats if s["status"] == "on"]
-    if verdict == "GO":  # every category on, or too small to judge alone and covered by the pooled result
-        for s in cats:
-            if s["status"] == "too-few":
-                s.update({k: overall[k] for k in ("method", "draft_length")}, status="on (pooled)")
-        on = [s for s in cats if s["status"].startswith("on")]
+    j = judge(a.measurements, a.summary, a.summary_by_category, th)
+    n_total, overall, cats, verdict = j["n_prompts"], j["overall"], j["categories"], j["verdict"]
+    on = [s for s in cats if s["status"].startswith("on")]
     segments = cats if len(cats) > 1 else [overall]
-    if len(cats) == 1 and verdict == "GO-SEGMENTS":
-        verdict = "GO"
     whatif = _project(a, segments, hardware, batch_sizes, th)
     cfg, snippets, gamma_note = _primary(a, verdict, overall, on if len(cats) > 1 else [overall], hardware)
-    reasons = _reasons(a, verdict, overall, cats, segments, cfg, hardware, th, gamma_note)
+    reasons = _reasons(a, verdict, overall, cats, segments, cfg, hardware, th, gamma_note, j)
     evidence = {
         "n_prompts": n_total, "categories": [s["category"] for s in cats], "overall": overall,
+        "heterogeneity": j["heterogeneity"], "tests": j["tests"].to_dict("records"),
+        "test_alpha": j["alpha"],
         "costs": a.costs.to_dict(), "memory": a.memory, "compute": a.compute.to_dict("records"),
         "lossless": a.lossless, "projection_error": a.projection_error.to_dict("records"),
         "methods": compare.methods_table(a).to_dict("records"),
@@ -117,49 +109,105 @@ def decide(data, thresholds: Thresholds = Thresholds(), hardware: str = config.D
 
 # ---- measured assessment ----
 
-def _assess(summary: pd.DataFrame, cat: str, n: int, th: Thresholds) -> dict:
+def judge(m, summary: pd.DataFrame, summary_by_category: pd.DataFrame, th: Thresholds = Thresholds(),
+          n_boot: int = config.BOOTSTRAP_SAMPLES, seed: int = config.BOOTSTRAP_SEED) -> dict:
+    """The verdict from measured speedups alone, with the multiplicity it involves accounted for
+    (specdec.analysis.inference): {verdict, n_prompts, overall, categories (segment dicts), heterogeneity,
+    tests (DataFrame), alpha}.
+
+    GO          the pooled speedup of some configuration clears the bar after Holm over configurations, and
+                the categories are not shown to differ (or every category clears it on its own)
+    GO-SEGMENTS categories differ (permutation test at HETEROGENEITY_ALPHA, or one is off while the pooled
+                result clears) and some category clears the bar after Holm over categories × configurations
+    NO-GO       every configuration's pooled upper bound is below the bar, and no small or unclear category
+                points above it
+    INSUFFICIENT-EVIDENCE  otherwise, and whenever the run has fewer than min_prompts prompts
+    α = (1 − CI_LEVEL) / 2: one-sided, the level at which the 95% interval's lower bound clears the bar."""
+    alpha = (1.0 - config.CI_LEVEL) / 2.0
+    n_total = int(len(m.prompts))
+    sizes = m.prompts["category"].value_counts()
+    adequate = sorted(c for c, k in sizes.items() if k >= th.min_prompts_per_segment)
+    configs = _decidable_configs(summary)
+    tests = inference.speedup_tests(m, th.min_speedup_lo, configs, adequate if len(sizes) > 1 else (),
+                                    n_boot=n_boot, seed=seed)
+    tests["holm"] = False
+    for fam in (tests["category"] == ALL, tests["category"] != ALL):  # GO's family, then the segments'
+        tests.loc[fam, "holm"] = inference.holm(tests.loc[fam, "p_value"], alpha)
+    passed = {(r.category, r.method, r.draft_length) for r in tests.itertuples() if r.holm}
+    overall = _assess(summary, ALL, n_total, th, passed)
+    cats = [_assess(df, cat, int(sizes.get(cat, 0)), th, passed)
+            for cat, df in summary_by_category.groupby("category", sort=True)]
+    het = inference.heterogeneity(m, configs, adequate, seed=seed) if len(adequate) >= 2 else \
+        {"statistic": float("nan"), "p_value": float("nan"), "categories": adequate, "config": None}
+    # A category whose every interval sits below the bar while the pooled one clears it differs, test or not.
+    het["differ"] = bool(het["p_value"] <= config.HETEROGENEITY_ALPHA
+                         or (overall["status"] == "on" and any(s["status"] == "off" for s in cats)))
+    verdict = _verdict(n_total, overall, cats, th, het["differ"])
+    if len(cats) == 1 and verdict == "GO-SEGMENTS":
+        verdict = "GO"
+    if verdict == "GO":  # one configuration for all traffic: categories not on alone follow the pooled result
+        for s in cats:
+            if s["status"] != "on":
+                s.update({k: overall[k] for k in ("method", "draft_length")}, status="on (pooled)")
+    return {"verdict": verdict, "n_prompts": n_total, "overall": overall, "categories": cats, "heterogeneity": het,
+            "tests": tests, "alpha": alpha}
+
+
+def _decidable_configs(summary: pd.DataFrame) -> set:
     # Drafters measured on their own training prompts (medusa:train) or with a lossy acceptance rule
     # (medusa:typical) are shown, never decided on.
+    rows = summary[summary["method"].map(lambda k: k != "baseline" and methods.decidable(k))]
+    return {(r.method, int(r.draft_length)) for r in rows.itertuples()}
+
+
+def _assess(summary: pd.DataFrame, cat: str, n: int, th: Thresholds, passed: set) -> dict:
     candidates = summary["method"].map(lambda m: m != "baseline" and methods.decidable(m))
     rows = summary[candidates & (summary["category"] == cat)]
     seg = {"category": cat, "n_prompts": n, "status": "off", "method": None, "draft_length": None,
            "speedup": None, "speedup_lo": None, "speedup_hi": None, "saving_ms": None, "saving_pct": None,
            "base_tpot_ms": None, "tpot_ms": None, "prompts_needed": None, "alpha_iid": None, "batch_ranges": []}
-    rows = rows[rows["speedup_lo"].notna()]
     if rows.empty:
         seg["status"] = "too-few"
         return seg
-    best = rows.sort_values(["speedup_lo", "speedup"], ascending=False).iloc[0]
     point = rows.sort_values("speedup", ascending=False).iloc[0]
-    if n < th.min_prompts_per_segment:
+    ok = rows[[(cat, r.method, int(r.draft_length)) in passed for r in rows.itertuples()]]
+    if n < th.min_prompts_per_segment or rows["speedup_lo"].isna().all():
         status, pick = "too-few", point
-    elif best["speedup_lo"] >= th.min_speedup_lo:
-        status, pick = "on", best
+    elif len(ok):  # cleared the bar after Holm; the one with the highest lower bound
+        status, pick = "on", ok.sort_values(["speedup_lo", "speedup"], ascending=False).iloc[0]
     elif rows["speedup_hi"].max() < th.min_speedup_lo:
         status, pick = "off", point
     else:
         status, pick = "unclear", point
     seg.update(status=status, method=pick["method"], draft_length=int(pick["draft_length"]),
-               speedup=float(pick["speedup"]), speedup_lo=float(pick["speedup_lo"]),
-               speedup_hi=float(pick["speedup_hi"]), saving_ms=float(pick["saving_ms"]),
+               speedup=float(pick["speedup"]), speedup_lo=_num(pick["speedup_lo"]),
+               speedup_hi=_num(pick["speedup_hi"]), saving_ms=float(pick["saving_ms"]),
                saving_pct=float(pick["saving_pct"]), base_tpot_ms=float(pick["base_tpot_ms"]),
                tpot_ms=float(pick["tpot_ms"]), alpha_iid=pick["alpha_iid"],
                prompts_needed=_needed(n, pick, th))
     return seg
 
 
+def _num(v):
+    return float(v) if v is not None and np.isfinite(v) else None
+
+
 def _needed(n: int, row, th: Thresholds) -> float:
+    """Prompts (in this prompt set) for a speedup CI of ±ci_halfwidth; below MIN_CI_PROMPTS there is no
+    interval to scale from, so the answer is at least the bar for having one."""
     half = (row["speedup_hi"] - row["speedup_lo"]) / 2.0
-    return float(max(n, math.ceil(n * (half / th.ci_halfwidth) ** 2))) if math.isfinite(half) and n else float("nan")
+    if not (n and np.isfinite(half)):
+        return float(max(config.MIN_CI_PROMPTS, th.min_prompts_per_segment)) if n else float("nan")
+    return float(max(n, math.ceil(n * (half / th.ci_halfwidth) ** 2)))
 
 
-def _verdict(n_total: int, overall: dict, cats: list[dict], th: Thresholds) -> str:
+def _verdict(n_total: int, overall: dict, cats: list[dict], th: Thresholds, differ: bool) -> str:
     status = {s["status"] for s in cats}
     if n_total < th.min_prompts:
         return "INSUFFICIENT-EVIDENCE"
-    if overall["status"] == "on" and not status & {"off", "unclear"}:
+    if overall["status"] == "on" and (not differ or not status & {"off", "unclear"}):
         return "GO"
-    if "on" in status:
+    if differ and "on" in status:
         return "GO-SEGMENTS"
     if overall["status"] == "off" and not any(s["status"] in ("unclear", "too-few") and (s["speedup"] or 0) >= th.min_speedup_lo
                                               for s in cats):
@@ -241,6 +289,8 @@ def _x(v) -> str:
 
 def _ci(s: dict) -> str:
     """Three decimals: a bound of 1.047 must not print as the 1.05 it failed to reach."""
+    if s["speedup_lo"] is None or s["speedup_hi"] is None:
+        return f"none: too few prompts (< {config.MIN_CI_PROMPTS}) for an interval"
     return f"{s['speedup_lo']:.3f}–{s['speedup_hi']:.3f}×"
 
 
@@ -260,7 +310,8 @@ def _headline(verdict: str, cfg: dict | None, on: list[dict], hardware: str, a: 
     return "INSUFFICIENT EVIDENCE: measure more prompts before deciding"
 
 
-def _reasons(a: Analysis, verdict, overall, cats, segments, cfg, hardware, th: Thresholds, gamma_note) -> list[str]:
+def _reasons(a: Analysis, verdict, overall, cats, segments, cfg, hardware, th: Thresholds, gamma_note,
+             j: dict) -> list[str]:
     r = []
     n = overall["n_prompts"]
     r.append(f"{n} prompts in {len(cats)} categor{'y' if len(cats) == 1 else 'ies'} "
@@ -270,17 +321,32 @@ def _reasons(a: Analysis, verdict, overall, cats, segments, cfg, hardware, th: T
                  f"{_x(overall['speedup'])} (95% CI {_ci(overall)}) on this "
                  f"machine, {overall['base_tpot_ms']:.1f} → {overall['tpot_ms']:.1f} ms per token "
                  f"({_saving(overall)}); the bar is a lower bound ≥ {th.min_speedup_lo:.2f}×.")
+    r.append(_tests_reason(j, th))
+    het = j["heterogeneity"]
+    if np.isfinite(het["p_value"]):
+        r.append(f"Do the categories differ? Permutation test over {len(het['categories'])} categories with ≥ "
+                 f"{th.min_prompts_per_segment} prompts: p = {het['p_value']:.3f} "
+                 + ("(< {:.2f}: they differ, so each is judged on its own)".format(config.HETEROGENEITY_ALPHA)
+                    if het["p_value"] <= config.HETEROGENEITY_ALPHA else
+                    "(no evidence they differ: one verdict for all traffic; per-category figures are descriptive)")
+                 + ".")
     for s in cats if len(cats) > 1 else []:
         r.append(_segment_reason(s, th, a))
     r.extend(_methods_reason(a))
     if overall["method"] is None:
         r.append("No speculative run has finished yet: there is nothing to compare with the baseline.")
     elif verdict == "INSUFFICIENT-EVIDENCE":
-        unclear = [s for s in [overall] + cats if s["status"] in ("unclear", "too-few") and s["prompts_needed"]]
-        need = max([th.min_prompts] + [s["prompts_needed"] for s in unclear if math.isfinite(s["prompts_needed"])])
-        r.append(f"Not enough evidence for a confident verdict: measure about {need:.0f} prompts (per category, to judge "
-                 f"categories apart) so the speedup CI is ±{th.ci_halfwidth:.2f} and clears or misses "
-                 f"{th.min_speedup_lo:.2f}×.")
+        pooled = overall["prompts_needed"] if overall["prompts_needed"] and math.isfinite(overall["prompts_needed"]) else 0
+        need = max(th.min_prompts, pooled)
+        text = (f"Not enough evidence for a confident verdict: measure about {need:.0f} prompts in all (pooled over "
+                f"categories) so the pooled speedup CI is ±{th.ci_halfwidth:.2f} and clears or misses "
+                f"{th.min_speedup_lo:.2f}×")
+        per = [s for s in cats if len(cats) > 1 and s["status"] in ("unclear", "too-few")
+               and s["prompts_needed"] and math.isfinite(s["prompts_needed"])]
+        if per:
+            text += ("; to judge categories apart, about " + ", ".join(
+                f"{s['prompts_needed']:.0f} in {s['category']}" for s in per[:6]) + " (each category on its own)")
+        r.append(text + ".")
     non_iid = a.summary[(a.summary["method"] != "baseline") & (a.summary["alpha_iid"] == False)]  # noqa: E712
     for _, row in non_iid.head(2).iterrows():
         r.append(f"Acceptance is not i.i.d. for {a.label(row['method'])} γ={row['draft_length']}: the α estimates differ by "
@@ -312,6 +378,18 @@ def _reasons(a: Analysis, verdict, overall, cats, segments, cfg, hardware, th: T
                      f"{c['flops_ratio_theory']:.2f}×) — speculation saves latency, not compute.")
     r.append(_lossless_reason(a.lossless, th, a.label))
     return r
+
+
+def _tests_reason(j: dict, th: Thresholds) -> str:
+    """How many configurations were tried and what the multiplicity correction asked of them."""
+    t = j["tests"]
+    k_pooled = int((t["category"] == ALL).sum())
+    k_seg = int((t["category"] != ALL).sum())
+    text = (f"Chance wins are corrected for: the pooled bar is tested one-sided at {100 * j['alpha']:.1f}% with Holm "
+            f"over {k_pooled} configuration{'s' if k_pooled != 1 else ''}")
+    if k_seg:
+        text += f", a category's over {k_seg} category × configuration tests"
+    return text + " (studentized bootstrap on the log speedup)."
 
 
 def _saving(s: dict) -> str:
@@ -356,7 +434,8 @@ def _segment_reason(s: dict, th: Thresholds, a: Analysis) -> str:
     return head + {
         "on": f"on — {cfg}, {_saving(s)} per token.",
         "off": f"off — even the best, {cfg}, stays below {th.min_speedup_lo:.2f}× at its upper bound.",
-        "unclear": f"unclear — {cfg} straddles {th.min_speedup_lo:.2f}×; ~{s['prompts_needed']:.0f} prompts would settle it.",
+        "unclear": f"unclear — {cfg} does not clear {th.min_speedup_lo:.2f}× after the multiplicity correction; "
+                   f"~{s['prompts_needed']:.0f} prompts in this category would settle it.",
         "too-few": f"too few prompts for a verdict of its own (< {th.min_prompts_per_segment}); best seen {cfg}.",
         "on (pooled)": f"too few prompts for a verdict of its own (< {th.min_prompts_per_segment}; best seen {cfg}); "
                        "follows the pooled result.",

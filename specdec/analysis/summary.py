@@ -45,7 +45,7 @@ import pandas as pd
 from specdec import config, methods
 from specdec.analysis import costs
 from specdec.analysis import projection
-from specdec.analysis.bootstrap import percentile_ci, prompts_needed, ratio, resample_weights
+from specdec.analysis.bootstrap import log_ratio_t, percentile_ci, prompts_needed, ratio, resample_weights
 from specdec.errors import SpecdecError
 
 ALL = projection.ALL
@@ -231,7 +231,9 @@ def _metrics(S: np.ndarray, hist: np.ndarray) -> dict[str, np.ndarray]:
 def summary_table(data, by=("method", "draft_length"), level: str = "overall",
                   n_boot: int = config.BOOTSTRAP_SAMPLES, seed: int = config.BOOTSTRAP_SEED,
                   ci: float = config.CI_LEVEL) -> pd.DataFrame:
-    """Point estimates with percentile-bootstrap CIs over prompts, one row per method × γ (× category).
+    """Point estimates with bootstrap CIs over prompts, one row per method × γ (× category): speedup and
+    speedup_e2e studentized on the log ratio (bootstrap.log_ratio_t), the other metrics percentile; every
+    interval NaN ("too few") below config.MIN_CI_PROMPTS prompts.
 
     Columns: method, draft_length, category ("all" at level overall), n_prompts; for each metric in
     METRICS: <m>, <m>_lo, <m>_hi; base_tpot_ms, base_ttft_s (point); saving_pct; speedup_median,
@@ -277,11 +279,28 @@ _SUMMARY_COLUMNS = [f"{k}{suffix}" for k in METRICS for suffix in ("", "_lo", "_
     "first_divergence_median"]
 
 
+# The speedups as products of ratios of per-prompt sums (bootstrap.log_ratio_t): columns of _SUMS and signs.
+SPEEDUP_TERMS = {"speedup": (("base_decode_ms", "base_dec_tokens", "decode_ms", "dec_tokens"), (1, -1, -1, 1)),
+                 "speedup_e2e": (("new_tokens", "total_s", "base_new_tokens", "base_total_s"), (1, -1, -1, 1))}
+
+
+def speedup_sums(S: np.ndarray, metric: str = "speedup") -> tuple[np.ndarray, tuple]:
+    """(per-prompt columns (n, 4), signs) whose log ratio is `metric`, from a _sum_matrix S."""
+    cols, signs = SPEEDUP_TERMS[metric]
+    return S[:, [_SUMS.index(c) for c in cols]], signs
+
+
 def _config_stats(df: pd.DataFrame, S: np.ndarray, H: np.ndarray, W: np.ndarray, ci: float, greedy: bool) -> dict:
     point = _metrics(S.sum(0), H.sum(0))
     boot = _metrics(W @ S, W @ H)
     row = {"n_prompts": len(df)}
     lo, hi = percentile_ci(np.column_stack([boot[k] for k in METRICS]), ci)  # one call for all metrics
+    for k in SPEEDUP_TERMS:  # studentized on the log ratio: the percentile interval under-covers
+        j = METRICS.index(k)
+        t = log_ratio_t(*speedup_sums(S, k), W, ci)
+        lo[j], hi[j] = t["lo"], t["hi"]
+    if len(df) < config.MIN_CI_PROMPTS:  # too few prompts for an interval that means anything
+        lo[:], hi[:] = np.nan, np.nan
     for j, k in enumerate(METRICS):
         row[k], row[f"{k}_lo"], row[f"{k}_hi"] = float(point[k]), float(lo[j]), float(hi[j])
     row["base_tpot_ms"], row["base_ttft_s"] = float(point["base_tpot_ms"]), float(point["base_ttft_s"])
@@ -320,7 +339,7 @@ def _baseline_row(pset: pd.DataFrame, W: np.ndarray, ci: float, cat: str) -> dic
     point, boot = f(cols.sum(0)), f(W @ cols)
     row = {"method": "baseline", "draft_length": 0, "category": cat, "n_prompts": len(pset)}
     for k in ("ttft_s", "tpot_ms", "tokens_per_s"):
-        lo, hi = percentile_ci(boot[k], ci)
+        lo, hi = percentile_ci(boot[k], ci) if len(pset) >= config.MIN_CI_PROMPTS else (np.nan, np.nan)
         row[k], row[f"{k}_lo"], row[f"{k}_hi"] = float(point[k]), float(lo), float(hi)
     row.update(speedup=1.0, speedup_lo=1.0, speedup_hi=1.0, base_tpot_ms=row["tpot_ms"], base_ttft_s=row["ttft_s"])
     return row
@@ -365,6 +384,8 @@ def _positions(m: Measurements, df: pd.DataFrame, g: int, method: str, cat: str,
     np.add.at(reached, prompt_idx, (a[:, None] >= i - 1) & (d[:, None] >= i))
     W = resample_weights(n_p, n_boot, rng)
     lo, hi = percentile_ci(ratio(W @ ge, W @ drafted_ge), ci)
+    if n_p < config.MIN_CI_PROMPTS:
+        lo, hi = np.full(g, np.nan), np.full(g, np.nan)
     beta = m.beta[df.index.to_numpy(), :g] if m.beta.shape[1] >= g else np.full((len(df), g), np.nan)
     with np.errstate(all="ignore"):
         beta_mean = np.array([np.nanmean(beta[:, j]) if np.isfinite(beta[:, j]).any() else np.nan for j in range(g)])
