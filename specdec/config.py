@@ -6,11 +6,28 @@ from dataclasses import dataclass, field
 
 BUNDLED_TARGET = "qwen2.5-coder-1.5b-instruct"
 BUNDLED_DRAFT = "qwen2.5-coder-0.5b-instruct"
+# What the bundled specs are, upstream: the id a serving engine loads, whether that architecture ties
+# lm_head to the embedding (both do: config.json "tie_word_embeddings": true), and what was measured here
+# instead — a Q4_K_M GGUF de-quantised to float32, saved untied (its config says false).
+ORIGINAL_MODELS = {
+    BUNDLED_TARGET: {"id": "Qwen/Qwen2.5-Coder-1.5B-Instruct", "tie_word_embeddings": True, "local_untied": True,
+                     "local_weights": "Q4_K_M GGUF, de-quantised"},
+    BUNDLED_DRAFT: {"id": "Qwen/Qwen2.5-Coder-0.5B-Instruct", "tie_word_embeddings": True, "local_untied": True,
+                    "local_weights": "Q4_K_M GGUF, de-quantised"},
+}
 
 METHODS = ("draft", "prompt-lookup", "layer-skip", "medusa")  # families; run keys in specdec/methods.py
 DEFAULT_METHODS = ("draft", "prompt-lookup")
 DEFAULT_DRAFT_LENGTHS = (2, 4, 6)
 MAX_DRAFT_LENGTH = 16
+# How a run measures (specdec/traces): "traced" derives every method × γ's greedy rounds exactly from one
+# batched target generation with the drafters teacher-forced along it, timing them with the cost model of
+# a few prompts also run for real ("real_prompts", which double as the check); "real" runs the decoder
+# on every prompt × configuration. Sampling (temperature > 0) always runs real.
+MODES = ("traced", "real")
+DEFAULT_MODE = "traced"
+DEFAULT_REAL_PROMPTS = 4
+TRACE_BATCH = 8  # prompts generated together (left-padded); more rows amortise each weight read further
 DEFAULT_MAX_NEW_TOKENS = 64
 DEFAULT_SEED = 0
 DEFAULT_DEVICE = "auto"
@@ -71,6 +88,8 @@ class RunConfig:
     seed: int = DEFAULT_SEED
     dtype: str = DEFAULT_DTYPE
     device: str = DEFAULT_DEVICE
+    mode: str = "real"  # MODES; run_config() picks DEFAULT_MODE for greedy runs
+    real_prompts: int = DEFAULT_REAL_PROMPTS  # traced mode: prompts also run for real (timing + check)
 
     @property
     def draft(self) -> str | None:
@@ -82,7 +101,7 @@ class RunConfig:
 CACHE_ENV_VAR = "SPECDEC_CACHE"
 
 # results.json (specdec/results.py) and the run history (specdec/store.py).
-RESULTS_SCHEMA_VERSION = 2  # 2 adds the optional `engine` block (engine-run); version-1 files still load
+RESULTS_SCHEMA_VERSION = 2  # 2 adds the optional `engine` block (engine-run) and traced runs; version-1 files still load
 MAX_RESULTS_BYTES = 512 * 1024 * 1024  # a results file larger than this is refused before parsing
 MAX_TEXT_CHARS = 1_000_000  # a prompt or a generated text
 MAX_ID_CHARS = 200  # prompt ids, run ids, categories
@@ -111,7 +130,26 @@ PROJECTION_MAX_GAMMA = 12  # draft lengths projected beyond those run: 1 … max
 WHATIF_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 WHATIF_DTYPE = "bfloat16"  # weights and KV cache on the serving hardware
 DEFAULT_HARDWARE = "H100-SXM"  # the profile the decision projects onto unless told otherwise
-GPU_LAYER_LATENCY_S = 10e-6  # fixed cost per transformer layer per forward (kernel launches), GPUs
+GPU_LAYER_LATENCY_S = 10e-6  # per transformer layer per forward on a GPU profile without an engine
+GPU_FORWARD_OVERHEAD_S = 0.0  # per forward, same (engine profiles below set both)
+# Engine constants, calibrated against published runs (specdec/analysis/calibration.py holds the cases and
+# prints projected vs published; tests/test_calibration.py checks each within its tolerance):
+# vLLM (CUDA graphs: launches of a whole forward replayed at once, so per-layer cost is small, and a fixed
+# cost per step for scheduling, sampling and the graph launch) — fitted to the vLLM blog's Llama-3-70B on
+# 4×H100 speculative run (≈1.5× at batch 1, ≈0.87× at 128; blog.vllm.ai, Oct 2024), with the τ and draft
+# stated there as assumptions.
+VLLM_FORWARD_OVERHEAD_S = 1.7e-3  # grid fit: max error 0.5% over the two batch sizes
+VLLM_LAYER_LATENCY_S = 40e-6  # includes what the 8 µs all-reduce latency misses
+VLLM_SOURCE = "fitted to the vLLM blog's Llama-3-70B 4×H100 speculative run (blog.vllm.ai, 2024-10)"
+# Hugging Face transformers in eager mode (Spec-Bench's harness: every kernel launched from Python, one
+# forward ≈ a dozen launches per layer plus generate()'s per-step logits processing) — fitted to Spec-Bench's
+# speculative sampling with Vicuna-7B + vicuna-68m on A100 (1.49×) and RTX 3090 (1.83×) (Xia et al. 2024,
+# Findings of ACL, Table/leaderboard at github.com/hemingkx/Spec-Bench).
+HF_FORWARD_OVERHEAD_S = 1.2e-3  # grid fit: max error 1.8% over A100 and RTX 3090
+HF_LAYER_LATENCY_S = 30e-6
+HF_SOURCE = "fitted to Spec-Bench SpS, Vicuna-7B + vicuna-68m, A100 and RTX 3090 (Xia et al. 2024)"
+GPU_ALLREDUCE_S = 8e-6  # one small-message all-reduce over NVLink (NCCL/custom all-reduce latency, µs range)
+GPU_LINK_GBS = 450.0  # NVLink 4 per direction on H100 SXM (NVIDIA H100 datasheet: 900 GB/s bidirectional)
 MIN_SPEEDUP_LO = 1.05  # a segment is "on" when the speedup CI's lower bound reaches this
 MIN_PROMPTS = 20  # fewer prompts in the whole run → INSUFFICIENT-EVIDENCE
 MIN_PROMPTS_PER_SEGMENT = 8  # a category with fewer prompts gets no verdict of its own

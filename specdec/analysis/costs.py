@@ -189,13 +189,27 @@ class ModelSize:
 
 
 def model_size(model: dict | None) -> ModelSize | None:
-    """ModelSize from a manifest MODEL dict; None when the model is absent (prompt lookup only)."""
+    """ModelSize from a manifest MODEL dict; None when the model is absent (prompt lookup only).
+
+    parameters here = what one decode step reads and multiplies: the recorded count minus one vocab ×
+    hidden table when the record is untied (the input embedding is looked up a row at a time; lm_head is
+    read whole). Untied: the record says tie_word_embeddings false, or it is a bundled GGUF conversion
+    (config.ORIGINAL_MODELS: de-quantised conversions are saved untied although Qwen2.5-Coder 0.5B/1.5B
+    tie) — 1.777 B → 1.544 B for the bundled target, 630 M → 494 M for its draft. Records without the
+    flag count as tied: subtracting a table that is not there would undercount a small model by ~25%."""
     if not model:
         return None
     heads, head_dim = model.get("num_key_value_heads"), model.get("head_dim")
     estimated = not (heads and head_dim)
     width = int(model["hidden_size"]) if estimated else int(heads) * int(head_dim)
-    return ModelSize(int(model["parameters"]), int(model["num_layers"]), int(model["hidden_size"]), width, estimated)
+    params = int(model["parameters"])
+    tied = model.get("tie_word_embeddings")
+    if tied is None:
+        tied = not config.ORIGINAL_MODELS.get(str(model.get("spec")), {}).get("local_untied", False)
+    table = int(model.get("vocab_size") or 0) * int(model["hidden_size"])
+    if not tied and 0 < table < params:
+        params -= table
+    return ModelSize(params, int(model["num_layers"]), int(model["hidden_size"]), width, estimated)
 
 
 # ---- drafters ----

@@ -60,6 +60,53 @@ class HardwareProfile:
     compute_efficiency: float = config.WHATIF_COMPUTE_EFFICIENCY
     overlap: bool = True  # memory and compute overlap (GPU roofline: max); False adds them (CPU)
     source: str = ""
+    forward_overhead_s: float = config.GPU_FORWARD_OVERHEAD_S  # fixed per forward pass, whatever its size
+    tp: int = 1  # tensor-parallel degree: weights, KV and FLOPs split over tp devices of this kind
+    allreduce_s: float = config.GPU_ALLREDUCE_S  # latency of one all-reduce (two per layer when tp > 1)
+    link_gbs: float = config.GPU_LINK_GBS  # device-to-device bandwidth for the all-reduce's bytes
+    engine: str = ""  # the serving engine whose per-forward costs are applied (deployment_profile)
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    """What a serving engine adds to the roofline, per forward pass. Constants and their sources in config."""
+
+    name: str
+    forward_overhead_s: float
+    layer_latency_s: float
+    bandwidth_efficiency: float
+    compute_efficiency: float
+    source: str
+
+
+ENGINES: dict[str, EngineProfile] = {e.name: e for e in (
+    EngineProfile("vllm", config.VLLM_FORWARD_OVERHEAD_S, config.VLLM_LAYER_LATENCY_S,
+                  config.WHATIF_BANDWIDTH_EFFICIENCY, config.WHATIF_COMPUTE_EFFICIENCY, config.VLLM_SOURCE),
+    EngineProfile("sglang", config.VLLM_FORWARD_OVERHEAD_S, config.VLLM_LAYER_LATENCY_S,
+                  config.WHATIF_BANDWIDTH_EFFICIENCY, config.WHATIF_COMPUTE_EFFICIENCY,
+                  "as vLLM (CUDA graphs, paged KV); no separate calibration"),
+    EngineProfile("hf-eager", config.HF_FORWARD_OVERHEAD_S, config.HF_LAYER_LATENCY_S,
+                  config.WHATIF_BANDWIDTH_EFFICIENCY, config.WHATIF_COMPUTE_EFFICIENCY, config.HF_SOURCE),
+)}
+DEFAULT_ENGINE = "vllm"
+
+
+def deployment_profile(hardware: str | HardwareProfile, engine: str = DEFAULT_ENGINE, tp: int = 1) -> HardwareProfile:
+    """A GPU profile with an engine's per-forward costs and a tensor-parallel degree applied."""
+    import dataclasses
+
+    hw = hardware if isinstance(hardware, HardwareProfile) else profile(hardware)
+    if hw.name == THIS_MACHINE:
+        return hw
+    try:
+        e = ENGINES[engine]
+    except KeyError:
+        raise SpecdecError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}") from None
+    if not (isinstance(tp, int) and 1 <= tp <= 16):
+        raise SpecdecError(f"tensor-parallel degree must be 1 … 16, got {tp!r}")
+    return dataclasses.replace(hw, forward_overhead_s=e.forward_overhead_s, layer_latency_s=e.layer_latency_s,
+                               bandwidth_efficiency=e.bandwidth_efficiency, compute_efficiency=e.compute_efficiency,
+                               tp=tp, engine=e.name)
 
 
 # Vendor datasheet figures (dense, no sparsity). A10G is AWS's variant of the A10 without a public
@@ -70,6 +117,7 @@ PROFILES: dict[str, HardwareProfile] = {p.name: p for p in (
     HardwareProfile("L4", 300.0, 121.0, 24.0, source="NVIDIA L4 datasheet"),
     HardwareProfile("A10G", 600.0, 70.0, 24.0, source="AWS G5 (A10G), commonly quoted figures"),
     HardwareProfile("RTX-4090", 1008.0, 165.0, 24.0, source="NVIDIA Ada (AD102) whitepaper, FP32 accumulate"),
+    HardwareProfile("RTX-3090", 936.0, 71.0, 24.0, source="NVIDIA Ampere GA102 whitepaper, FP16 tensor, FP32 accumulate"),
 )}
 
 
@@ -107,19 +155,29 @@ def measured_profile(costs: CostModel, target: ModelSize, draft: ModelSize | Non
         except np.linalg.LinAlgError:
             pass
     return HardwareProfile(THIS_MACHINE, bw / 1e9, flops / 1e12, memory_gb, layer_latency_s=lat,
-                           bandwidth_efficiency=1.0, compute_efficiency=1.0, overlap=False,
+                           bandwidth_efficiency=1.0, compute_efficiency=1.0, overlap=False, forward_overhead_s=0.0,
                            source="calibrated on this run's measured target, draft and verify times")
 
 
 def step_time_s(hw: HardwareProfile, model: ModelSize, batch: int, tokens_per_seq: float, context: float,
                 dtype: str) -> tuple[float, str]:
-    """One forward of `batch` sequences × tokens_per_seq new tokens over `context` cached tokens."""
-    bytes_ = model.weight_bytes(dtype) + batch * context * model.kv_bytes_per_token(dtype)
+    """One forward of `batch` sequences × tokens_per_seq new tokens over `context` cached tokens:
+    fixed per-forward cost + layers · per-layer latency + roofline over 1/tp of the weights, KV and FLOPs
+    + with tp > 1 two all-reduces per layer (Megatron-style: after attention and after the MLP), each
+    latency + 2(tp − 1)/tp of the activations (batch · tokens · hidden · 2 bytes) over the link.
+    Broadcasts over array-valued tokens_per_seq (the bound is then that of the first element)."""
+    tp = max(int(hw.tp), 1)
+    bytes_ = (model.weight_bytes(dtype) + batch * context * model.kv_bytes_per_token(dtype)) / tp
     t_mem = bytes_ / (hw.bandwidth_gbs * 1e9 * hw.bandwidth_efficiency)
-    t_cmp = 2.0 * model.parameters * batch * tokens_per_seq / (hw.peak_tflops * 1e12 * hw.compute_efficiency)
-    fixed = model.num_layers * hw.layer_latency_s
-    bound = "memory" if t_mem >= t_cmp else "compute"
-    return (max(t_mem, t_cmp) if hw.overlap else t_mem + t_cmp) + fixed, bound
+    t_cmp = 2.0 * model.parameters * batch * np.asarray(tokens_per_seq, dtype=float) / tp / (
+        hw.peak_tflops * 1e12 * hw.compute_efficiency)
+    fixed = hw.forward_overhead_s + model.num_layers * hw.layer_latency_s
+    if tp > 1:
+        act = batch * np.asarray(tokens_per_seq, dtype=float) * model.hidden_size * 2.0 * 2.0 * (tp - 1) / tp
+        fixed = fixed + model.num_layers * 2.0 * (hw.allreduce_s + act / (hw.link_gbs * 1e9))
+    bound = "memory" if np.all(t_mem >= t_cmp) else "compute"
+    t = (np.maximum(t_mem, t_cmp) if hw.overlap else t_mem + t_cmp) + fixed
+    return (float(t) if np.ndim(t) == 0 else t), bound
 
 
 def _profiles(analysis, hardware) -> list[HardwareProfile]:
@@ -135,8 +193,8 @@ def _profiles(analysis, hardware) -> list[HardwareProfile]:
             out.append(measured_profile(analysis.costs, model_size(m.get("models", {}).get("target")), size,
                                         float(m.get("hardware", {}).get("memory_gb", 0.0)),
                                         m.get("settings", {}).get("dtype", "float32"), key))
-        else:
-            out.append(profile(n))
+        else:  # a GPU by name: the default engine's calibrated per-forward costs, one device
+            out.append(deployment_profile(n, DEFAULT_ENGINE, 1))
     return out
 
 
@@ -208,7 +266,13 @@ def whatif(analysis, hardware=None, batch_sizes=config.WHATIF_BATCH_SIZES, gamma
                     for _, p in prof.iterrows():
                         g, md = int(p["gamma"]), float(p["mean_drafted"])
                         t_ver, ver_bound = step_time_s(hw, target, b, md + 1.0, ctx, dt)
-                        t_ver *= f_t
+                        if here:  # the measured verify curve at batch 1 (a 2-token pass costs what it cost,
+                            # not what a straight line says), scaled to batch b by the roofline
+                            h = np.asarray(p["drafted_hist"], dtype=float)
+                            t_ver = float((h * analysis.costs.verify_s(np.arange(len(h)))).sum()) * (
+                                t_ver / step_time_s(hw, target, 1, md + 1.0, ctx, dt)[0])
+                        else:
+                            t_ver *= f_t
                         if uses:
                             n_steps = M.draft_steps(method, g)
                             t_draft = _measured_step_s(analysis.costs, method, md) * scale if here else t_step
@@ -253,7 +317,7 @@ def _fits(hw: HardwareProfile, target: ModelSize, method: str, info: dict | None
         return True  # unknown memory: do not claim it does not fit
     need = target.weight_bytes(dtype) + batch * ctx * target.kv_bytes_per_token(dtype)
     need += sum(extra_bytes(method, info, dtype, batch, ctx))
-    return bool(need <= hw.memory_gb * 1e9 * config.WHATIF_MEMORY_HEADROOM)
+    return bool(need <= max(int(hw.tp), 1) * hw.memory_gb * 1e9 * config.WHATIF_MEMORY_HEADROOM)
 
 
 def assumptions(hardware, dtype: str = config.WHATIF_DTYPE, context_lens=()) -> list[dict]:

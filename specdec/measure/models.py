@@ -60,6 +60,9 @@ class LoadedModel:
             "num_key_value_heads": getattr(cfg, "num_key_value_heads", None) or heads,
             "head_dim": getattr(cfg, "head_dim", None) or (hidden // heads if hidden and heads else None),
             "architecture": type(self.model).__name__,
+            # Whether lm_head shares the input embedding: an untied record counts vocab × hidden twice, and
+            # a decode step reads only one of the two tables (specdec.analysis.costs.model_size).
+            "tie_word_embeddings": bool(getattr(self.model.config, "tie_word_embeddings", False)),
             "linear": getattr(self.model, "specdec_linear", "default"),
         }
 

@@ -1,0 +1,142 @@
+"""False GO and false GO-SEGMENTS rates of the decision, on synthetic runs with a known answer.
+
+    nice -n 10 python benchmarks/decision_sim.py [--trials 400]
+
+Each trial builds a results dict whose per-prompt decode speedups are drawn around a known truth (every
+configuration the same true pooled speedup; prompts share a random effect across configurations, so the
+configurations are correlated the way γ = 2, 4, 6 of one draft model are), runs the product's own
+verdict (specdec.analysis.decision.judge on summary_table — what decide() uses) and counts:
+
+    at the bar      true pooled speedup exactly 1.05 = MIN_SPEEDUP_LO: any GO is false (nominal ≤ 2.5%)
+    identical cats  true speedup 1.10 in every category: any GO-SEGMENTS is false (target ≤ 5%)
+
+"before" re-applies the rule the product used until issue 18, on the same trials: percentile intervals,
+a configuration "on" when its lower bound clears the bar, the best of the configurations picked without
+correction, any category "on" on its own making GO-SEGMENTS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from specdec import config  # noqa: E402
+from specdec.analysis import decision  # noqa: E402
+from specdec.analysis import summary as analysis  # noqa: E402
+from specdec.analysis.bootstrap import percentile_ci, ratio, resample_weights  # noqa: E402
+
+SIGMA_PROMPT, SIGMA_CONFIG = 0.20, 0.08  # log-speedup spread between prompts, and per configuration
+
+
+def _draw(rng, n, n_cfg, mu):
+    tok = np.clip(np.exp(np.log(64) + 0.6 * rng.standard_normal(n)), 16, 256).round()
+    base_ms = tok * np.exp(np.log(40.0) + 0.15 * rng.standard_normal(n))
+    logs = mu + SIGMA_PROMPT * rng.standard_normal(n)[:, None] + SIGMA_CONFIG * rng.standard_normal((n, n_cfg))
+    return tok, base_ms, np.exp(logs)
+
+
+def calibrate(true_speedup: float, n_cfg: int) -> float:
+    """μ such that the population ratio of sums Σ base / Σ (base / s) equals true_speedup."""
+    tok, base, s = _draw(np.random.default_rng(2024), 1_000_000, 1, 0.0)
+    return float(np.log(true_speedup) - np.log(base.sum() / (base / s[:, 0]).sum()))
+
+
+def make_results(rng, n, cats, gammas, mu) -> dict:
+    tok, base_ms, s = _draw(rng, n, len(gammas), mu)
+    prompts = []
+    for i in range(n):
+        t = int(tok[i])
+        ids = list(range(t))
+        base = {"tokens": ids, "text": "x", "new_tokens": t, "prefill_s": 0.1, "decode_s": base_ms[i] / 1e3}
+        runs = []
+        for j, g in enumerate(gammas):
+            dec = base_ms[i] / s[i, j] / 1e3
+            rounds = [{"drafted": g, "accepted": g // 2, "draft_tokens": [7] * g, "beta": None,
+                       "draft_s": 0.2 * dec, "verify_s": 0.7 * dec}]
+            runs.append({"tokens": ids, "text": "x", "new_tokens": t, "prefill_s": 0.12, "decode_s": dec,
+                         "method": "draft", "draft_length": g, "rounds": rounds})
+        prompts.append({"id": f"p{i}", "category": cats[i % len(cats)], "prompt": "p", "prompt_tokens": 50,
+                        "baseline": base, "runs": runs})
+    manifest = {"settings": {"temperature": 0.0, "dtype": "float32", "max_new_tokens": 64}, "models": {}}
+    return {"schema_version": 1, "manifest": manifest, "prompts": prompts}
+
+
+def before(m, th: decision.Thresholds) -> str:
+    """The pre-issue-18 rule: percentile CIs, best lower bound, no correction, any category on → segments."""
+    def bounds(pset, set_no):
+        ids = pset["prompt_id"].tolist()
+        W = resample_weights(len(ids), config.BOOTSTRAP_SAMPLES, np.random.default_rng([0, set_no]))
+        out = []
+        for _, df in m.runs[m.runs["prompt_id"].isin(ids)].groupby("draft_length"):
+            pos = {p: k for k, p in enumerate(ids)}
+            Wc = W[:, [pos[p] for p in df["prompt_id"]]]
+            # Same tokens on both sides: the speedup is Σ baseline decode / Σ speculative decode.
+            num, den = Wc @ df["base_decode_s"].to_numpy(), Wc @ df["decode_s"].to_numpy()
+            out.append(percentile_ci(ratio(num, den)))
+        return out
+
+    def status(b, n):
+        if n < th.min_prompts_per_segment:
+            return "too-few"
+        if max(lo for lo, _ in b) >= th.min_speedup_lo:
+            return "on"
+        return "off" if max(hi for _, hi in b) < th.min_speedup_lo else "unclear"
+
+    n = len(m.prompts)
+    overall = status(bounds(m.prompts, 0), n)
+    cats = [status(bounds(p, k), len(p)) for k, (_, p) in enumerate(m.prompts.groupby("category", sort=True))]
+    if n < th.min_prompts:
+        return "INSUFFICIENT-EVIDENCE"
+    if overall == "on" and not set(cats) & {"off", "unclear"}:
+        return "GO"
+    return "GO-SEGMENTS" if "on" in cats and len(cats) > 1 else ("GO" if "on" in cats else "OTHER")
+
+
+def scenario(name, trials, n, n_cats, gammas, true_speedup, seed):
+    mu = calibrate(true_speedup, len(gammas))
+    th = decision.Thresholds()
+    cats = [f"c{k}" for k in range(n_cats)]
+    counts = {"after": {}, "before": {}}
+    t0 = time.perf_counter()
+    for r in range(trials):
+        res = make_results(np.random.default_rng([seed, r]), n, cats, gammas, mu)
+        m = analysis.collect(res)
+        j = decision.judge(m, analysis.summary_table(m), analysis.summary_table(m, level="category"), th)
+        for key, v in (("after", j["verdict"]), ("before", before(m, th))):
+            counts[key][v] = counts[key].get(v, 0) + 1
+    return counts, time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=400)
+    args = ap.parse_args()
+    T = args.trials
+    print(f"# {T} trials each; bar {config.MIN_SPEEDUP_LO}×; heterogeneity α {config.HETEROGENEITY_ALPHA}, "
+          f"{config.HETEROGENEITY_PERMUTATIONS} permutations; {config.BOOTSTRAP_SAMPLES} resamples")
+    print(f"{'scenario':<44} {'rate counted':<12} {'before':>8} {'after':>8}   after verdicts")
+    runs = [
+        ("at the bar: 20 prompts, 1 category, γ=4", 20, 1, (4,), 1.05, "GO"),
+        ("at the bar: 20 prompts, 1 category, 4 γ", 20, 1, (2, 4, 6, 8), 1.05, "GO"),
+        ("at the bar: 30 prompts, 3 categories, 3 γ", 30, 3, (2, 4, 6), 1.05, "GO or SEG"),
+        ("identical 1.10: 30 prompts, 3 categories, 3 γ", 30, 3, (2, 4, 6), 1.10, "GO-SEGMENTS"),
+        ("identical 1.10: 24 prompts, 3 categories, 3 γ", 24, 3, (2, 4, 6), 1.10, "GO-SEGMENTS"),
+        ("identical 1.10: 40 prompts, 4 categories, 3 γ", 40, 4, (2, 4, 6), 1.10, "GO-SEGMENTS"),
+    ]
+    for k, (name, n, n_cats, gammas, truth, what) in enumerate(runs):
+        counts, secs = scenario(name, T, n, n_cats, gammas, truth, seed=100 + k)
+        keys = ("GO", "GO-SEGMENTS") if what == "GO or SEG" else (what,)
+        rate = {w: sum(counts[w].get(v, 0) for v in keys) / T for w in counts}
+        print(f"{name:<44} {what:<12} {100 * rate['before']:7.1f}% {100 * rate['after']:7.1f}%   "
+              f"{dict(sorted(counts['after'].items()))} ({secs:.0f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
