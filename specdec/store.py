@@ -112,6 +112,11 @@ def default_path() -> Path:
     return base / "specdec" / config.STORE_FILENAME
 
 
+def _fault_point(name: str) -> None:
+    """Test seam, a no-op: a test's child process replaces it to SIGKILL itself inside a transaction
+    ("prompt-mid-transaction"), to show a half-written prompt never survives."""
+
+
 def _dumps(value) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
@@ -413,6 +418,7 @@ class Store:
         db.execute("INSERT INTO prompts (run_id, prompt_id, seq, category, prompt_tokens, data) "
                    "VALUES (?, ?, ?, ?, ?, ?)",
                    (run_id, pid, seq, prompt["category"], prompt["prompt_tokens"], _dumps(data)))
+        _fault_point("prompt-mid-transaction")
         gens = [(0, "baseline", None, prompt["baseline"])]
         gens += [(i + 1, g["method"], g["draft_length"], g) for i, g in enumerate(prompt["runs"])]
         db.executemany("INSERT INTO gens VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -19,17 +19,33 @@ import pytest
 from specdec import cli, results
 from specdec.errors import SpecdecError
 from specdec.store import Store, default_path
-from test_results import make_manifest, make_prompt, make_results
+from test_results import make_manifest, make_prompt, make_results as _make_results
 
 REPO = Path(__file__).resolve().parents[1]
 
+
+def make_results(*args, **kwargs) -> dict:
+    """test_results' fixture at the current schema version: the store gives back every run at that version."""
+    return {**_make_results(*args, **kwargs), "schema_version": results.SCHEMA_VERSION}
+
 # A writer in its own process: adds the prompts in a JSON file one by one (skipping those already
-# stored, which is how a run resumes) and prints each id once its transaction has committed.
+# stored, which is how a run resumes) and prints each id once its transaction has committed. Gated
+# (the default), it then waits for a line on stdin before the next prompt: the test decides when it
+# goes on, so no test depends on how fast either process happens to run. "kill-mid" SIGKILLs itself
+# through the store's fault seam inside the transaction of its n-th prompt.
 WRITER = r"""
-import json, sys, time
+import json, os, signal, sys
+from specdec import store as store_module
 from specdec.store import Store
-store_path, run_id, prompts_path, sleep_s = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+store_path, run_id, prompts_path, mode = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 prompts = json.load(open(prompts_path, encoding="utf-8"))
+if mode.startswith("kill-mid:"):
+    left = [int(mode.split(":")[1])]
+    def fault(name):
+        left[0] -= 1
+        if left[0] == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+    store_module._fault_point = fault
 store = Store(store_path)
 store.claim_run(run_id)  # as the runner does: "running" while this process lives
 done = store.done_prompt_ids(run_id)
@@ -37,16 +53,25 @@ for p in prompts:
     if p["id"] not in done:
         store.add_prompt(run_id, p)
         print(p["id"], flush=True)
-        time.sleep(sleep_s)
+        if mode == "gated" and not sys.stdin.readline():
+            break  # the test closed our stdin: stop here
 """
 
 
-def start_writer(store_path, run_id, prompts, tmp_path, sleep_s):
+def start_writer(store_path, run_id, prompts, tmp_path, mode="gated"):
+    """mode: "gated" (waits for a line on stdin after each prompt), "free" (no waiting) or "kill-mid:N"."""
     prompts_path = tmp_path / f"prompts-{run_id}.json"
     prompts_path.write_text(json.dumps(prompts), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(store_path), run_id, str(prompts_path), str(sleep_s)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(store_path), run_id, str(prompts_path), mode],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=REPO)
+
+
+def go(writer) -> None:
+    """Let a gated writer start its next prompt."""
+    writer.stdin.write("go\n")
+    writer.stdin.flush()
 
 
 def integrity(path) -> str:
@@ -252,9 +277,23 @@ def test_readers_never_see_a_torn_run_while_another_process_writes(tmp_path):
     r = make_results(20)
     with Store(path) as s:
         run_id = s.create_run(r["manifest"])
-    writer = start_writer(path, run_id, r["prompts"], tmp_path, sleep_s=0.01)
+    writer = start_writer(path, run_id, r["prompts"], tmp_path)
     shared = Store(path)  # one Store shared by two threads, plus two threads with their own
     problems, snapshots = [], []
+    seen = threading.Condition()
+
+    def feed():
+        # The next prompt is written only once a reader has seen the last one: the reads really overlap
+        # the writes, however the two processes are scheduled.
+        for n in range(1, 21):
+            if writer.stdout.readline() == "":
+                return
+            with seen:
+                if not seen.wait_for(lambda: n in snapshots or problems, timeout=60):
+                    problems.append(f"no reader saw {n} prompts within 60 s")
+                    return
+            go(writer)
+        writer.stdin.close()
 
     def read(own: bool):
         s = Store(path) if own else shared
@@ -266,7 +305,9 @@ def test_readers_never_see_a_torn_run_while_another_process_writes(tmp_path):
                 n = len(loaded["prompts"])
                 if loaded["prompts"] != r["prompts"][:n]:
                     problems.append(f"snapshot of {n} prompts differs")
-                snapshots.append(n)
+                with seen:
+                    snapshots.append(n)
+                    seen.notify_all()
                 s.list_runs()
                 if finished:
                     return
@@ -277,6 +318,7 @@ def test_readers_never_see_a_torn_run_while_another_process_writes(tmp_path):
                 s.close()
 
     threads = [threading.Thread(target=read, args=(own,)) for own in (True, True, False, False)]
+    threads.append(threading.Thread(target=feed))
     for t in threads:
         t.start()
     for t in threads:
@@ -284,18 +326,25 @@ def test_readers_never_see_a_torn_run_while_another_process_writes(tmp_path):
     shared.close()
     assert writer.wait(timeout=30) == 0, writer.stderr.read()
     assert problems == []
-    assert max(snapshots) == 20 and len(set(snapshots)) > 2  # the readers really overlapped the writes
+    assert set(range(1, 21)) <= set(snapshots)  # a reader saw every prompt count: they overlapped the writes
     assert integrity(path) == "ok"
 
 
 def _kill_after(writer, n_lines: int, jitter_s: float = 0.0) -> list[str]:
-    printed = [writer.stdout.readline().strip() for _ in range(n_lines)]
+    """Read n_lines committed ids from a gated writer, let it start one more prompt, and SIGKILL it
+    (after jitter_s, to vary where in that prompt the kill lands): it can have committed at most that one."""
+    printed = []
+    for i in range(n_lines):
+        printed.append(writer.stdout.readline().strip())
+        if i < n_lines - 1:
+            go(writer)
+    assert all(printed), writer.stderr.read()
+    go(writer)
     if jitter_s:
-        time.sleep(jitter_s)
+        time.sleep(jitter_s)  # not a synchronisation: the writer stops by itself after one more prompt
     os.kill(writer.pid, signal.SIGKILL)
     writer.wait(timeout=10)
     assert writer.returncode == -signal.SIGKILL
-    assert all(printed), writer.stderr.read()
     return printed
 
 
@@ -306,7 +355,7 @@ def test_sigkill_mid_run_loses_nothing_finished_and_resume_completes(tmp_path):
     with Store(path) as s:
         run_id = s.create_run(r["manifest"])
 
-    printed = _kill_after(start_writer(path, run_id, r["prompts"], tmp_path, sleep_s=0.15), 3)
+    printed = _kill_after(start_writer(path, run_id, r["prompts"], tmp_path), 3)
     assert integrity(path) == "ok"
     with Store(path) as s:
         done = s.done_prompt_ids(run_id)
@@ -316,7 +365,7 @@ def test_sigkill_mid_run_loses_nothing_finished_and_resume_completes(tmp_path):
         assert loaded["prompts"] == r["prompts"][:len(done)]
         assert loaded["manifest"]["status"] == "interrupted"  # its process is gone
 
-    resumed = start_writer(path, run_id, r["prompts"], tmp_path, sleep_s=0)
+    resumed = start_writer(path, run_id, r["prompts"], tmp_path, mode="free")
     out, err = resumed.communicate(timeout=30)
     assert resumed.returncode == 0, err
     assert out.split() == [i for i in ids if i not in done]
@@ -327,27 +376,53 @@ def test_sigkill_mid_run_loses_nothing_finished_and_resume_completes(tmp_path):
     assert final["manifest"]["status"] == "complete"
 
 
-def test_sigkill_inside_a_transaction_leaves_whole_prompts_only(tmp_path):
-    """Big prompts and no pause, so the kill lands while a transaction is being written."""
-    path = tmp_path / "runs.sqlite"
+def big_prompts(n: int) -> list[dict]:
     rng = random.Random(5)
-    prompts = [make_prompt(i, rng) for i in range(40)]
+    prompts = [make_prompt(i, rng) for i in range(n)]
     for p in prompts:  # ~1000 rounds per prompt makes each commit take a while
         g = p["runs"][2]
         g["rounds"] = g["rounds"] * 60
-    r = {"schema_version": 1, "manifest": make_manifest(), "prompts": prompts}
+    return prompts
+
+
+def test_sigkill_inside_a_transaction_leaves_whole_prompts_only(tmp_path):
+    """Big prompts, a kill at a varied moment of the next prompt's write: whole prompts only, never part of one."""
+    path = tmp_path / "runs.sqlite"
+    r = {"schema_version": 1, "manifest": make_manifest(), "prompts": big_prompts(40)}
     with Store(path) as s:
         run_id = s.create_run(r["manifest"])
     jitter = random.Random(0)
+    stored = 0
     for attempt in range(5):
-        writer = start_writer(path, run_id, r["prompts"], tmp_path, sleep_s=0)
+        writer = start_writer(path, run_id, r["prompts"], tmp_path)
         _kill_after(writer, 1 + attempt, jitter_s=jitter.uniform(0, 0.015))  # a commit takes ~15 ms
         assert integrity(path) == "ok"
         with Store(path) as s:
             loaded = s.load_run(run_id)
         n = len(loaded["prompts"])
-        assert 0 < n < 40, n
+        assert stored + 1 + attempt <= n <= stored + 2 + attempt, n
         assert loaded["prompts"] == r["prompts"][:n]
+        stored = n
+
+
+def test_sigkill_at_a_fixed_point_inside_the_transaction_rolls_the_prompt_back(tmp_path):
+    """Deterministic: the fault seam kills the writer after the prompt row is written and before its gens
+    and rounds; the store keeps the prompts before it, whole, and a resume writes the rest."""
+    path = tmp_path / "runs.sqlite"
+    r = {"schema_version": 1, "manifest": make_manifest(), "prompts": big_prompts(4)}
+    with Store(path) as s:
+        run_id = s.create_run(r["manifest"])
+    writer = start_writer(path, run_id, r["prompts"], tmp_path, mode="kill-mid:3")
+    out, _ = writer.communicate(timeout=60)
+    assert writer.returncode == -signal.SIGKILL and out.split() == [p["id"] for p in r["prompts"][:2]]
+    assert integrity(path) == "ok"
+    assert row_counts(path)["prompts"] == 2
+    with Store(path) as s:
+        assert s.load_run(run_id)["prompts"] == r["prompts"][:2]
+    resumed = start_writer(path, run_id, r["prompts"], tmp_path, mode="free")
+    assert resumed.communicate(timeout=60)[0].split() == [p["id"] for p in r["prompts"][2:]]
+    with Store(path) as s:
+        assert s.load_run(run_id)["prompts"] == r["prompts"]
 
 
 # ---- hostile input ----
@@ -468,7 +543,7 @@ def test_a_run_is_running_only_while_its_process_lives(tmp_path):
     r = make_results(6)
     with Store(path) as s:
         run_id = s.create_run(r["manifest"])
-    writer = start_writer(path, run_id, r["prompts"], tmp_path, sleep_s=2.0)
+    writer = start_writer(path, run_id, r["prompts"], tmp_path)  # gated: alive, waiting, until killed
     assert writer.stdout.readline().strip() == r["prompts"][0]["id"]
     with Store(path) as s:
         assert s.list_runs()[0]["status"] == "running"

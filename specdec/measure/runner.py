@@ -207,22 +207,25 @@ def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str |
         check_resumable(previous, manifest)
         manifest.update(run_id=previous["manifest"]["run_id"], created=previous["manifest"]["created"])
         results["prompts"] = previous["prompts"]
-    done = {p["id"] for p in results["prompts"]}
-    todo = [p for p in workload.prompts if p.id not in done]
+    # results.json before the store: a kill in between leaves a file that --resume continues from.
+    _save(results, path)
+    notes = []
     if store is not None:
         if store.has_run(manifest["run_id"]):
             store.update_manifest(manifest["run_id"], manifest)
         else:
             store.create_run(manifest)
-            for p in results["prompts"]:
-                store.add_prompt(manifest["run_id"], p)
+        repaired = reconcile(store, manifest["run_id"], results["prompts"])
+        notes += repaired
         store.claim_run(manifest["run_id"])
-    _save(results, path)
+        if repaired:
+            _save(results, path)
+    done = {p["id"] for p in results["prompts"]}
+    todo = [p for p in workload.prompts if p.id not in done]
 
     eos = set(_eos_ids(target))
     max_prompt = _context_length(target.model) - cfg.max_new_tokens - max(cfg.draft_lengths) - 1
     decode_text = lambda ids: target.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
-    notes = []
     meter = _Meter(len(workload.prompts), len(done), on_progress)
     status = "complete"
     try:
@@ -239,10 +242,15 @@ def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str |
             if record is None:
                 status = "interrupted"
                 break
-            results["prompts"].append(record)
-            _save(results, path)
+            # The store first: its commit is the durable record (synchronous=FULL) and it validates the
+            # prompt. A kill before the commit loses only this prompt, from both; a kill after it leaves the
+            # prompt in the store alone, and resume's reconcile() copies it back instead of measuring it again.
             if store is not None:
                 store.add_prompt(manifest["run_id"], record)
+            _fault_point("prompt-stored")
+            results["prompts"].append(record)
+            _save(results, path)
+            _fault_point("prompt-saved")
             meter.advance(record)
     except KeyboardInterrupt:
         status = "interrupted"
@@ -254,6 +262,43 @@ def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str |
             store.update_manifest(manifest["run_id"], manifest)
             store.finish_run(manifest["run_id"], status)
     return results
+
+
+def reconcile(store, run_id: str, prompts: list[dict]) -> list[str]:
+    """Make results.json's prompts and the stored run's agree after a crash between the two writes: a
+    prompt only in `prompts` is added to the store (add_prompt replaces by id, so this is idempotent), one
+    only in the store is appended to `prompts` (in place, in stored order). Returns notes, one line each:
+    what was repaired, and the ids whose data differ in the two (reported, left as they are)."""
+    stored = store.load_run(run_id)["prompts"]
+    in_file = {p["id"]: p for p in prompts}
+    in_store = {p["id"] for p in stored}
+    to_store = [p for p in prompts if p["id"] not in in_store]
+    for p in to_store:
+        store.add_prompt(run_id, p)
+    to_file = [p for p in stored if p["id"] not in in_file]
+    prompts.extend(to_file)
+    differ = [p["id"] for p in stored if p["id"] in in_file and p != in_file[p["id"]]]
+    notes = []
+    if to_store:
+        notes.append(f"resume: added {len(to_store)} prompt(s) results.json had and the run store lacked "
+                     f"({_ids(to_store)})")
+    if to_file:
+        notes.append(f"resume: took {len(to_file)} prompt(s) from the run store that results.json lacked "
+                     f"({_ids(to_file)})")
+    if differ:
+        notes.append(f"resume: {len(differ)} prompt(s) differ between results.json and the run store "
+                     f"({', '.join(differ[:5])}{' …' if len(differ) > 5 else ''}); each copy kept as it was")
+    return notes
+
+
+def _ids(prompts: list[dict], shown: int = 5) -> str:
+    ids = [p["id"] for p in prompts]
+    return ", ".join(ids[:shown]) + (" …" if len(ids) > shown else "")
+
+
+def _fault_point(name: str) -> None:
+    """Test seam, a no-op: a test's child process replaces it to SIGKILL itself at one exact write
+    boundary ("prompt-stored", "prompt-saved"), so a crash between the two writes is tested without a race."""
 
 
 def _measure(prompt: Prompt, target, sources, cfg, eos, max_prompt, decode_text, notes, should_stop) -> dict | None:
