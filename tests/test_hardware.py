@@ -142,3 +142,22 @@ def test_published_cases_within_tolerance():
     assert (t["error_before"].abs() > t["tolerance"]).sum() >= 3
     b1, b128 = t.loc["vLLM blog Llama-3-70B 4×H100, batch 1"], t.loc["vLLM blog Llama-3-70B 4×H100, batch 128"]
     assert b1["after"] > 1.0 > b128["after"]  # a gain at batch 1 turns into a loss at 128
+
+
+def test_projection_carries_acceptance_uncertainty_and_assumption_band(bundle):
+    from specdec.analysis.projection import acceptance_profile, acceptance_replicates
+    r = bundle.measurements.rounds
+    src = r[(r["method"] == "draft") & (r["draft_length"] == 6)]
+    args = (src["drafted"].to_numpy(), src["accepted"].to_numpy(), [1, 3, 6, 9])
+    prof = acceptance_profile(*args, src["prompt_id"].to_numpy())
+    n_p = src["prompt_id"].nunique()
+    tau, md = acceptance_replicates(*args, src["prompt_id"].to_numpy(), np.ones((2, n_p)))  # every prompt once
+    assert np.allclose(tau[0], prof["tau"]) and np.allclose(md[1], prof["mean_drafted"])
+    w = hardware.whatif(bundle, hardware=["H100-SXM", hardware.THIS_MACHINE], batch_sizes=[1, 64], methods=["draft"])
+    assert ((w["speedup_lo"] <= w["speedup"] + 1e-9) & (w["speedup"] <= w["speedup_hi"] + 1e-9)).all()
+    assert (w["speedup_hi"] > w["speedup_lo"]).all()  # 30 prompts: an interval with width
+    gpu, here = w[w["hardware"] == "H100-SXM"], w[w["hardware"] == hardware.THIS_MACHINE]
+    assert ((gpu["speedup_band_lo"] < gpu["speedup"]) & (gpu["speedup"] < gpu["speedup_band_hi"])).all()
+    assert here["speedup_band_lo"].isna().all()
+    small = hardware.whatif(bundle, hardware=["H100-SXM"], batch_sizes=[1], methods=["draft"], n_boot=0)
+    assert small["speedup_lo"].isna().all()

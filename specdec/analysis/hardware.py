@@ -44,7 +44,8 @@ from specdec import config
 from specdec import methods as M
 from specdec.analysis.costs import CostModel, ModelSize, draft_size, drafters, extra_bytes, model_size
 from specdec.errors import SpecdecError
-from specdec.analysis.projection import ALL, acceptance_profile, gamma_grid
+from specdec.analysis.bootstrap import resample_weights
+from specdec.analysis.projection import ALL, acceptance_profile, acceptance_replicates, gamma_grid
 
 THIS_MACHINE = "this-machine"
 
@@ -167,17 +168,19 @@ def step_time_s(hw: HardwareProfile, model: ModelSize, batch: int, tokens_per_se
     latency + 2(tp − 1)/tp of the activations (batch · tokens · hidden · 2 bytes) over the link.
     Broadcasts over array-valued tokens_per_seq (the bound is then that of the first element)."""
     tp = max(int(hw.tp), 1)
+    scalar = isinstance(tokens_per_seq, (int, float))
+    tokens = tokens_per_seq if scalar else np.asarray(tokens_per_seq, dtype=float)
     bytes_ = (model.weight_bytes(dtype) + batch * context * model.kv_bytes_per_token(dtype)) / tp
     t_mem = bytes_ / (hw.bandwidth_gbs * 1e9 * hw.bandwidth_efficiency)
-    t_cmp = 2.0 * model.parameters * batch * np.asarray(tokens_per_seq, dtype=float) / tp / (
-        hw.peak_tflops * 1e12 * hw.compute_efficiency)
+    t_cmp = 2.0 * model.parameters * batch * tokens / tp / (hw.peak_tflops * 1e12 * hw.compute_efficiency)
     fixed = hw.forward_overhead_s + model.num_layers * hw.layer_latency_s
     if tp > 1:
-        act = batch * np.asarray(tokens_per_seq, dtype=float) * model.hidden_size * 2.0 * 2.0 * (tp - 1) / tp
+        act = batch * tokens * model.hidden_size * 2.0 * 2.0 * (tp - 1) / tp
         fixed = fixed + model.num_layers * 2.0 * (hw.allreduce_s + act / (hw.link_gbs * 1e9))
+    if scalar:
+        return (max(t_mem, t_cmp) if hw.overlap else t_mem + t_cmp) + fixed, "memory" if t_mem >= t_cmp else "compute"
     bound = "memory" if np.all(t_mem >= t_cmp) else "compute"
-    t = (np.maximum(t_mem, t_cmp) if hw.overlap else t_mem + t_cmp) + fixed
-    return (float(t) if np.ndim(t) == 0 else t), bound
+    return (np.maximum(t_mem, t_cmp) if hw.overlap else t_mem + t_cmp) + fixed, bound
 
 
 def _profiles(analysis, hardware) -> list[HardwareProfile]:
@@ -211,7 +214,8 @@ def _fit_drafter(analysis) -> tuple[str | None, ModelSize | None]:
 
 
 def whatif(analysis, hardware=None, batch_sizes=config.WHATIF_BATCH_SIZES, gammas=None, context_lens=None,
-           methods=None, category: str = ALL, dtype: str = config.WHATIF_DTYPE) -> pd.DataFrame:
+           methods=None, category: str = ALL, dtype: str = config.WHATIF_DTYPE,
+           n_boot: int = config.PROJECTION_BOOTSTRAP, seed: int = config.BOOTSTRAP_SEED) -> pd.DataFrame:
     """Projected speedup per hardware × method × context × batch size × γ (an Analysis from
     specdec.analysis.analyze; hardware: names or profiles, default every profile plus this machine;
     methods: method keys, default every one measured whose drafter size is known; category: "all" or
@@ -219,7 +223,12 @@ def whatif(analysis, hardware=None, batch_sizes=config.WHATIF_BATCH_SIZES, gamma
 
     Columns: hardware, method, category, context_len, batch_size, gamma, tau, draft_steps (forwards per
     round), target_step_ms, draft_step_ms, verify_ms, round_ms, base_ms_per_token, sd_ms_per_token,
-    speedup, saving_ms_per_token, saving_pct, target_bound, verify_bound, fits_memory."""
+    speedup, saving_ms_per_token, saving_pct, target_bound, verify_bound, fits_memory,
+    speedup_lo, speedup_hi (95% percentile interval of the speedup over n_boot resamples of the prompts'
+    measured acceptance pushed through the same model; NaN below MIN_CI_PROMPTS prompts or n_boot 0),
+    speedup_band_lo, speedup_band_hi (GPU profiles: the least and most the speedup becomes when one of the
+    model's assumptions moves — per-forward cost and per-layer latency × 0.5 and × 2, bandwidth efficiency
+    0.6 and 0.9 — at the measured acceptance; NaN for this machine, whose constants are measured)."""
     models = analysis.manifest.get("models", {})
     target = model_size(models.get("target"))
     if target is None:
@@ -244,6 +253,13 @@ def whatif(analysis, hardware=None, batch_sizes=config.WHATIF_BATCH_SIZES, gamma
         gs = gamma_grid(g_src, gammas, M.max_gamma(method, info))
         src = r_m[r_m["draft_length"] == g_src]
         prof = acceptance_profile(src["drafted"].to_numpy(), src["accepted"].to_numpy(), gs, src["prompt_id"].to_numpy())
+        n_p = src["prompt_id"].nunique()
+        if n_boot and n_p >= config.MIN_CI_PROMPTS:
+            W = resample_weights(n_p, n_boot, np.random.default_rng([seed, 11]))
+            rep_tau, rep_md = acceptance_replicates(src["drafted"].to_numpy(), src["accepted"].to_numpy(), gs,
+                                                    src["prompt_id"].to_numpy(), W)
+        else:
+            rep_tau = rep_md = None
         overhead_frac = analysis.costs.overhead_s.get(method, 0.0) / analysis.costs.target_step_s
         one_pass = M.STEPS_PER_ROUND[M.family(method)] == "one"
         for hw in profiles:
@@ -263,7 +279,7 @@ def whatif(analysis, hardware=None, batch_sizes=config.WHATIF_BATCH_SIZES, gamma
                         # Here: the measured batch-1 step, scaled to batch b by the roofline.
                         scale = t_step / step_time_s(hw, size, 1, 1, ctx, dt)[0] if here else None
                     fits = (here and b == 1) or _fits(hw, target, method, info.get(method), b, ctx, dt)  # it ran here
-                    for _, p in prof.iterrows():
+                    for j, (_, p) in enumerate(prof.iterrows()):
                         g, md = int(p["gamma"]), float(p["mean_drafted"])
                         t_ver, ver_bound = step_time_s(hw, target, b, md + 1.0, ctx, dt)
                         if here:  # the measured verify curve at batch 1 (a 2-token pass costs what it cost,
@@ -281,6 +297,23 @@ def whatif(analysis, hardware=None, batch_sizes=config.WHATIF_BATCH_SIZES, gamma
                             t_draft = analysis.costs.draft_step_s.get(method, 0.0) if here else 0.0
                         round_s = n_steps * t_draft + d0 + t_ver + overhead_frac * t_base
                         sd = round_s / p["tau"]
+
+                        def speed(h_, tau, md_):
+                            """The same round model on profile h_ at acceptance (tau, mean drafted md_)."""
+                            tb = step_time_s(h_, target, b, 1, ctx, dt)[0] * f_t
+                            tv = step_time_s(h_, target, b, np.asarray(md_) + 1.0, ctx, dt)[0]
+                            tv = tv * (t_ver / step_time_s(h_, target, b, md + 1.0, ctx, dt)[0]) if here else tv * f_t
+                            td = (t_draft if here else step_time_s(h_, size, b, 1, ctx, dt)[0]) if uses else t_draft
+                            n_ = n_steps if uses else np.asarray(md_)
+                            return tau * tb / (n_ * td + d0 + tv + overhead_frac * tb)
+
+                        lo = hi = band_lo = band_hi = np.nan
+                        if rep_tau is not None:
+                            x = speed(hw, rep_tau[:, j], rep_md[:, j])
+                            lo, hi = np.quantile(x[np.isfinite(x)], [(1 - config.CI_LEVEL) / 2, (1 + config.CI_LEVEL) / 2])
+                        if not here:
+                            band = [speed(v, p["tau"], md) for v in _variants(hw)]
+                            band_lo, band_hi = float(min(band)), float(max(band))
                         rows.append({"hardware": hw.name, "method": method, "category": category, "context_len": ctx,
                                      "batch_size": b, "gamma": g, "tau": p["tau"], "draft_steps": float(n_steps),
                                      "target_step_ms": t_base * 1e3,
@@ -288,10 +321,21 @@ def whatif(analysis, hardware=None, batch_sizes=config.WHATIF_BATCH_SIZES, gamma
                                      "round_ms": round_s * 1e3, "base_ms_per_token": t_base * 1e3,
                                      "sd_ms_per_token": sd * 1e3, "speedup": t_base / sd,
                                      "saving_ms_per_token": (t_base - sd) * 1e3, "saving_pct": 100.0 * (1 - sd / t_base),
-                                     "target_bound": base_bound, "verify_bound": ver_bound, "fits_memory": fits})
+                                     "target_bound": base_bound, "verify_bound": ver_bound, "fits_memory": fits,
+                                     "speedup_lo": float(lo), "speedup_hi": float(hi),
+                                     "speedup_band_lo": band_lo, "speedup_band_hi": band_hi})
     df = pd.DataFrame(rows)
     df.attrs["assumptions"] = assumptions(profiles, dtype, context_lens)
     return df
+
+
+def _variants(hw: HardwareProfile) -> list[HardwareProfile]:
+    """The profile with one assumption moved at a time: the sensitivity band of whatif."""
+    import dataclasses
+
+    return [dataclasses.replace(hw, forward_overhead_s=hw.forward_overhead_s * f) for f in (0.5, 2.0)] + \
+        [dataclasses.replace(hw, layer_latency_s=hw.layer_latency_s * f) for f in (0.5, 2.0)] + \
+        [dataclasses.replace(hw, bandwidth_efficiency=e) for e in config.WHATIF_BANDWIDTH_EFFICIENCY_RANGE]
 
 
 def _measured_step_s(costs: CostModel, method: str, drafted: float) -> float:

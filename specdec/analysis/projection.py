@@ -29,6 +29,7 @@ Public API
     alpha_from_tau(tau, gamma=None, drafted_hist=None) -> ndarray            inverse of Eq. (1)
     tail_rate(drafted, accepted) -> float
     acceptance_profile(drafted, accepted, gammas, prompt=None) -> DataFrame[gamma, tau, mean_drafted, drafted_hist]
+    acceptance_replicates(drafted, accepted, gammas, prompt, W) -> (tau (B, G), mean_drafted (B, G))
     project_rounds(drafted, accepted, gammas, costs, method, prompt=None) -> DataFrame[gamma, tau, mean_drafted,
                                                                   round_ms, ms_per_token, speedup]
     project_gamma(measurements, costs, gammas=None, level="overall") -> DataFrame
@@ -191,6 +192,39 @@ def acceptance_profile(drafted, accepted, gammas, prompt=None) -> pd.DataFrame:
                      "mean_drafted": float((hist * np.arange(g + 1)).sum()),
                      "drafted_hist": hist.tolist(), "extrapolated": g > g_run})
     return pd.DataFrame(rows)
+
+
+def acceptance_replicates(drafted, accepted, gammas, prompt, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap replicates of acceptance_profile's tau and mean_drafted, resampling prompts.
+
+    Both are ratios of per-prompt sums — τ(γ) = Σ_p A_p / Σ_p R_p(γ) with A_p the tokens prompt p generated
+    and R_p(γ) = A_p / τ_p(γ) the rounds it would need at γ; mean drafted = Σ_p D_p(γ) / Σ_p R_p(γ) — so a
+    resample row of W (B, n_prompts; prompts in np.unique order) gives them in one product.
+    Returns (tau (B, len(gammas)), mean_drafted (B, len(gammas)))."""
+    drafted = np.asarray(drafted, dtype=int)
+    accepted = np.asarray(accepted, dtype=int)
+    _, p_idx = np.unique(np.asarray(prompt), return_inverse=True)
+    n_p = int(p_idx.max(initial=-1)) + 1
+    g_run = int(drafted.max(initial=0))
+    rate = tail_rate(drafted, accepted)
+    rate = 0.0 if not np.isfinite(rate) else rate
+    full = (drafted == g_run) & (accepted == g_run) & (g_run > 0)
+    at_cap = drafted == g_run
+    rounds_p = np.bincount(p_idx, minlength=n_p).astype(float)
+    A = np.bincount(p_idx, weights=accepted + 1.0, minlength=n_p)
+    R, D = np.zeros((n_p, len(gammas))), np.zeros((n_p, len(gammas)))
+    for j, g in enumerate(int(x) for x in gammas):
+        d = np.minimum(drafted, g)
+        emit = np.minimum(accepted, g) + 1.0
+        if g > g_run:
+            d = np.where(at_cap, g, drafted)
+            emit = emit + full * float(sum(rate ** k for k in range(1, g - g_run + 1)))
+        tau_p = np.bincount(p_idx, weights=emit, minlength=n_p) / rounds_p
+        R[:, j] = A / tau_p
+        D[:, j] = R[:, j] / rounds_p * np.bincount(p_idx, weights=d, minlength=n_p)
+    WA, WR, WD = W @ A, W @ R, W @ D
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return WA[:, None] / WR, WD / WR
 
 
 def project_rounds(drafted, accepted, gammas, costs, method: str, prompt=None) -> pd.DataFrame:
