@@ -54,6 +54,33 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub")
     run.add_argument("--no-store", action="store_true", help="do not record the run in the run history")
 
+    eng = sub.add_parser("engine-run", help="measure SD on a serving engine under load (llama.cpp here, or any "
+                         "OpenAI-compatible server by URL)")
+    eng.add_argument("--workload", required=True, help="prompt file (CSV, TSV, JSONL, JSON, TXT)")
+    eng.add_argument("--out", required=True, help="output directory; results.json is written (or merged) there")
+    where = eng.add_mutually_exclusive_group()
+    where.add_argument("--engine", choices=("llama.cpp",), help="start a local engine: llama-server, plain and with "
+                       "the draft at each γ, on 127.0.0.1")
+    where.add_argument("--baseline-url", help="an OpenAI-compatible server without SD, e.g. http://127.0.0.1:8000")
+    eng.add_argument("--spec-url", help="the same model served with SD (with --baseline-url)")
+    eng.add_argument("--metrics-url", default=None, help="where the SD server's /metrics is, if not at --spec-url")
+    eng.add_argument("--model", default=None, help="model name to request (default: what /v1/models lists)")
+    eng.add_argument("--target", default=config.BUNDLED_TARGET, help="--engine: bundled model name or .gguf file")
+    eng.add_argument("--draft", default=config.BUNDLED_DRAFT, help="--engine: bundled model name or .gguf file")
+    eng.add_argument("--draft-lengths", type=_csv(int), default=config.ENGINE_DRAFT_LENGTHS,
+                     help="--engine: γ values, one speculative server each")
+    eng.add_argument("--concurrency", type=_csv(int), default=config.ENGINE_CONCURRENCY,
+                     help="closed-loop levels (requests in flight), e.g. 1,4,16,64")
+    eng.add_argument("--request-rate", type=float, default=None,
+                     help="open loop instead: Poisson arrivals at this many requests/s (concurrency caps in-flight)")
+    eng.add_argument("--max-new-tokens", type=int, default=config.DEFAULT_MAX_NEW_TOKENS,
+                     help="output tokens per request (max_tokens, with ignore_eos where the engine has it)")
+    eng.add_argument("--max-prompts", type=int, default=None, help="stratified sample of this many prompts")
+    eng.add_argument("--temperature", type=float, default=config.SamplingConfig.temperature, help="0 = greedy")
+    eng.add_argument("--api", choices=("chat", "completions"), default="chat",
+                     help="/v1/chat/completions (chat template applied by the engine) or /v1/completions")
+    eng.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
+
     heads = sub.add_parser("train-heads", help="train Medusa-style heads on a workload (self-distillation)")
     heads.add_argument("--workload", required=True, help="prompt file (CSV, TSV, JSONL, JSON, TXT)")
     heads.add_argument("--out", required=True, help="directory for heads.safetensors and medusa.json")
@@ -167,6 +194,66 @@ def _run_config(args) -> config.RunConfig:
                       top_p=args.top_p, top_k=args.top_k, seed=args.seed, dtype=args.dtype, device=args.device,
                       layer_skip_layers=args.layer_skip_layers, medusa_heads=args.medusa_heads,
                       medusa_typical=args.medusa_typical)
+
+
+def _cmd_engine_run(args) -> int:
+    from pathlib import Path
+
+    from specdec.engines import bench, run
+    from specdec.measure import workloads
+
+    if not args.engine and not (args.baseline_url and args.spec_url):
+        raise SpecdecError("engine-run needs --engine llama.cpp, or both --baseline-url and --spec-url")
+    if args.spec_url and not args.baseline_url:
+        raise SpecdecError("--spec-url needs --baseline-url (the same model served without SD)")
+    if not args.concurrency or min(args.concurrency) < 1 or args.max_new_tokens < 1:
+        raise SpecdecError("--concurrency must be positive integers (e.g. 1,2,4) and --max-new-tokens ≥ 1")
+    if args.engine and (not args.draft_lengths or not 1 <= min(args.draft_lengths) <= max(args.draft_lengths)
+                        <= config.MAX_DRAFT_LENGTH):
+        raise SpecdecError(f"--draft-lengths must be integers in 1 … {config.MAX_DRAFT_LENGTH}, e.g. 2,4")
+    workload = workloads.load_workload(args.workload, max_prompts=args.max_prompts, seed=args.seed)
+    for line in workload.warnings:
+        print(f"note: {line}", file=sys.stderr)
+    plan = run.Plan(concurrency=tuple(sorted(set(args.concurrency))), max_new_tokens=args.max_new_tokens,
+                    request_rate=args.request_rate, temperature=args.temperature, seed=args.seed, api=args.api)
+    line = _ProgressLine()
+
+    def progress(p: dict) -> None:
+        line._write(f"{p['side']} C={p['concurrency']}: {p['done']}/{p['total']} requests, last "
+                    f"{p['tokens_per_s']:.1f} tok/s", force=p["done"] == p["total"])
+
+    try:
+        block = bench.execute(workload, plan, Path(args.out), engine=args.engine, target=args.target,
+                              draft=args.draft, draft_lengths=tuple(sorted(set(args.draft_lengths))),
+                              baseline_url=args.baseline_url, spec_url=args.spec_url, model=args.model,
+                              metrics_url=args.metrics_url, on_progress=progress,
+                              on_note=lambda text: line._write(text, force=True))
+    finally:
+        line.close()
+    print(f"{block['engine']} {block['version'] or ''} · model {block['model']} · {len(workload.prompts)} prompts × "
+          f"{plan.max_new_tokens} tokens")
+    print(f"{'γ':>3} {'C':>3}  {'base tok/s':>10}  {'SD tok/s':>9}  {'ratio (95% CI)':<22} {'ITL ratio':>9}  "
+          f"{'α':>5}  {'τ':>5}")
+    for r in block["levels"]:
+        ci, itl = r["ratio"], r["itl_ratio"]
+        print(f"{r['draft_length'] or '-':>3} {r['concurrency']:>3}  {r['baseline_tokens_per_s']:>10.2f}  "
+              f"{r['sd_tokens_per_s']:>9.2f}  {_ratio_text(ci):<22} {_num(itl['estimate'], 3):>9}  "
+              f"{_num(r['alpha'], 3):>5}  {_num(r['tau'], 2):>5}")
+    print(block["decision"]["headline"])
+    print(f"-> {args.out}/results.json")
+    return 0
+
+
+def _num(v, digits: int) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def _ratio_text(ci: dict) -> str:
+    if ci["estimate"] is None:
+        return "-"
+    if ci["lo"] is None:
+        return f"{ci['estimate']:.3f}×"
+    return f"{ci['estimate']:.3f}× ({ci['lo']:.3f}–{ci['hi']:.3f})"
 
 
 def _cmd_train_heads(args) -> int:

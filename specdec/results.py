@@ -237,7 +237,7 @@ _MANIFEST = record({
         "draft_lengths": list_of(integer(lo=1)),
         "max_new_tokens": integer(lo=1), "max_prompts": nullable(integer(lo=1)),
         "temperature": number(), "top_p": number(hi=1.0), "top_k": _COUNT,
-        "seed": integer(lo=-_INT_MAX), "dtype": string(choices=("bfloat16", "float32")),
+        "seed": integer(lo=-_INT_MAX), "dtype": string(choices=("bfloat16", "float32", "engine")),
         "device": string(),
     }),
     "versions": record({k: string() for k in ("specdec", "torch", "transformers", "python")}),
