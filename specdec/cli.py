@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
     run.add_argument("--dtype", choices=("auto", "bfloat16", "float32"), default=config.DEFAULT_DTYPE)
     run.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=config.DEFAULT_DEVICE)
+    run.add_argument("--mode", choices=config.MODES, default=None,
+                     help="traced: every γ from one batched target pass per prompt, timed by a real subset "
+                          "(default when greedy); real: the decoder on every prompt × configuration")
+    run.add_argument("--real-prompts", type=int, default=config.DEFAULT_REAL_PROMPTS,
+                     help="traced mode: prompts also run for real, for timing and the check")
     run.add_argument("--resume", action="store_true", help="continue the run already in --out")
     run.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub")
     run.add_argument("--no-store", action="store_true", help="do not record the run in the run history")
@@ -193,7 +198,8 @@ def _run_config(args) -> config.RunConfig:
                       max_new_tokens=args.max_new_tokens, max_prompts=args.max_prompts, temperature=args.temperature,
                       top_p=args.top_p, top_k=args.top_k, seed=args.seed, dtype=args.dtype, device=args.device,
                       layer_skip_layers=args.layer_skip_layers, medusa_heads=args.medusa_heads,
-                      medusa_typical=args.medusa_typical)
+                      medusa_typical=args.medusa_typical, mode=getattr(args, "mode", None),
+                      real_prompts=getattr(args, "real_prompts", config.DEFAULT_REAL_PROMPTS))
 
 
 def _cmd_engine_run(args) -> int:

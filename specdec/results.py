@@ -182,10 +182,12 @@ def _plain_json(value, path: str, depth: int):
 def _round_rules(r: dict, path: str):
     if r["accepted"] > r["drafted"]:
         _fail(f"{path}.accepted", f"{r['accepted']} > drafted {r['drafted']}")
-    if len(r["draft_tokens"]) != r["drafted"]:
+    if len(r["draft_tokens"]) > r["drafted"]:
         _fail(f"{path}.draft_tokens", f"has {len(r['draft_tokens'])} tokens, drafted is {r['drafted']}")
-    if r["beta"] is not None and len(r["beta"]) != r["drafted"]:
-        _fail(f"{path}.beta", f"has {len(r['beta'])} values, drafted is {r['drafted']}")
+    if r["beta"] is not None and len(r["beta"]) != len(r["draft_tokens"]):
+        _fail(f"{path}.beta", f"has {len(r['beta'])} values, drafted is {r['drafted']}"
+              if len(r["draft_tokens"]) == r["drafted"] else
+              f"has {len(r['beta'])} values for {len(r['draft_tokens'])} draft tokens")
 
 
 def _gen_rules(g: dict, path: str):
@@ -195,9 +197,18 @@ def _gen_rules(g: dict, path: str):
 
 def _run_rules(g: dict, path: str):
     _gen_rules(g, path)
+    traced = g.get("traced", False)
+    if not isinstance(traced, bool):
+        _fail(f"{path}.traced", f"expected true or false, got {_type_name(traced)}")
     for i, r in enumerate(g["rounds"]):
         if r["drafted"] > g["draft_length"]:
             _fail(f"{path}.rounds[{i}].drafted", f"{r['drafted']} > draft_length {g['draft_length']}")
+        # A traced run (specdec.traces) knows the drafts the target tested: the accepted run and the first
+        # rejection; a real run records every drafted token.
+        want = min(r["accepted"] + 1, r["drafted"]) if traced else r["drafted"]
+        if len(r["draft_tokens"]) != want:
+            _fail(f"{path}.rounds[{i}].draft_tokens", f"has {len(r['draft_tokens'])} tokens, expected {want}"
+                  + (" (a traced run keeps the tested ones)" if traced else f" (drafted is {r['drafted']})"))
 
 
 def _unique_prompt_ids(prompts: list, path: str):

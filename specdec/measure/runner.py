@@ -101,7 +101,7 @@ def build_manifest(cfg: RunConfig, workload: Workload, target_info: dict, draft_
 def check_resumable(previous: dict, manifest: dict) -> None:
     """A resumed run must measure the same thing: same settings and the same model weights."""
     old, new = previous["manifest"], manifest
-    for key in ("methods", "draft_lengths", "max_new_tokens", "temperature", "top_p", "top_k", "seed", "dtype",
+    for key in ("mode", "methods", "draft_lengths", "max_new_tokens", "temperature", "top_p", "top_k", "seed", "dtype",
                 "workload_sha256"):
         if old["settings"].get(key) != new["settings"].get(key):
             raise SpecdecError(f"cannot resume: {key} was {old['settings'].get(key)!r}, now "
@@ -233,6 +233,10 @@ def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str |
             meter.stage("warming up", todo[0].id)
             ids, _ = encode_prompt(todo[0], target.tokenizer, max_prompt)
             bench.warm_up(target.model, sources, ids[-256:], cfg, eos)
+        if cfg.mode == "traced":
+            status = _traced(cfg, workload, results, target, sources, eos, max_prompt, decode_text, notes, store,
+                             path, meter, should_stop)
+            todo = []
         for prompt in todo:
             if should_stop and should_stop():
                 status = "interrupted"
@@ -299,6 +303,42 @@ def _ids(prompts: list[dict], shown: int = 5) -> str:
 def _fault_point(name: str) -> None:
     """Test seam, a no-op: a test's child process replaces it to SIGKILL itself at one exact write
     boundary ("prompt-stored", "prompt-saved"), so a crash between the two writes is tested without a race."""
+
+
+def _traced(cfg, workload, results, target, sources, eos, max_prompt, decode_text, notes, store, path, meter,
+            should_stop) -> str:
+    """Traced mode (specdec.traces.run): every prompt without traced runs yet is traced; each record is saved
+    as soon as it exists (a real-subset prompt twice: measured, then with its traced runs added)."""
+    from specdec.traces.run import execute_traced
+    manifest = results["manifest"]
+    have = {p["id"]: p for p in results["prompts"]}
+    encoded = []
+    for prompt in workload.prompts:
+        rec = have.get(prompt.id)
+        if rec is not None and any(r.get("traced") for r in rec["runs"]):
+            continue
+        ids, warning = encode_prompt(prompt, target.tokenizer, max_prompt)
+        if warning:
+            notes.append(warning)
+        encoded.append((prompt, ids))
+
+    def on_record(record: dict) -> None:
+        if store is not None:
+            store.add_prompt(manifest["run_id"], record)
+        index = next((i for i, p in enumerate(results["prompts"]) if p["id"] == record["id"]), None)
+        if index is None:
+            results["prompts"].append(record)
+        else:
+            results["prompts"][index] = record
+        _save(results, path)
+        if index is None:
+            meter.advance(record)
+
+    status, report = execute_traced(target, sources, encoded, cfg, eos, decode_text, manifest,
+                                    previous=list(results["prompts"]), on_record=on_record, should_stop=should_stop,
+                                    on_stage=meter.stage)
+    manifest["traced"] = report
+    return status
 
 
 def _measure(prompt: Prompt, target, sources, cfg, eos, max_prompt, decode_text, notes, should_stop) -> dict | None:

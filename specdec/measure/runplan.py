@@ -86,7 +86,8 @@ def run_config(*, target: str, draft, methods, draft_lengths, max_new_tokens: in
                max_prompts: int | None = None, temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0,
                seed: int = config.DEFAULT_SEED, dtype: str = config.DEFAULT_DTYPE,
                device: str = config.DEFAULT_DEVICE, layer_skip_layers=(), medusa_heads: str | None = None,
-               medusa_typical: bool = False) -> RunConfig:
+               medusa_typical: bool = False, mode: str | None = None,
+               real_prompts: int = config.DEFAULT_REAL_PROMPTS) -> RunConfig:
     """A checked RunConfig from form or command-line values; every problem is one SpecdecError line.
     draft: one spec or several (a list, or comma-separated)."""
     target = str(target).strip()
@@ -118,13 +119,21 @@ def run_config(*, target: str, draft, methods, draft_lengths, max_new_tokens: in
         raise SpecdecError("the number of prompts must be at least 1")
     if temperature < 0 or not 0 < top_p <= 1 or top_k < 0:
         raise SpecdecError("temperature must be ≥ 0, top-p in (0, 1] and top-k ≥ 0")
+    # Traced rounds are exact for greedy decoding only (specdec.traces): sampling runs real.
+    mode = mode or (config.DEFAULT_MODE if temperature <= 0 else "real")
+    if mode not in config.MODES:
+        raise SpecdecError(f"mode must be one of {', '.join(config.MODES)}")
+    if mode == "traced" and temperature > 0:
+        raise SpecdecError("traced mode is exact for greedy decoding only: use mode real with temperature > 0")
+    if mode == "traced" and int(real_prompts) < 1:
+        raise SpecdecError("traced mode needs at least 1 real prompt: its timings come from them")
     return RunConfig(target=target, drafts=drafts if "draft" in methods else (), methods=methods,
                      layer_skip_layers=layers if "layer-skip" in methods else (),
                      medusa_heads=str(medusa_heads).strip() if "medusa" in methods else None,
                      medusa_typical=bool(medusa_typical), draft_lengths=gammas,
                      max_new_tokens=int(max_new_tokens), max_prompts=None if max_prompts is None else int(max_prompts),
                      sampling=SamplingConfig(temperature=float(temperature), top_p=float(top_p), top_k=int(top_k)),
-                     seed=int(seed), dtype=dtype, device=device)
+                     seed=int(seed), dtype=dtype, device=device, mode=mode, real_prompts=int(real_prompts))
 
 
 # ---- speeds ----

@@ -1,0 +1,209 @@
+"""One batched target generation per group of prompts, with every drafter teacher-forced in lockstep.
+
+Rows are left-padded to a common length (attention mask + explicit position ids, so a padded row
+computes what it would alone); each row stops on its own. At every step t the target emits y_t for
+every row, and each drafter reads the same prefix prompt + y_<t:
+
+    draft model    its own batched KV cache, fed the same tokens as the target
+    layer-skip L   the target's layer-L output at that position → final norm → lm_head (the exact
+                   arithmetic of decoding.drafters.layer_skip_model, taken from the target's own pass)
+    Medusa heads   the heads on the target's final hidden state h_t (the one that produced y_t):
+                   head i proposes y_{t+i}
+
+and gives its greedy choice and β = Σ_x min(p, q) (Leviathan et al. 2023, §3.2) against the
+target's distribution p at that position. After an EOS a row keeps going `lookahead` more tokens:
+a round that drafts past EOS counts matches there (decoding.loops cuts only what it emits).
+
+Shapes: B rows, V vocabulary, d hidden size, K heads. Seconds are wall time by phase.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import torch
+
+from specdec.config import SamplingConfig
+from specdec.decoding import sampling as S
+from specdec.decoding.forward import clock, new_cache
+
+
+@dataclass
+class TraceDrafter:
+    """What to trace for one method key. family: "draft" (model), "layer-skip" (layers = L) or "medusa" (heads)."""
+
+    key: str
+    family: str
+    model: object = None
+    layers: int | None = None
+    heads: object = None
+
+
+@dataclass
+class DrafterTrace:
+    """Per position t of the extended continuation: top[t] the drafter's greedy choice given prompt + y_<t
+    (Medusa: K choices, head i for y_{t+i}, from the h that produced y_t); beta[t] Σ min(p, q) there
+    (Medusa: per head, None where the position lies past the end)."""
+
+    top: list
+    beta: list
+
+
+@dataclass
+class PromptTrace:
+    """tokens: what the target emits (cut at EOS / max_new_tokens); extended: tokens plus up to `lookahead`
+    past an EOS; drafters: method key → DrafterTrace over `extended`."""
+
+    prompt: list[int]
+    tokens: list[int]
+    extended: list[int]
+    drafters: dict[str, DrafterTrace] = field(default_factory=dict)
+
+
+@dataclass
+class Timings:
+    """Seconds by phase, summed over batches: target prefill and steps, drafter work by key."""
+
+    prefill_s: float = 0.0
+    steps_s: float = 0.0
+    drafters_s: dict[str, float] = field(default_factory=dict)
+    tokens: int = 0  # target tokens generated (extension included)
+
+    def add(self, key: str, seconds: float) -> None:
+        self.drafters_s[key] = self.drafters_s.get(key, 0.0) + seconds
+
+
+def trace_batch(target, prompts: list[list[int]], max_new_tokens: int, sampling: SamplingConfig,
+                eos_ids: set[int], drafters: list[TraceDrafter] = (), lookahead: int = 0,
+                generators: list | None = None, timings: Timings | None = None) -> list[PromptTrace]:
+    """Generate every prompt's continuation in one batch and trace each drafter along it.
+
+    Greedy decoding takes the argmax per row; sampling draws each row from its own generator
+    (generators[b]) with the same warp as decoding.loops. Returns one PromptTrace per prompt, in order.
+    """
+    timings = timings if timings is not None else Timings()
+    device = next(target.parameters()).device
+    B = len(prompts)
+    width = max(len(p) for p in prompts)
+    pad = 0
+    ids = torch.full((B, width), pad, dtype=torch.long, device=device)
+    mask = torch.zeros((B, width), dtype=torch.long, device=device)
+    for b, p in enumerate(prompts):
+        ids[b, width - len(p):] = torch.tensor(p, device=device)
+        mask[b, width - len(p):] = 1
+    pos = (mask.cumsum(-1) - 1).clamp_min(0)
+
+    need = [max_new_tokens] * B  # tokens to generate per row; shrinks once a row emits EOS
+    out: list[list[int]] = [[] for _ in range(B)]
+    base = target.base_model
+    lm_head = target.get_output_embeddings()
+    V = lm_head.weight.shape[0]
+    want_p = bool(drafters)
+    layers = sorted({d.layers for d in drafters if d.family == "layer-skip"})
+    captured: dict[int, torch.Tensor] = {}
+    hooks = [base.layers[L - 1].register_forward_hook(_capture(captured, L)) for L in layers]
+    caches = {d.key: new_cache(d.model) for d in drafters if d.family == "draft"}
+    tops: dict[str, list] = {d.key: [] for d in drafters}
+    betas: dict[str, list] = {d.key: [] for d in drafters}
+    medusa = [d for d in drafters if d.family == "medusa"]
+    recent = {d.key: deque(maxlen=d.heads.num_heads) for d in medusa}  # (q, β rows) of the last K steps
+    try:
+        with torch.inference_mode():
+            cache = new_cache(target)
+            t_step = 0
+            while True:
+                t0 = clock(device)
+                h = base(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
+                         use_cache=True).last_hidden_state[:, -1]  # (B, d), after the final norm
+                logits = lm_head(h).float()  # (B, V)
+                tokens = _choose(logits, sampling, generators)
+                t1 = clock(device)
+                if t_step == 0:
+                    timings.prefill_s += t1 - t0
+                else:
+                    timings.steps_s += t1 - t0
+                p = S.warp(logits, sampling) if want_p else None
+                for d in drafters:
+                    t2 = clock(device)
+                    if d.family == "draft":
+                        q = S.warp(_match_vocab(_forward(d.model, ids, mask, pos, caches[d.key]), V), sampling)
+                        _record(tops[d.key], betas[d.key], q, p)
+                    elif d.family == "layer-skip":
+                        q = S.warp(lm_head(base.norm(captured[d.layers])).float(), sampling)
+                        _record(tops[d.key], betas[d.key], q, p)
+                    else:
+                        _medusa_step(d, h, lm_head, V, sampling, p, recent[d.key], tops[d.key], betas[d.key])
+                    timings.add(d.key, clock(device) - t2)
+                for b in range(B):
+                    if len(out[b]) < need[b]:
+                        out[b].append(int(tokens[b]))
+                        if int(tokens[b]) in eos_ids and need[b] == max_new_tokens:
+                            need[b] = min(max_new_tokens, len(out[b]) + lookahead)
+                t_step += 1
+                if all(len(out[b]) >= need[b] for b in range(B)):
+                    break
+                ids = tokens[:, None]
+                mask = torch.cat([mask, mask.new_ones(B, 1)], dim=1)
+                pos = pos[:, -1:] + 1
+    finally:
+        for hk in hooks:
+            hk.remove()
+    timings.tokens += sum(len(o) for o in out)
+    traces = []
+    for b, prompt in enumerate(prompts):
+        ext = out[b]
+        cut = next((i + 1 for i, t in enumerate(ext) if t in eos_ids), len(ext))
+        tr = PromptTrace(list(prompt), ext[:cut], ext)
+        for d in drafters:
+            tr.drafters[d.key] = DrafterTrace([x[b] for x in tops[d.key][: len(ext)]],
+                                              [x[b] for x in betas[d.key][: len(ext)]])
+        traces.append(tr)
+    return traces
+
+
+def _capture(store: dict, L: int):
+    def hook(module, inputs, output):
+        hidden = output[0] if isinstance(output, tuple) else output
+        store[L] = hidden[:, -1]
+    return hook
+
+
+def _forward(model, ids, mask, pos, cache) -> torch.Tensor:
+    """A draft model's logits (B, V_d) for the last position, fed the same tokens as the target."""
+    return model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True,
+                 logits_to_keep=1).logits[:, -1].float()
+
+
+def _choose(logits: torch.Tensor, sampling: SamplingConfig, generators) -> torch.Tensor:
+    """Each row's next token: argmax when greedy (as decoding.loops), else a draw from its generator."""
+    if sampling.greedy:
+        return logits.argmax(-1)
+    return torch.tensor([S.next_token(row, sampling, generators[b] if generators else None)
+                         for b, row in enumerate(logits)], device=logits.device)
+
+
+def _match_vocab(logits: torch.Tensor, V: int) -> torch.Tensor:
+    """Draft logits (B, V_d) → (B, V): cut, or padded with −inf (same tokenizer, padded embeddings)."""
+    v = logits.shape[-1]
+    if v >= V:
+        return logits[:, :V]
+    return torch.cat([logits, logits.new_full((logits.shape[0], V - v), float("-inf"))], dim=-1)
+
+
+def _record(tops: list, betas: list, q: torch.Tensor, p: torch.Tensor) -> None:
+    tops.append(q.argmax(-1).tolist())
+    betas.append(S.acceptance_probability(p, q).tolist())
+
+
+def _medusa_step(d: TraceDrafter, h, lm_head, V, sampling, p, recent: deque, tops: list, betas: list) -> None:
+    """Head i on h_t proposes y_{t+i}; its β is known once p_{t+i} is, i steps later."""
+    K = d.heads.num_heads
+    q = S.warp(d.heads.logits(h, lm_head)[..., :V], sampling)  # (K, B, V)
+    tops.append(q.argmax(-1).T.tolist())  # (B, K)
+    betas.append([[None] * K for _ in range(q.shape[1])])
+    for i, (q_old, row) in enumerate(reversed(recent), start=1):  # the step i back proposed y_t with head i
+        b = S.acceptance_probability(p, q_old[i - 1]).tolist()
+        for r, v in enumerate(b):
+            row[r][i - 1] = v
+    recent.append((q, betas[-1]))

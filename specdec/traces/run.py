@@ -1,0 +1,201 @@
+"""A traced run: a small real subset for timing and the check, then every prompt traced in batches.
+
+    1. real subset   n = cfg.real_prompts prompts, spread over the workload, measured by the real
+                     decoder (bench.measure_prompt): the baseline, and every method at one γ each,
+                     the γ rotating over the run's draft lengths (1, 3, 6, 8 for γ 1–8 and n = 4) so
+                     the cost model sees short and long rounds at the price of one γ per prompt
+    2. cost model    analysis.costs.cost_model on those real runs: target step, draft line per method,
+                     verify curve, per-round overhead; prefill per prompt token
+    3. traces        every prompt (the subset too) in batches of config.TRACE_BATCH, sorted by length:
+                     generate.trace_batch, then scan.rounds for every method × γ, timed by timing.py
+    4. the check     on each subset prompt the traced rounds of the γ it ran for real must equal the
+                     real decoder's rounds (drafted, accepted, emitted per round, in order), and the
+                     traced baseline tokens the real baseline's; plus the traced-vs-measured speedup
+
+Every prompt record keeps the real runs it has and gains traced ones flagged `"traced": true`, and a
+compact `trace` (per method: leading-match run per round start, match bits and β per position).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from specdec import config, methods
+from specdec.analysis import costs, summary
+from specdec.errors import SpecdecError
+from specdec.measure import bench
+from specdec.traces import scan, timing
+from specdec.traces.generate import Timings, TraceDrafter, trace_batch
+
+
+def check_gammas(draft_lengths, n: int) -> list[int]:
+    """The γ each of n subset prompts runs for real: evenly spread over the sorted draft lengths."""
+    g = sorted(draft_lengths)
+    if n <= 0:
+        return []
+    return [g[int(round(i * (len(g) - 1) / max(n - 1, 1)))] for i in range(n)] if n <= len(g) else \
+        [g[i % len(g)] for i in range(n)]
+
+
+def subset(prompt_ids: list[str], n: int) -> list[str]:
+    """n prompt ids spread evenly over the list (a stratified workload keeps categories interleaved)."""
+    if n >= len(prompt_ids):
+        return list(prompt_ids)
+    return [prompt_ids[int(i * len(prompt_ids) / n)] for i in range(n)]
+
+
+def trace_drafters(sources: list[bench.DraftSource]) -> tuple[list[TraceDrafter], list[str]]:
+    """TraceDrafters for the sources traced exactly; the keys that cannot be (lossy typical acceptance
+    changes the output, so the drafter leaves the target's path)."""
+    out, skipped = [], []
+    for s in sources:
+        fam = methods.family(s.key)
+        if s.typical is not None:
+            skipped.append(s.key)
+        elif fam == "draft":
+            out.append(TraceDrafter(s.key, "draft", model=s.model))
+        elif fam == "layer-skip":
+            out.append(TraceDrafter(s.key, "layer-skip", layers=methods.layer_skip_layers(s.key)))
+        elif fam == "medusa":
+            out.append(TraceDrafter(s.key, "medusa", heads=s.heads))
+    return out, skipped
+
+
+def execute_traced(target, sources, encoded: list[tuple], cfg, eos: set[int], decode_text, manifest: dict, *,
+                   previous: list[dict], on_record, should_stop=None, on_stage=None) -> tuple[str, dict]:
+    """Run steps 1–4 over `encoded` = [(Prompt, ids)] not yet done; `previous` are prompt records already
+    in the results (a resumed run: their real subset counts). on_record(record) saves one prompt record
+    (a new one, or a subset prompt again with its traced runs added). Returns (status, report)."""
+    if not cfg.sampling.greedy:
+        raise SpecdecError("traced mode is exact for greedy decoding only: use --mode real with temperature > 0")
+    model = target.model
+    traced_sources, skipped = trace_drafters(sources)
+    report = {"real_prompts": [], "check_gammas": {}, "skipped_methods": skipped, "batches": 0}
+    t_start = time.perf_counter()
+
+    # 1. the real subset (a resumed run reuses the subset it already measured)
+    real = {p["id"]: p for p in previous if not p["baseline"].get("traced")}
+    want = max(cfg.real_prompts - len(real), 0)
+    todo_ids = [p.id for p, _ in encoded]
+    chosen = [] if want == 0 else subset([i for i in todo_ids if i not in real], want)
+    gammas = check_gammas(cfg.draft_lengths, len(real) + len(chosen))[len(real):]
+    by_id = {p.id: (p, ids) for p, ids in encoded}
+    t0 = time.perf_counter()
+    for pid, gamma in zip(chosen, gammas):
+        if should_stop and should_stop():
+            return "interrupted", report
+        if on_stage:
+            on_stage("measuring (real subset)", pid)
+        prompt, ids = by_id[pid]
+        measured = bench.measure_prompt(model, sources, ids, pid, replace(cfg, draft_lengths=(gamma,)), eos,
+                                        decode_text, should_stop)
+        if measured is None:
+            return "interrupted", report
+        record = {"id": pid, "category": prompt.category, "prompt": prompt.text, **measured}
+        real[pid] = record
+        on_record(record)
+    report["real_s"] = time.perf_counter() - t0
+    if not real:
+        raise SpecdecError("traced mode needs at least one prompt measured for real (--real-prompts ≥ 1): "
+                           "its timings come from them")
+    report["real_prompts"] = list(real)
+    report["check_gammas"] = {pid: sorted({r["draft_length"] for r in p["runs"]}) for pid, p in real.items()}
+
+    # 2. the cost model of the real subset
+    data = summary.collect({"manifest": manifest, "prompts": list(real.values())})
+    cm = costs.cost_model(data)
+    pre = timing.prefill_model(data.runs, data.prompts)
+    report["cost_model"] = {"target_step_s": cm.target_step_s, "draft_step_s": dict(cm.draft_step_s),
+                            "draft_round_s": dict(cm.draft_round_s), "overhead_s": dict(cm.overhead_s),
+                            "verify_intercept": cm.verify_intercept, "verify_slope": cm.verify_slope,
+                            "prefill_s_per_token": pre.base_s_per_token}
+
+    # 3. traces, batched by length
+    lookahead = max(cfg.draft_lengths)
+    todo = sorted(((p, ids) for p, ids in encoded if not _has_traces(real.get(p.id))), key=lambda e: len(e[1]))
+    tim = Timings()
+    check = {"prompts": 0, "configs": 0, "rounds": 0, "rounds_equal": 0, "configs_equal": 0,
+             "baseline_equal": 0, "mismatches": [], "speedup": []}
+    t0 = time.perf_counter()
+    status = "complete"
+    for start in range(0, len(todo), config.TRACE_BATCH):
+        if should_stop and should_stop():
+            status = "interrupted"
+            break
+        batch = todo[start: start + config.TRACE_BATCH]
+        if on_stage:
+            on_stage(f"tracing {len(batch)} prompts", batch[0][0].id)
+        traces = trace_batch(model, [ids for _, ids in batch], cfg.max_new_tokens, cfg.sampling, eos,
+                             traced_sources, lookahead=lookahead, timings=tim)
+        report["batches"] += 1
+        for (prompt, ids), tr in zip(batch, traces):
+            record = _record(prompt, ids, tr, real.get(prompt.id), sources, skipped, cfg, eos, cm, pre, decode_text,
+                             check)
+            on_record(record)
+    report["trace_s"] = time.perf_counter() - t0
+    report["timings"] = {"target_prefill_s": tim.prefill_s, "target_steps_s": tim.steps_s,
+                         "drafters_s": tim.drafters_s, "target_tokens": tim.tokens}
+    report["check"] = _summarise(check)
+    report["total_s"] = time.perf_counter() - t_start
+    return status, report
+
+
+def _has_traces(record: dict | None) -> bool:
+    return record is not None and any(r.get("traced") for r in record["runs"])
+
+
+def _record(prompt, ids, tr, real: dict | None, sources, skipped, cfg, eos, cm, pre, decode_text, check) -> dict:
+    """The prompt's record: its real baseline and runs when it is a subset prompt, traced ones for the rest."""
+    text = decode_text(tr.tokens)
+    if real is None:
+        base = timing.baseline_record(tr.tokens, len(ids), cm, pre, text)
+        runs = []
+    else:
+        base, runs = real["baseline"], list(real["runs"])
+        check["prompts"] += 1
+        check["baseline_equal"] += int(base["tokens"] == tr.tokens)
+    have = {(r["method"], r["draft_length"]) for r in runs}
+    agreement = {}
+    for source in sources:
+        key = source.key_for(prompt.id)
+        if key is None or source.key in skipped:
+            continue
+        lookup_key = "prompt-lookup" if methods.family(source.key) == "prompt-lookup" else source.key
+        agreement[key] = scan.agreement(tr, lookup_key, max(cfg.draft_lengths))
+        for gamma in source.gammas(cfg.draft_lengths):
+            rounds = scan.rounds(tr, lookup_key, gamma, cfg.max_new_tokens, eos)
+            traced = timing.run_record(key, gamma, tr.tokens, rounds, len(ids), cm, pre, text)
+            if (key, gamma) in have:
+                measured = next(r for r in runs if (r["method"], r["draft_length"]) == (key, gamma))
+                _compare(prompt.id, key, gamma, measured, traced, base, check)
+                continue
+            runs.append(traced)
+    order = {(s.key_for(prompt.id) or s.key): i for i, s in enumerate(sources)}
+    runs.sort(key=lambda r: (order.get(r["method"], len(order)), r["draft_length"]))
+    return {"id": prompt.id, "category": prompt.category, "prompt": prompt.text, "prompt_tokens": len(ids),
+            "baseline": base, "runs": runs, "trace": agreement}
+
+
+def _compare(pid, key, gamma, measured, traced, base, check) -> None:
+    a, b = timing.round_shape(measured["rounds"]), timing.round_shape(traced["rounds"])
+    check["configs"] += 1
+    check["configs_equal"] += int(a == b)
+    check["rounds"] += len(a)
+    check["rounds_equal"] += sum(x == y for x, y in zip(a, b))
+    if a != b:
+        first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        check["mismatches"].append({"prompt": pid, "method": key, "draft_length": gamma, "first_round": first})
+    check["speedup"].append({"prompt": pid, "method": key, "draft_length": gamma,
+                             "real": timing.speedup(base, measured), "traced": timing.speedup(base, traced)})
+
+
+def _summarise(check: dict) -> dict:
+    sp = check.pop("speedup")
+    errs = [s["traced"] / s["real"] - 1 for s in sp if s["real"] and np.isfinite(s["real"])]
+    check["speedup"] = sp
+    check["speedup_error_median"] = float(np.median(np.abs(errs))) if errs else None
+    check["agreement"] = check["rounds_equal"] / check["rounds"] if check["rounds"] else None
+    return check
