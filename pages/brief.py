@@ -6,7 +6,9 @@ import streamlit as st
 from pages import ui
 from specdec import config
 from specdec.analysis import decision
+from specdec.analysis import deploy
 from specdec.analysis import hardware
+from specdec.errors import SpecdecError
 from specdec.present import report
 from specdec.present import views
 
@@ -37,8 +39,18 @@ with st.expander("Decision thresholds", expanded=False, icon=":material/tune:"):
                                        format="%.3f", key="th_halfwidth", persist_state="session"),
     )
     hw = c[0].selectbox("Project onto hardware", list(hardware.PROFILES) + [hardware.THIS_MACHINE], key="th_hw", persist_state="session")
+    # The deployment target the verdict is about: engine + hardware (above) × TP + concurrency range.
+    engine = c[1].selectbox("Serving engine", list(hardware.ENGINES), key="th_engine", persist_state="session")
+    tp = c[2].number_input("GPUs per replica (tensor parallel)", 1, 16, step=1, key="th_tp", persist_state="session")
+    conc = c[0].text_input("Concurrency range", "1" if hw == hardware.THIS_MACHINE else "1-64", key="th_conc",
+                           help="concurrent sequences the target serves, e.g. 1-64")
 
-d = ui.decision_of(source, a, thresholds, hw)
+try:
+    dep = deploy.parse_deploy(hw, engine, int(tp), conc)
+except SpecdecError as exc:
+    st.error(str(exc))
+    st.stop()
+d = ui.decision_of(source, a, thresholds, hw, dep, deploy.engine_levels_for(results, dep))
 ui.verdict(d)
 st.markdown("\n".join(f"{i}. {r}" for i, r in enumerate(d.reasons, 1)))
 

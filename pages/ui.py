@@ -433,12 +433,15 @@ def analysis_of(source: Source, results: dict) -> A.Analysis:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _decision(kind: str, ident: str, version: str, thresholds: decision.Thresholds, hw: str,
-              _analysis: A.Analysis) -> decision.Decision:
-    return decision.decide(_analysis, thresholds, hardware=hw)
+              _analysis: A.Analysis, deployment=None, _engine_levels=None) -> decision.Decision:
+    return decision.decide(_analysis, thresholds, hardware=hw, deployment=deployment, engine_levels=_engine_levels)
 
 
-def decision_of(source: Source, a: A.Analysis, thresholds: decision.Thresholds, hw: str) -> decision.Decision:
-    return _decision(source.kind, source.ident, source.version, thresholds, hw, a)
+def decision_of(source: Source, a: A.Analysis, thresholds: decision.Thresholds, hw: str,
+                deployment=None, engine_levels=None) -> decision.Decision:
+    """deployment: the target the verdict is about (specdec.analysis.deploy.Deployment), None = this run's
+    measured verdict; engine_levels: results["engine"]["levels"] made with its engine, if any."""
+    return _decision(source.kind, source.ident, source.version, thresholds, hw, a, deployment, engine_levels)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

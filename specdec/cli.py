@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument("--results", required=True)
     decide.add_argument("--hardware", default=config.DEFAULT_HARDWARE,
                         help="serving hardware to project batch sizes onto (H100-SXM, A100-80GB, L4, A10G, RTX-4090, this-machine)")
+    _deploy_args(decide)
     decide.add_argument("--json", action="store_true")
 
     brief = sub.add_parser("brief", help="build the PDF decision brief")
@@ -151,9 +152,28 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a segment is on when its speedup CI lower bound reaches this")
     brief.add_argument("--min-prompts", type=int, default=config.MIN_PROMPTS,
                        help="prompts needed for a confident verdict")
+    _deploy_args(brief)
     brief.add_argument("--page", choices=("A4", "Letter"), default=config.BRIEF_PAGE_FORMAT)
     brief.add_argument("--no-charts", action="store_true", help="leave chart images out (no browser needed)")
     return parser
+
+
+def _deploy_args(p) -> None:
+    """The deployment target the verdict is about (specdec.analysis.deploy)."""
+    p.add_argument("--deploy", default=None, metavar="HARDWARE",
+                   help="the verdict is about this target: H100-SXM, A100-80GB, L4, A10G, RTX-4090, RTX-3090 or "
+                        "this-machine (default: --hardware)")
+    p.add_argument("--engine", default="vllm", help="serving engine of the target: vllm, sglang, hf-eager")
+    p.add_argument("--tp", type=int, default=1, help="tensor-parallel degree of the target (GPUs per replica)")
+    p.add_argument("--concurrency", default=None,
+                   help="range of concurrent sequences, e.g. 1-64 (default 1-64; 1 for this-machine)")
+
+
+def _deployment(args):
+    from specdec.analysis import deploy
+    where = args.deploy or args.hardware
+    conc = args.concurrency or ("1" if where == "this-machine" else "-".join(map(str, config.DEFAULT_CONCURRENCY)))
+    return deploy.parse_deploy(where, args.engine, args.tp, conc)
 
 
 def _quiet_transformers() -> None:
@@ -445,7 +465,8 @@ def _cmd_decide(args) -> int:
     from specdec.analysis import hardware
     if args.hardware != hardware.THIS_MACHINE:
         hardware.profile(args.hardware)  # an unknown name is a one-line error before any work
-    d = decision.decide(results.load(args.results), hardware=args.hardware)
+    dep = _deployment(args)
+    d = decision.decide(results.load(args.results), hardware=dep.hardware, deployment=dep)
     if args.json:
         print(json.dumps(d.to_dict(), indent=2, ensure_ascii=False))
         return 0
@@ -471,6 +492,7 @@ def _cmd_brief(args) -> int:
     from specdec.store import Store
     if args.hardware != hardware.THIS_MACHINE:
         hardware.profile(args.hardware)  # an unknown name is a one-line error before any work
+    dep = _deployment(args)
     if not args.batch_sizes or min(args.batch_sizes) < 1:
         raise SpecdecError("--batch-sizes must be positive integers, e.g. 1,8,64")
     if args.min_speedup <= 0 or args.min_prompts < 1:
@@ -484,7 +506,8 @@ def _cmd_brief(args) -> int:
         with Store() as store:
             data = store.load_run(args.run_id)
     th = decision.Thresholds(min_speedup_lo=args.min_speedup, min_prompts=args.min_prompts)
-    pdf = report.build_brief(data, thresholds=th, hardware=args.hardware, batch_sizes=tuple(sorted(set(args.batch_sizes))),
+    pdf = report.build_brief(data, thresholds=th, hardware=dep.hardware, deployment=dep,
+                             batch_sizes=tuple(sorted(set(args.batch_sizes))),
                              charts_on=not args.no_charts, page_format=args.page,
                              on_warning=lambda line: print(f"note: {line}; the brief has no chart images",
                                                            file=sys.stderr))

@@ -130,6 +130,7 @@ PROJECTION_MAX_GAMMA = 12  # draft lengths projected beyond those run: 1 … max
 WHATIF_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 WHATIF_DTYPE = "bfloat16"  # weights and KV cache on the serving hardware
 DEFAULT_HARDWARE = "H100-SXM"  # the profile the decision projects onto unless told otherwise
+DEFAULT_CONCURRENCY = (1, 64)  # the deployment's range of concurrent sequences (CLI --concurrency 1-64)
 GPU_LAYER_LATENCY_S = 10e-6  # per transformer layer per forward on a GPU profile without an engine
 GPU_FORWARD_OVERHEAD_S = 0.0  # per forward, same (engine profiles below set both)
 # Engine constants, calibrated against published runs (specdec/analysis/calibration.py holds the cases and

@@ -33,6 +33,7 @@ import pandas as pd
 
 from specdec import config, methods
 from specdec.analysis import compare, inference
+from specdec.analysis import deploy as dp
 from specdec.analysis import hardware as hw
 from specdec.present import snippets as snip
 from specdec.analysis.summary import ALL, Analysis, analyze
@@ -82,20 +83,42 @@ class Decision:
 
 
 def decide(data, thresholds: Thresholds = Thresholds(), hardware: str = config.DEFAULT_HARDWARE,
-           batch_sizes=config.WHATIF_BATCH_SIZES) -> Decision:
+           batch_sizes=config.WHATIF_BATCH_SIZES, deployment: dp.Deployment | None = None,
+           engine_levels: list[dict] | None = None) -> Decision:
+    """The verdict. Without a deployment: from the speedup measured on this machine (judge), with segments
+    projected onto `hardware`. With one (CLI --deploy, the Brief page): about that target — from an engine
+    measurement made with its engine (engine_levels, or results["engine"] when data is a results dict),
+    else from the projection with its interval (specdec.analysis.deploy); the local speedup is reported as
+    this CPU's. Either way fewer than min_prompts prompts is INSUFFICIENT-EVIDENCE."""
+    if engine_levels is None:
+        engine_levels = dp.engine_levels_for(data, deployment)
     a = data if isinstance(data, Analysis) else analyze(data)
     th = thresholds
+    if deployment is not None:
+        hardware = deployment.hardware
     j = judge(a.measurements, a.summary, a.summary_by_category, th)
     n_total, overall, cats, verdict = j["n_prompts"], j["overall"], j["categories"], j["verdict"]
     on = [s for s in cats if s["status"].startswith("on")]
     segments = cats if len(cats) > 1 else [overall]
+    target = _target(a, deployment, engine_levels, th) if deployment is not None else None
+    if target is not None and not (deployment.hardware == hw.THIS_MACHINE and target["basis"] != "engine"):
+        verdict = "INSUFFICIENT-EVIDENCE" if n_total < th.min_prompts else target["verdict"]
     whatif = _project(a, segments, hardware, batch_sizes, th)
-    cfg, snippets, gamma_note = _primary(a, verdict, overall, on if len(cats) > 1 else [overall], hardware)
+    if target is not None and target["basis"] != "measured" and target["method"] and verdict in ("GO", "GO-SEGMENTS"):
+        cfg, snippets, gamma_note = _target_config(a, target, [s["category"] for s in cats]), None, None
+        snippets = snip.snippets(cfg["method"], cfg["draft_length"], snip.model_ref(a.manifest.get("models", {}).get("target")),
+                                 _drafter_ref(a, cfg["method"]))
+    else:
+        cfg, snippets, gamma_note = _primary(a, verdict, overall, on if len(cats) > 1 else [overall], hardware)
     reasons = _reasons(a, verdict, overall, cats, segments, cfg, hardware, th, gamma_note, j)
+    if target is not None:
+        reasons = _target_reasons(a, deployment, target, j, verdict) + reasons
     evidence = {
         "n_prompts": n_total, "categories": [s["category"] for s in cats], "overall": overall,
         "heterogeneity": j["heterogeneity"], "tests": j["tests"].to_dict("records"),
-        "test_alpha": j["alpha"],
+        "test_alpha": j["alpha"], "measured_verdict": j["verdict"],
+        "deployment": None if deployment is None else {**asdict(deployment), "label": deployment.label},
+        "target": target,
         "costs": a.costs.to_dict(), "memory": a.memory, "compute": a.compute.to_dict("records"),
         "lossless": a.lossless, "projection_error": a.projection_error.to_dict("records"),
         "methods": compare.methods_table(a).to_dict("records"),
@@ -103,8 +126,105 @@ def decide(data, thresholds: Thresholds = Thresholds(), hardware: str = config.D
         "whatif_assumptions": whatif.attrs.get("assumptions", []),
         "settings": a.manifest.get("settings", {}), "hardware_measured": a.manifest.get("hardware", {}),
     }
-    return Decision(verdict, _headline(verdict, cfg, on, hardware, a), reasons, segments, cfg, snippets, evidence,
-                    whatif, hardware, th)
+    headline = _target_headline(verdict, target, deployment, a) if target is not None and target["basis"] != "measured" \
+        else _headline(verdict, cfg, on, hardware, a)
+    return Decision(verdict, headline, reasons, segments, cfg, snippets or {}, evidence, whatif, hardware, th)
+
+
+# ---- the deployment target ----
+
+def _target(a: Analysis, dep: dp.Deployment, engine_levels, th: Thresholds) -> dict:
+    """Engine measurement with the deployment's engine if one exists, else the projection; on this machine
+    without an engine run, the measured verdict stands (basis "measured")."""
+    lo, hi = dep.concurrency
+    if engine_levels:
+        got = dp.from_engine_levels(engine_levels, dep.concurrency, th.min_speedup_lo, dep.engine)
+        if got is not None:
+            return got
+    if dep.hardware == hw.THIS_MACHINE and lo == hi == 1:
+        return {"basis": "measured", "verdict": None, "method": None, "gamma": None, "levels": []}
+    return dp.from_projection(a, dep, th.min_speedup_lo)
+
+
+def _target_config(a: Analysis, target: dict, categories: list[str]) -> dict:
+    method, g = target["method"], int(target["gamma"])
+    runs = a.measurements.runs
+    measured = sorted(int(x) for x in runs.loc[runs["method"] == method, "draft_length"].unique())
+    on = [lv["concurrency"] for lv in target["levels"] if lv["status"] == "on"]
+    return {"method": method, "label": a.label(method), "draft_length": g,
+            "measured_draft_length": min(measured, key=lambda x: abs(x - g)) if measured else g,
+            "categories": categories, "concurrency_on": [min(on), max(on)] if on else None}
+
+
+def _lv(lv: dict) -> str:
+    ci = (f" (CI {lv['speedup_lo']:.2f}–{lv['speedup_hi']:.2f}×" if lv.get("speedup_lo") is not None
+          and lv.get("speedup_hi") is not None else " (no interval: too few prompts")
+    band = (f"; assumptions {lv['speedup_band_lo']:.2f}–{lv['speedup_band_hi']:.2f}×" if lv.get("speedup_band_lo")
+            is not None else "")
+    fit = "" if lv.get("fits", True) else ", does not fit in memory"
+    return f"concurrency {lv['concurrency']}: {lv['speedup']:.2f}×{ci}{band}){fit} — {lv['status']}"
+
+
+def _levels_text(levels: list[dict]) -> str:
+    """Consecutive concurrency levels of one status merged: 'concurrency 1–8: 1.31× (…) … 1.12× (…) — on'."""
+    groups: list[list[dict]] = []
+    for lv in levels:
+        if groups and groups[-1][-1]["status"] == lv["status"]:
+            groups[-1].append(lv)
+        else:
+            groups.append([lv])
+    parts = []
+    for g in groups:
+        if len(g) == 1:
+            parts.append(_lv(g[0]))
+        else:
+            a, b = _lv(g[0]), _lv({**g[-1], "status": g[-1]["status"]})
+            parts.append(a.rsplit(" — ", 1)[0] + " … " + b)
+    return "; ".join(parts)
+
+
+def _target_reasons(a: Analysis, dep: dp.Deployment, target: dict, j: dict, verdict: str) -> list[str]:
+    r = [f"Deployment target: {dep.label}. The verdict is about this target."]
+    if target["basis"] == "engine":
+        r.append(f"It comes from an engine measurement with {dep.engine} (SD / baseline throughput per concurrency): "
+                 + _levels_text(target["levels"]) + ".")
+    elif target["basis"] == "projection":
+        if target["method"] is None:
+            r.append("No measured method can be projected onto it (drafter sizes unknown).")
+        else:
+            k = round(1.0 / max(1e-9, (1.0 - target["level"]) / (1.0 - config.CI_LEVEL)))
+            r.append(f"No engine measurement for it: the verdict comes from projecting this run's measured acceptance "
+                     f"through the calibrated cost model ({a.label(target['method'])}, γ={target['gamma']}, the best at "
+                     f"concurrency {dep.concurrency[0]}; intervals from resampling the prompts, widened for "
+                     f"{k} method{'s' if k != 1 else ''} compared; the band moves one assumption at a time): "
+                     + _levels_text(target["levels"]) + ".")
+    else:
+        r.append("On this machine at concurrency 1 the measured speedup answers it directly.")
+    if target["basis"] != "measured":
+        r.append(f"Measured on this machine alone ({a.manifest.get('settings', {}).get('dtype', '?')}, batch 1) the "
+                 f"verdict would be {j['verdict']}: that is this CPU's answer, which checks the cost model and measures "
+                 f"acceptance; it is not the deployment's.")
+    return r
+
+
+def _target_headline(verdict: str, target: dict, dep: dp.Deployment, a: Analysis) -> str:
+    lv = target["levels"]
+    first = lv[0] if lv else None
+    what = (f"{a.label(target['method'])} γ={target['gamma']}" if target.get("method") else
+            f"speculation (γ={target.get('gamma')})")
+    span = (f"{first['speedup']:.2f}× (CI {first['speedup_lo']:.2f}–{first['speedup_hi']:.2f}×) at concurrency "
+            f"{first['concurrency']}" if first and first.get("speedup_lo") is not None else "")
+    if verdict == "GO":
+        return f"GO on {dep.label}: turn on {what} — {span}"
+    if verdict == "GO-SEGMENTS":
+        on = [x["concurrency"] for x in lv if x["status"] == "on"]
+        if on:
+            return f"GO on {dep.label} at concurrency {min(on)}–{max(on)} only: {what} — {span}"
+        return f"GO for some segments on {dep.label}: {what}"
+    if verdict == "NO-GO":
+        return f"NO-GO on {dep.label}: {what} projects {span}, below the bar"
+    return f"INSUFFICIENT EVIDENCE for {dep.label}: " + (f"{what} projects {span}; " if span else "") + \
+        "measure more prompts before deciding"
 
 
 # ---- measured assessment ----

@@ -215,7 +215,8 @@ def _fit_drafter(analysis) -> tuple[str | None, ModelSize | None]:
 
 def whatif(analysis, hardware=None, batch_sizes=config.WHATIF_BATCH_SIZES, gammas=None, context_lens=None,
            methods=None, category: str = ALL, dtype: str = config.WHATIF_DTYPE,
-           n_boot: int = config.PROJECTION_BOOTSTRAP, seed: int = config.BOOTSTRAP_SEED) -> pd.DataFrame:
+           n_boot: int = config.PROJECTION_BOOTSTRAP, seed: int = config.BOOTSTRAP_SEED,
+           ci_level: float = config.CI_LEVEL) -> pd.DataFrame:
     """Projected speedup per hardware × method × context × batch size × γ (an Analysis from
     specdec.analysis.analyze; hardware: names or profiles, default every profile plus this machine;
     methods: method keys, default every one measured whose drafter size is known; category: "all" or
@@ -310,7 +311,7 @@ def whatif(analysis, hardware=None, batch_sizes=config.WHATIF_BATCH_SIZES, gamma
                         lo = hi = band_lo = band_hi = np.nan
                         if rep_tau is not None:
                             x = speed(hw, rep_tau[:, j], rep_md[:, j])
-                            lo, hi = np.quantile(x[np.isfinite(x)], [(1 - config.CI_LEVEL) / 2, (1 + config.CI_LEVEL) / 2])
+                            lo, hi = np.quantile(x[np.isfinite(x)], [(1 - ci_level) / 2, (1 + ci_level) / 2])
                         if not here:
                             band = [speed(v, p["tau"], md) for v in _variants(hw)]
                             band_lo, band_hi = float(min(band)), float(max(band))

@@ -35,7 +35,7 @@ from fpdf.fonts import FontFace
 
 from specdec import __version__, config, methods
 from specdec.present import charts
-from specdec.analysis import compare
+from specdec.analysis import compare, deploy
 from specdec.analysis import hardware as hw
 from specdec.analysis.summary import ALL, Analysis, analyze
 from specdec.present.chart_images import ChartRenderer, ChartsUnavailable
@@ -79,7 +79,8 @@ CHART_CAPTIONS = {
 def build_brief(data, *, decision: Decision | None = None, thresholds: Thresholds | None = None,
                 hardware: str | None = None, batch_sizes=config.WHATIF_BATCH_SIZES,
                 renderer: ChartRenderer | None = None, charts_on: bool = True, on_warning=None,
-                now: datetime | None = None, page_format: str = config.BRIEF_PAGE_FORMAT) -> bytes:
+                now: datetime | None = None, page_format: str = config.BRIEF_PAGE_FORMAT,
+                deployment=None) -> bytes:
     """PDF bytes of the decision brief.
 
     data: a results dict (schema in notes/common.md) or an Analysis (specdec.analysis.analyze).
@@ -92,7 +93,8 @@ def build_brief(data, *, decision: Decision | None = None, thresholds: Threshold
     a = data if isinstance(data, Analysis) else analyze(data)
     th = thresholds or (decision.thresholds if decision is not None else Thresholds())
     hardware = hardware or (decision.hardware if decision is not None else config.DEFAULT_HARDWARE)
-    d = decision or decide(a, th, hardware, batch_sizes)
+    d = decision or decide(a, th, hardware, batch_sizes, deployment=deployment,
+                           engine_levels=deploy.engine_levels_for(data, deployment))
     now = now or datetime.now(timezone.utc)
     method = charts.primary_method(a, d)
     whatif_all = _whatif_all(a, method, hardware, batch_sizes)
