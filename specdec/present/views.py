@@ -5,7 +5,7 @@ dicts and analysis tables; the pages only lay them out.
 Public API
     REPO_ROOT, SAMPLE_DIR, EXAMPLE_RESULTS
     sample_workload_files(folder=SAMPLE_DIR) -> [Path]
-    example_results_path() -> Path | None        the recorded example run (or a test fixture until it exists)
+    example_results_path() -> Path | None        the recorded example run shipped in sample_workloads/, or None
     results_from_bytes(data, name) -> dict       a validated results dict from an upload
     run_facts(manifest) -> dict                  hardware, date, models, workload: one line each
     stored_run_label(row) -> str                 one line for a Store.list_runs() row
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -38,8 +39,6 @@ from specdec.measure.workloads import EXTENSIONS
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = REPO_ROOT / "sample_workloads"
 EXAMPLE_RESULTS = SAMPLE_DIR / "example_run" / "results.json"
-# Until the recorded example is committed, a test fixture stands in (a run of tiny random models).
-_STAND_IN_GLOB = "tests/fixtures/*/results.json"
 
 
 def sample_workload_files(folder: Path = SAMPLE_DIR) -> list[Path]:
@@ -51,9 +50,8 @@ def sample_workload_files(folder: Path = SAMPLE_DIR) -> list[Path]:
 
 
 def example_results_path() -> Path | None:
-    if EXAMPLE_RESULTS.is_file():
-        return EXAMPLE_RESULTS
-    return next(iter(sorted(REPO_ROOT.glob(_STAND_IN_GLOB))), None)
+    """The recorded example run shipped in sample_workloads/, or None where it is absent (tests point it elsewhere)."""
+    return EXAMPLE_RESULTS if EXAMPLE_RESULTS.is_file() else None
 
 
 def results_from_bytes(data: bytes, name: str = "upload") -> dict:
@@ -99,6 +97,16 @@ def run_facts(manifest: dict) -> dict:
         "settings": (f"{', '.join(s.get('methods', []))}; γ {', '.join(map(str, s.get('draft_lengths', [])))}; "
                      f"{s.get('max_new_tokens', '?')} new tokens; {sampling}; {s.get('dtype', '?')}"),
     }
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")
+
+
+def md_escape(text) -> str:
+    """Text shown through Markdown, literally: every character Markdown or Streamlit could read as
+    syntax (links, images, emphasis, HTML, LaTeX `$`, emoji shortcodes `:x:`) is backslash-escaped and
+    newlines become spaces, so a model, workload or category name renders as the text it is."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
 def model_name(spec: str | None) -> str:
