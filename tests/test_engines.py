@@ -289,7 +289,7 @@ def test_engine_run_over_urls_writes_levels_acceptance_and_ratio(serve, tmp_path
     base = serve(Fake(per_token_s=0.02))
     spec = serve(Fake(per_token_s=0.005, spec=True))  # 4× faster per token: the ratio must show it
     out = tmp_path / "out"
-    rc = cli.main(["engine-run", "--workload", str(_workload(tmp_path)), "--out", str(out), "--baseline-url", base,
+    rc = cli.main(["engine-run", "--workload", str(_workload(tmp_path, 8)), "--out", str(out), "--baseline-url", base,
                    "--spec-url", spec, "--concurrency", "1,2", "--max-new-tokens", "8"])
     assert rc == 0, capsys.readouterr().err
     data = results.load(out / "results.json")
@@ -306,6 +306,18 @@ def test_engine_run_over_urls_writes_levels_acceptance_and_ratio(serve, tmp_path
         assert r["itl_ratio"]["estimate"] < 1
     assert "SD" in eng["decision"]["headline"]
     assert "ratio (95% CI)" in capsys.readouterr().out
+    # The brief of an engine-only file shows the engine's verdict and table; merged into an in-process run's
+    # results.json, the same section sits beside the in-process verdict.
+    from specdec.present import report
+    import io
+    import pypdf
+    text = lambda pdf: " ".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf)).pages)  # noqa: E731
+    alone = text(report.build_brief(data, charts_on=False))
+    assert "Measured on the serving engine: vllm" in alone and "SD pays" in alone
+    merged = results.load(Path(__file__).parent / "fixtures" / "tiny_run" / "results.json")
+    merged.update(schema_version=2, engine=eng)
+    both = text(report.build_brief(results.validate(merged), charts_on=False))
+    assert "go / no-go brief" in both and "Measured on the serving engine: vllm" in both
 
 
 def test_engine_run_that_fails_writes_nothing(serve, tmp_path, capsys):

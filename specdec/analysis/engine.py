@@ -9,7 +9,8 @@ each side is reported beside it. ITL ratio: median per-request ITL (TPOT) of SD 
 percentile bootstrap over the same pairs. Below 1 is better for ITL, above 1 for throughput.
 
 Verdict per level: SD pays at C when the best γ's throughput-ratio CI lower bound reaches
-min_speedup_lo (config.MIN_SPEEDUP_LO, as the in-process decision). "Pays up to C*" = the largest
+min_speedup_lo (config.MIN_SPEEDUP_LO, as the in-process decision), does not when its upper bound is
+below it, and is unclear otherwise (no interval below config.MIN_CI_PROMPTS requests, as in-process). "Pays up to C*" = the largest
 measured C such that SD pays at every level up to it (None: not even at the lowest).
 """
 
@@ -36,11 +37,15 @@ def _pairs(base_level: dict, sd_level: dict) -> tuple[np.ndarray, np.ndarray]:
 def compare_level(base_level: dict, sd_level: dict, n_boot: int = config.BOOTSTRAP_SAMPLES) -> dict:
     """One (γ, concurrency) cell: throughput ratio and ITL ratio, each {estimate, lo, hi}; n pairs."""
     X, itl = _pairs(base_level, sd_level)
-    W = resample_weights(len(X), n_boot)
-    tput = log_ratio_t(X, (+1, -1, -1, +1), W)
+    # Below MIN_CI_PROMPTS pairs no interval at all, as for prompts in-process (coverage falls under 93%).
+    enough = len(X) >= config.MIN_CI_PROMPTS
+    tput = log_ratio_t(X, (+1, -1, -1, +1), resample_weights(len(X), n_boot if enough else 0))
     ok = ~np.isnan(itl).any(axis=1)
     itl = itl[ok]
-    if len(itl):
+    if len(itl) and not enough:
+        est = float(np.median(itl[:, 0]) / np.median(itl[:, 1]))
+        itl_ratio = {"estimate": est, "lo": None, "hi": None}
+    elif len(itl):
         est = float(np.median(itl[:, 0]) / np.median(itl[:, 1]))
         rng = np.random.default_rng(config.BOOTSTRAP_SEED)
         idx = rng.integers(0, len(itl), size=(n_boot, len(itl)))
@@ -97,11 +102,15 @@ def decide(rows: list[dict], min_speedup_lo: float = config.MIN_SPEEDUP_LO) -> d
     for c in sorted(best):
         r = best[c]
         lo = r["ratio"]["lo"]
+        hi = r["ratio"]["hi"]
+        # True: CI above the bar; False: CI below it; None: no interval (too few requests) or it straddles the bar.
+        pays = True if lo is not None and lo >= min_speedup_lo else (
+            False if hi is not None and hi < min_speedup_lo else None)
         per_level.append({"concurrency": c, "draft_length": r["draft_length"], "label": r["label"],
-                          "ratio": r["ratio"], "pays": lo is not None and lo >= min_speedup_lo})
+                          "ratio": r["ratio"], "pays": pays})
     pays_up_to = None
     for lv in per_level:
-        if not lv["pays"]:
+        if lv["pays"] is not True:
             break
         pays_up_to = lv["concurrency"]
     return {"per_level": per_level, "pays_up_to": pays_up_to, "crossover": crossover(rows),
@@ -130,13 +139,17 @@ def crossover(rows: list[dict]) -> float | None:
 def headline(per_level: list[dict], pays_up_to: int | None, min_lo: float) -> str:
     if not per_level:
         return "No engine comparison: no level has both a baseline and a speculative measurement."
-    cells = ", ".join(f"C={lv['concurrency']}: {lv['ratio']['estimate']:.2f}× (γ={lv['draft_length']})"
-                      for lv in per_level)
-    if pays_up_to is None:
+    cells = ", ".join(f"C={lv['concurrency']}: {lv['ratio']['estimate']:.2f}×"
+                      + (f" (γ={lv['draft_length']})" if lv["draft_length"] else "") for lv in per_level)
+    if pays_up_to is None and all(lv["pays"] is False for lv in per_level):
         return f"SD does not pay on this engine at any measured concurrency (best per level: {cells})."
-    top = per_level[-1]["concurrency"]
-    tail = "every measured level" if pays_up_to == top else f"concurrency {pays_up_to}; above it, it does not"
-    return f"SD pays (CI lower bound ≥ {min_lo:.2f}×) up to {tail} (best per level: {cells})."
+    if pays_up_to is None:
+        return (f"SD is not shown to pay at the lowest concurrency: its interval reaches below {min_lo:.2f}× or "
+                f"there are too few requests (< {config.MIN_CI_PROMPTS}) for one (best per level: {cells}).")
+    if pays_up_to == per_level[-1]["concurrency"]:
+        return f"SD pays (CI lower bound ≥ {min_lo:.2f}×) at every measured concurrency (best per level: {cells})."
+    return (f"SD pays (CI lower bound ≥ {min_lo:.2f}×) up to concurrency {pays_up_to}; above it, it does not "
+            f"(best per level: {cells}).")
 
 
 def _f(x) -> float | None:

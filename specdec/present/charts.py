@@ -669,3 +669,44 @@ def figures(analysis, decision=None, hardware: str | None = None, method: str | 
         "payoff": payoff_chart(whatif_df, hardware, method, g_run, d),
         "costs": costs_chart(analysis.costs, d),
     }
+
+
+# ---- engine runs (specdec.engines, analysis.engine) ----
+
+def engine_chart(engine: dict) -> go.Figure:
+    """Measured SD/baseline output tokens/s (y, log) against concurrency (x, log) on a serving engine, one
+    line per γ with 95% CI bars (bootstrap over requests), the break-even 1× line, and the crossover (where
+    the best γ's ratio crosses 1×) marked when it lies inside the measured range.
+
+    engine: a results.json `engine` block (its `levels` rows and `decision`, from analysis.engine)."""
+    title = f"Speedup vs concurrency on {engine.get('engine', 'the engine')}"
+    rows = [r for r in engine.get("levels", []) if r["ratio"]["estimate"] is not None]
+    if not rows:
+        return _empty(title, "no level has both a baseline and a speculative measurement")
+    fig = go.Figure()
+    gammas = sorted({r["draft_length"] or 0 for r in rows})
+    for i, g in enumerate(gammas):
+        rs = sorted((r for r in rows if (r["draft_length"] or 0) == g), key=lambda r: r["concurrency"])
+        est = [r["ratio"]["estimate"] for r in rs]
+        lo = [r["ratio"]["lo"] if r["ratio"]["lo"] is not None else np.nan for r in rs]
+        hi = [r["ratio"]["hi"] if r["ratio"]["hi"] is not None else np.nan for r in rs]
+        fig.add_trace(go.Scatter(
+            x=[r["concurrency"] for r in rs], y=est, mode="lines+markers", name=f"γ = {g}" if g else rs[0]["label"],
+            line=dict(color=SEQUENCE[i % len(SEQUENCE)], width=3), marker=dict(size=9), error_y=_err(est, lo, hi),
+            customdata=[[r["alpha"] if r["alpha"] is not None else np.nan, r["tau"] or np.nan] for r in rs],
+            hovertemplate="C=%{x}: %{y:.2f}× (α %{customdata[0]:.2f}, τ %{customdata[1]:.2f})<extra></extra>"))
+    fig.add_hline(y=1.0, line=dict(color="#111", width=1.5, dash="dash"))
+    cross = (engine.get("decision") or {}).get("crossover")
+    if cross:
+        fig.add_vline(x=cross, line=dict(color=OKABE_ITO["vermillion"], width=2, dash="dot"))
+        fig.add_annotation(x=math.log10(cross), y=1.0, yref="y", text=f"crossover ≈ C {cross:.1f}",
+                           showarrow=True, arrowhead=2, ax=40, ay=-40, font=dict(color=OKABE_ITO["vermillion"]))
+    cs = sorted({r["concurrency"] for r in rows})
+    fig.update_xaxes(type="log", tickvals=cs, ticktext=[str(c) for c in cs],
+                     title_text="concurrency (requests in flight)")
+    fig.update_yaxes(title_text="SD / baseline output tokens/s",
+                     **_ratio_axis([r["ratio"][k] for r in rows for k in ("estimate", "lo", "hi")]))
+    s = engine.get("settings", {})
+    sub = (f"{engine.get('model', '')} · {s.get('prompts', '?')} prompts × {s.get('max_new_tokens', '?')} tokens · "
+           f"95% CI over requests; dashed: break-even 1×" + ("; dotted: crossover" if cross else ""))
+    return _style(fig, title, sub)

@@ -90,6 +90,9 @@ def build_brief(data, *, decision: Decision | None = None, thresholds: Threshold
     else one browser is started for this brief's charts and closed after. charts_on=False leaves the
     images out. on_warning(line) hears why charts were left out. now: the date printed (default: now, UTC).
     """
+    engine = data.get("engine") if isinstance(data, dict) else None  # an engine-run's block (engine section)
+    if engine is not None and not data["prompts"]:
+        return _engine_only_brief(data, renderer, charts_on, on_warning, now, page_format)
     a = data if isinstance(data, Analysis) else analyze(data)
     th = thresholds or (decision.thresholds if decision is not None else Thresholds())
     hardware = hardware or (decision.hardware if decision is not None else config.DEFAULT_HARDWARE)
@@ -101,6 +104,8 @@ def build_brief(data, *, decision: Decision | None = None, thresholds: Threshold
     figs = charts.figures(a, d, hardware=hardware, method=method, batch_sizes=batch_sizes,
                           min_speedup_lo=th.min_speedup_lo,
                           whatif_df=whatif_all[whatif_all["hardware"] == hardware] if len(whatif_all) else whatif_all)
+    if engine is not None:
+        figs["engine"] = charts.engine_chart(engine)
     images, chart_note = {}, None
     if charts_on:
         try:
@@ -113,6 +118,8 @@ def build_brief(data, *, decision: Decision | None = None, thresholds: Threshold
         chart_note = "Charts left out on request."
     pdf = _Pdf(a.manifest, page_format)
     _front_page(pdf, a, d, th, hardware, method, whatif_all, now)
+    if engine is not None:
+        _engine_section(pdf, engine, images.get("engine"))
     _charts(pdf, figs, images, chart_note)
     _whatif(pdf, a, d, th, hardware, method, whatif_all)
     _losslessness(pdf, a)
@@ -817,3 +824,76 @@ def _manifest(pdf: _Pdf, a: Analysis, now: datetime):
                 r.cell(pdf.clean(val, MONO), style=FontFace(family=MONO, size_pt=8))
             else:
                 r.cell(pdf.clean(val))
+
+
+# ---- engine run (specdec.engines; analysis.engine) ----
+
+ENGINE_CAPTION = ("Read: above the dashed 1× line SD serves more output tokens/s than the same engine without it; "
+                  "a CI bar that crosses 1× cannot be told apart from no gain. As concurrency grows the engine "
+                  "batches requests, decoding turns compute-bound and verifying γ + 1 tokens per request costs more: "
+                  "the ratio falls, and the dotted line marks where it crosses 1×.")
+
+
+def _engine_section(pdf: _Pdf, engine: dict, png: bytes | None, new_page: bool = True):
+    """Measured on a serving engine under load: verdict, chart, the per-level table, the measured config."""
+    s, dec = engine["settings"], engine["decision"]
+    if new_page:
+        pdf.add_page()
+    pdf.heading(f"Measured on the serving engine: {engine['engine']}", 13, 0)
+    pdf.para(f"{engine['engine']} {engine.get('version') or ''} · model {engine['model']} · {s.get('prompts', '?')} "
+             f"prompts × {s['max_new_tokens']} output tokens, greedy · concurrency "
+             f"{', '.join(map(str, s['concurrency']))} (closed loop"
+             + (f", Poisson {s['request_rate']} req/s" if s.get("request_rate") else "") + "). Acceptance is the "
+             "engine's own counters over each level (/metrics after − before).", size=8.5, colour=(85, 85, 85))
+    pdf.para(dec["headline"], size=10)
+    if png is not None:
+        pdf.image_block(png, ENGINE_CAPTION)
+    rows = []
+    for r in engine["levels"]:
+        ci, itl = r["ratio"], r["itl_ratio"]
+        rows.append([str(r["draft_length"] or "—"), str(r["concurrency"]), f"{r['baseline_tokens_per_s']:.1f}",
+                     f"{r['sd_tokens_per_s']:.1f}",
+                     f"{_x(ci['estimate'])} ({_ci(ci['lo'], ci['hi'])})" if ci["estimate"] is not None else "—",
+                     f"{_x(itl['estimate'])} ({_ci(itl['lo'], itl['hi'])})" if itl["estimate"] is not None else "—",
+                     _sig(r["alpha"]) if r["alpha"] is not None else "—",
+                     f"{r['tau']:.2f}" if r["tau"] is not None else "—"])
+    pdf.table(["γ", "C", "base tok/s", "SD tok/s", "Throughput ratio (95% CI)", "p50 ITL ratio (95% CI)", "α", "τ"],
+              rows, [9, 9, 19, 17, 42, 42, 14, 14], ["RIGHT"] * 4 + ["LEFT", "LEFT", "RIGHT", "RIGHT"])
+    pdf.para("Throughput ratio: SD over baseline output tokens/s (busy-time rate Σ tokens / Σ request time, requests "
+             "paired by prompt; bootstrap-t 95% CI). ITL ratio: median per-request inter-token latency, SD over "
+             "baseline (below 1 is faster). α = accepted / drafted tokens, τ = 1 + accepted / drafts (bonus token "
+             "included), from the engine's counters.", size=8, colour=(85, 85, 85))
+    best = {lv["concurrency"]: lv for lv in dec["per_level"]}
+    if best:
+        verdicts = {True: "SD pays", False: "SD does not pay", None: "unclear (interval straddles the bar, or none)"}
+        pdf.bullets([f"Concurrency {c}: " + (f"γ = {lv['draft_length']} " if lv["draft_length"] else "")
+                     + f"({_x(lv['ratio']['estimate'])}) — {verdicts[lv['pays']]}" for c, lv in best.items()],
+                    size=8.5)
+    spec_sides = [sd for sd in engine["sides"] if sd.get("launch") and sd["draft_length"] is not None]
+    if spec_sides:
+        pick = max(best.values(), key=lambda lv: lv["ratio"]["estimate"] or 0)["draft_length"] if best else None
+        side = next((sd for sd in spec_sides if sd["draft_length"] == pick), spec_sides[0])
+        pdf.code(" ".join(side["launch"]), label=f"measured launch command (γ = {side['draft_length']})")
+
+
+def _engine_only_brief(data: dict, renderer, charts_on: bool, on_warning, now, page_format: str) -> bytes:
+    """A results.json holding only an engine run (no in-process prompts): title, the engine section."""
+    engine = data["engine"]
+    now = now or datetime.now(timezone.utc)
+    png = None
+    if charts_on:
+        try:
+            png = _render({"engine": charts.engine_chart(engine)}, renderer).get("engine")
+        except ChartsUnavailable as exc:
+            if on_warning:
+                on_warning(str(exc))
+    pdf = _Pdf(data["manifest"], page_format)
+    pdf.set_font(SANS, "B", 18)
+    pdf.multi_cell(0, 8, "Speculative decoding on a serving engine", align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.para(f"{now.strftime('%d %B %Y, %H:%M %Z').strip()} · run {data['manifest'].get('run_id', '?')} · "
+             "no in-process measurement in this file (run `python -m specdec run` into the same --out for the "
+             "batch-1 verdict beside this one)", size=9, colour=(85, 85, 85))
+    pdf.ln(3)
+    _engine_section(pdf, engine, png, new_page=False)
+    pdf.set_creation_date(now)
+    return bytes(pdf.output())
