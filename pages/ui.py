@@ -8,6 +8,7 @@ them (file bytes, run id + prompts stored + status). Measurements are never cach
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ DEFAULTS = {
     "run_max_new": QUICK.max_new_tokens, "run_decoding": "greedy", "run_temperature": SAMPLING_TEMPERATURE,
     "run_top_p": config.SamplingConfig.top_p, "run_top_k": config.SamplingConfig.top_k,
     "run_seed": config.DEFAULT_SEED, "run_dtype": config.DEFAULT_DTYPE, "run_device": config.DEFAULT_DEVICE,
-    "run_trust": False, "run_layers": "", "run_medusa_heads": None, "run_train_heads": config.MEDUSA_HEADS,
+    "run_layers": "", "run_medusa_heads": None, "run_train_heads": config.MEDUSA_HEADS,
     "run_train_steps": config.MEDUSA_STEPS, "run_medusa_typical": False, "src_kind": None, "src_run": None,
     "ex_hw": config.DEFAULT_HARDWARE, "ex_batch": 1,
     "th_hw": config.DEFAULT_HARDWARE, "th_speedup": decision.Thresholds.min_speedup_lo,
@@ -51,6 +52,16 @@ DEFAULTS = {
     "th_projected": decision.Thresholds.min_projected_speedup, "th_identical": decision.Thresholds.min_identical_rate,
     "th_halfwidth": decision.Thresholds.ci_halfwidth,
 }
+
+
+def trust_remote_code() -> bool:
+    """Set by whoever starts the server (SPECDEC_TRUST_REMOTE_CODE=1), never from the browser."""
+    return models.remote_code_allowed()
+
+
+def esc(text) -> str:
+    """User text (model, workload, category names) as literal Markdown: no links, images or emphasis."""
+    return views.md_escape(text)
 
 
 def keep_choice(key: str, options, default) -> None:
@@ -102,11 +113,13 @@ def store() -> S.Store:
 
 @st.cache_resource(show_spinner=False)
 def _worker(path: str) -> Worker:
-    return Worker(store_factory=lambda: S.Store(path), heads_root=Path(path).parent / HEADS_DIRNAME)
+    # partial, not a lambda: the factory is pickled to the measuring process.
+    return Worker(store_factory=functools.partial(S.Store, path), heads_root=Path(path).parent / HEADS_DIRNAME)
 
 
 def worker() -> Worker:
-    """The background worker (one job at a time for the whole server; keeps the loaded models)."""
+    """The background worker: one job at a time for the whole server, in a measuring process of its own
+    that keeps the loaded models."""
     return _worker(str(S.default_path()))
 
 
@@ -244,7 +257,7 @@ def start_training(workload) -> None:
         raise SpecdecError("choose a target model first")
     worker().start_training(s["run_target"].strip(), workload, TrainOptions(
         num_heads=int(s["run_train_heads"]), steps=int(s["run_train_steps"]), seed=int(s["run_seed"]),
-        dtype=s["run_dtype"], device=s["run_device"], trust_remote_code=bool(s["run_trust"])))
+        dtype=s["run_dtype"], device=s["run_device"], trust_remote_code=trust_remote_code()))
 
 
 def medusa_k(cfg: config.RunConfig) -> int | None:
@@ -304,7 +317,7 @@ def speeds_for(cfg: config.RunConfig) -> runplan.Speeds | None:
     recorded example or the newest stored run of the same target. When none covers every drafter, the
     first found (the estimate then says which model to time), else None."""
     def found():
-        yield worker().speeds(cfg, bool(st.session_state["run_trust"]))
+        yield worker().speeds(cfg, trust_remote_code())
         yield from _recorded_speeds(cfg.target)
 
     first = None
@@ -473,15 +486,18 @@ def load_active(source: Source | None) -> tuple[dict, A.Analysis] | None:
 def run_banner(source: Source, manifest: dict) -> None:
     """Which run this is, where and when it was measured; recorded examples say so."""
     f = views.run_facts(manifest)
-    where = f"{f['hardware']} · {f['date']} · {f['models']} · workload {f['workload']}"
+    where = esc(f"{f['hardware']} · {f['date']} · {f['models']} · workload {f['workload']}")
     if source.kind == EXAMPLE:
         st.info(f"**Recorded example** (run {f['run_id']}), measured on {where}. It shows what a finished "
                 f"run looks like; measure your own traffic on the Workload and Run pages.", icon=":material/history:")
     else:
         status = "" if f["status"] == "complete" else f" — **{f['status']}**"
-        head = f"{source.label} · " if source.kind == UPLOADED else ""  # a stored run's label is in its picker
+        head = f"{esc(source.label)} · " if source.kind == UPLOADED else ""  # a stored run's label is in its picker
         st.caption(f"{head}Run {f['run_id']}{status}, measured on {where}")
-    st.caption(f"Settings: {f['settings']}")
+    st.caption(f"Settings: {esc(f['settings'])}")
+    if manifest.get("status") == "failed":
+        st.error(f"This run failed: {esc(manifest.get('error') or 'no reason recorded')}. The prompts measured "
+                 "before it are kept; `python -m specdec run … --resume` continues it.")
     if source.kind == STORED and f["status"] == "running":
         st.button("Still measuring: refresh to include the prompts finished since", icon=":material/refresh:")
 
@@ -536,9 +552,13 @@ def job_progress(status) -> None:
                     help="accepted ÷ drafted over the draft-model rounds so far (ρ)")
         c[3].metric("Time left", runplan.format_duration(p.eta_s) if p.eta_s is not None else "…",
                     help=f"elapsed {runplan.format_duration(p.elapsed_s)}; from the mean time per prompt so far")
-    else:
-        st.progress(0.0, text=status.detail or "starting")
-    if status.cancel_requested and status.kind == "train":
+    else:  # loading: a determinate bar while converting or joining, with the stage's time left
+        eta = f" · about {runplan.format_duration(status.stage_eta_s)} left" if status.stage_eta_s is not None else ""
+        st.progress(min(status.fraction or 0.0, 1.0), text=(status.detail or "starting") + eta)
+    if status.cancel_requested and status.log:
+        st.caption("Cancelling: the measuring process is asked to stop as with Ctrl-C; prompts finished so far "
+                   "are kept, a half-done conversion is discarded.")
+    elif status.cancel_requested and status.kind == "train":
         st.caption("Cancelling: training stops after the current prompt or step; no heads are saved.")
     elif status.cancel_requested:
         st.caption("Cancelling: the run stops after the configuration being measured; prompts done so far are kept.")
@@ -548,16 +568,18 @@ def job_outcome(status) -> None:
     """The last finished job, in one line."""
     if status.state == "failed":
         what = {"run": "Run", "train": "Training"}.get(status.kind, "Calibration")
-        st.error(f"{what} failed: {status.error}")
+        st.error(f"{what} failed: {esc(status.error)}")
     elif status.kind == "train" and status.state == "complete":
         h = heads_summary(status.heads_dir) if status.heads_dir else None
         st.success(f"Heads trained and selected: {heads_label(h) if h else status.heads_dir}.")
     elif status.kind == "train" and status.state == "interrupted":
         st.warning("Training cancelled: no heads were saved.")
     elif status.kind == "run" and status.state == "complete":
-        st.success(f"Run finished: {status.label} (run {status.run_id}).")
-    elif status.kind == "run" and status.state == "interrupted":
+        st.success(f"Run finished: {esc(status.label)} (run {status.run_id}).")
+    elif status.kind == "run" and status.state == "interrupted" and status.run_id:
         st.warning(f"Run cancelled: the prompts measured before it stopped are stored (run {status.run_id}).")
+    elif status.state == "interrupted" and status.kind != "train":
+        st.warning("Cancelled before anything was measured (a half-done model conversion is discarded).")
     elif status.kind == "calibrate" and status.state == "complete":
         st.success("Models loaded and timed: the estimate above uses their measured speed.")
 
@@ -573,7 +595,7 @@ def _sidebar_live() -> None:
     status = worker().status()
     if not status.busy:
         st.rerun()
-    st.caption(f"**{'Training' if status.kind == 'train' else 'Measuring'}** — {status.label}")
+    st.caption(f"**{'Training' if status.kind == 'train' else 'Measuring'}** — {esc(status.label)}")
     p = status.progress
     t = status.training
     done = (t.done / max(t.total, 1) if t is not None else p.done / p.total if (p is not None and p.total) else 0.0)
@@ -585,13 +607,13 @@ def sidebar() -> None:
     with st.sidebar:
         source = active_source()
         st.caption("**Showing**")
-        st.caption(source.label if source else "no run selected")
+        st.caption(esc(source.label) if source else "no run selected")
         status = worker().status()
         if status.busy:
             _sidebar_live()
         elif status.kind == "run" and status.state in ("complete", "interrupted", "failed"):
             word = {"complete": "finished", "interrupted": "cancelled", "failed": "failed"}[status.state]
-            st.caption(f"**Last run {word}** — {status.label}")
+            st.caption(f"**Last run {word}** — {esc(status.label)}")
         else:
             st.caption("No measurement running.")
 

@@ -2,6 +2,7 @@
 the data views of the Explore page (views). Tiny random models only."""
 
 from dataclasses import replace
+import functools
 import json
 import threading
 import time
@@ -91,53 +92,84 @@ def _tiny_cfg(dirs, **kw):
 
 
 @pytest.mark.slow
-def test_worker_runs_in_background_and_stores_results(tiny_model_dirs, tmp_path):
+def test_worker_runs_in_a_measuring_process_and_stores_results(tiny_model_dirs, tmp_path):
+    """The job runs in a child process (not a thread of this one), reports progress and the run id back,
+    and keeps its models loaded for the next job."""
     db = tmp_path / "runs.sqlite"
-    w = worker.Worker(store_factory=lambda: Store(db))
-    wl = load_workload(FIXTURE_WORKLOAD, max_prompts=3)
-    w.start_run(_tiny_cfg(tiny_model_dirs), wl)
-    assert w.status().busy
-    with pytest.raises(SpecdecError, match="already running"):
+    w = worker.Worker(store_factory=functools.partial(Store, db), log_dir=tmp_path / "logs")
+    try:
+        wl = load_workload(FIXTURE_WORKLOAD, max_prompts=3)
+        threads = {t.name for t in threading.enumerate()}
         w.start_run(_tiny_cfg(tiny_model_dirs), wl)
-    assert w.join(120)
-    s = w.status()
-    assert s.state == "complete", s.error
-    assert s.progress.done == s.progress.total == 3 and s.run_id
-    stored = Store(db).load_run(s.run_id)
-    assert len(stored["prompts"]) == 3 and stored["manifest"]["status"] == "complete"
-    # The loaded pair is kept: a second job reuses it without loading.
-    loads = []
-    w._load_with_drafts = lambda *a, **k: loads.append(a)  # noqa: SLF001 — would fail the job if called
-    w.start_calibration(_tiny_cfg(tiny_model_dirs))
-    assert w.join(60) and w.status().state == "complete" and not loads
-    assert w.speeds(_tiny_cfg(tiny_model_dirs)).target_step_s > 0
+        assert w.status().busy
+        with pytest.raises(SpecdecError, match="already running"):
+            w.start_run(_tiny_cfg(tiny_model_dirs), wl)
+        seen = []
+        while w.status().busy:
+            seen.append(w.status())
+            time.sleep(0.05)
+        s = w.status()
+        assert s.state == "complete", s.error
+        assert s.progress.done == s.progress.total == 3 and s.run_id
+        assert any(x.state == "running" and x.progress is not None for x in seen)  # live progress came back
+        assert not {t.name for t in threading.enumerate()} - threads - {"specdec-measure-reader"}  # no job thread here
+        assert s.log and Path(s.log).parent == tmp_path / "logs"
+        stored = Store(db).load_run(s.run_id)
+        assert len(stored["prompts"]) == 3 and stored["manifest"]["status"] == "complete"
+        # The loaded pair is kept in the child: calibrating the same models loads nothing.
+        assert w.loaded() == worker.model_key(_tiny_cfg(tiny_model_dirs))
+        w.start_calibration(_tiny_cfg(tiny_model_dirs))
+        details = set()
+        while w.status().busy:
+            details.add(w.status().detail)
+            time.sleep(0.01)
+        assert w.status().state == "complete" and w.speeds(_tiny_cfg(tiny_model_dirs)).target_step_s > 0
+        assert not any(d.startswith("load ") for d in details)
+    finally:
+        w.close()
 
 
 @pytest.mark.slow
 def test_worker_cancel_keeps_measured_prompts(tiny_model_dirs, tmp_path):
+    """Cancel = SIGINT to the measuring process: the run stops as with Ctrl-C, finished prompts stored."""
     db = tmp_path / "runs.sqlite"
-    w = worker.Worker(store_factory=lambda: Store(db))
-    first = threading.Event()
-    original = w._on_progress  # noqa: SLF001
+    w = worker.Worker(store_factory=functools.partial(Store, db), log_dir=tmp_path / "logs")
+    try:
+        w.start_run(_tiny_cfg(tiny_model_dirs, max_new_tokens=16), load_workload(FIXTURE_WORKLOAD))
+        deadline = time.monotonic() + 120
+        while not (w.status().progress and w.status().progress.done >= 1) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        w.cancel()
+        assert w.status().cancel_requested
+        assert w.join(60)
+        s = w.status()
+        assert s.state == "interrupted"
+        stored = Store(db).load_run(s.run_id)
+        assert 1 <= len(stored["prompts"]) < 12 and stored["manifest"]["status"] == "interrupted"
+    finally:
+        w.close()
 
-    def on_progress(p):
-        original(p)
-        if p.done >= 1:
-            first.set()
-    w._on_progress = on_progress  # noqa: SLF001
-    w.start_run(_tiny_cfg(tiny_model_dirs, max_new_tokens=16), load_workload(FIXTURE_WORKLOAD))
-    assert first.wait(120)
-    w.cancel()
-    assert w.status().cancel_requested
-    assert w.join(120)
-    s = w.status()
-    assert s.state == "interrupted"
-    n = len(Store(db).load_run(s.run_id)["prompts"])
-    assert 1 <= n < 12
+
+def test_a_crashed_measuring_process_is_one_line_naming_its_log(tiny_model_dirs, tmp_path):
+    w = worker.Worker(store_factory=functools.partial(Store, tmp_path / "r.sqlite"), log_dir=tmp_path / "logs")
+    try:
+        w.start_run(_tiny_cfg(tiny_model_dirs), load_workload(FIXTURE_WORKLOAD))
+        deadline = time.monotonic() + 60
+        while w._child is None and time.monotonic() < deadline:  # noqa: SLF001
+            time.sleep(0.01)
+        w._child._proc.kill()  # noqa: SLF001 — what the OOM killer would do
+        assert w.join(30)
+        s = w.status()
+        assert s.state == "failed" and "\n" not in s.error
+        assert "measuring process stopped unexpectedly (exit code -9)" in s.error and s.log in s.error
+        w.start_calibration(_tiny_cfg(tiny_model_dirs))  # a new measuring process takes the next job
+        assert w.join(120) and w.status().state == "complete", w.status().error
+    finally:
+        w.close()
 
 
 def test_worker_turns_failures_into_one_line(tmp_path):
-    w = worker.Worker(store_factory=lambda: Store(tmp_path / "r.sqlite"))
+    w = worker.Worker(store_factory=lambda: Store(tmp_path / "r.sqlite"), isolate=False)
     cfg = runplan.run_config(target=str(tmp_path / "missing"), draft=str(tmp_path / "nope"), methods=["draft"],
                              draft_lengths=[2], max_new_tokens=4, device="cpu")
     w.start_run(cfg, load_workload(FIXTURE_WORKLOAD, max_prompts=1))
@@ -147,7 +179,7 @@ def test_worker_turns_failures_into_one_line(tmp_path):
 
     def boom(*a, **k):
         raise RuntimeError("kaput\nsecond line")
-    w2 = worker.Worker(store_factory=lambda: Store(tmp_path / "r.sqlite"), load_with_drafts=boom)
+    w2 = worker.Worker(store_factory=lambda: Store(tmp_path / "r.sqlite"), load_with_drafts=boom, isolate=False)
     w2.start_calibration(cfg)
     assert w2.join(60)
     assert w2.status().state == "failed" and w2.status().error == "RuntimeError: kaput"
@@ -349,7 +381,7 @@ def test_worker_trains_heads_then_runs_every_method(tiny_model_dirs, tmp_path):
             on_progress(*args)
             seen.append(w.status().training)
         return medusa.fit(*a, on_progress=tap, **k)
-    w = worker.Worker(store_factory=lambda: Store(db), fit=fit, heads_root=tmp_path / "heads")
+    w = worker.Worker(store_factory=lambda: Store(db), fit=fit, heads_root=tmp_path / "heads", isolate=False)
     wl = load_workload(FIXTURE_WORKLOAD, max_prompts=4)
     opts = worker.TrainOptions(num_heads=2, steps=20, batch=16, max_new_tokens=8, dtype="float32", device="cpu")
     target = str(tiny_model_dirs[0])
@@ -380,7 +412,7 @@ def test_worker_trains_heads_then_runs_every_method(tiny_model_dirs, tmp_path):
 
 @pytest.mark.slow
 def test_worker_cancels_training_and_saves_nothing(tiny_model_dirs, tmp_path):
-    w = worker.Worker(store_factory=lambda: Store(tmp_path / "r.sqlite"), heads_root=tmp_path / "heads")
+    w = worker.Worker(store_factory=lambda: Store(tmp_path / "r.sqlite"), heads_root=tmp_path / "heads", isolate=False)
     opts = worker.TrainOptions(num_heads=2, steps=1_000_000, batch=8, max_new_tokens=6, dtype="float32", device="cpu")
     w.start_training(str(tiny_model_dirs[0]), load_workload(FIXTURE_WORKLOAD, max_prompts=4), opts)
     deadline = time.monotonic() + 120

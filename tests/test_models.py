@@ -322,8 +322,11 @@ def test_bundle_converts_once_into_the_cache(tiny_gguf, tmp_path, monkeypatch):
     assert all(s.startswith(label) for s, _ in stages)
     fractions = [f for s, f in stages if s == label + "join parts"]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    assert [s.removeprefix(label) for s, _ in stages if s != label + "join parts"] == [
-        "de-quantise GGUF", "build tokenizer", "save safetensors", "done"]
+    dequantised = [f for s, f in stages if s == label + "de-quantise"]  # per tensor, by parameters
+    assert len(dequantised) == len(source_model.state_dict()) and dequantised == sorted(dequantised)
+    assert dequantised[-1] == 1.0 and 0 < dequantised[0] < 1
+    steps = [s.removeprefix(label) for s, _ in stages if s not in (label + "join parts", label + "de-quantise")]
+    assert steps == ["read GGUF header", "save safetensors", "build tokenizer", "done"]
 
     loaded = models.load_model(str(entry), dtype="float32", device="cpu")
     gen = json.loads((entry / "generation_config.json").read_text())

@@ -204,33 +204,167 @@ def convert_gguf(
 ) -> None:
     """De-quantise a GGUF into an HF directory: config, safetensors weights, tokenizer, generation config.
 
-    Weights are stored in config.CACHE_DTYPE. eos_tokens (text) become generation_config.eos_token_id
-    (all of them), so generation stops at every end-of-turn token, not only the GGUF's single eos.
+    Tensor by tensor: gguf's de-quantiser, transformers' own GGUF → HF name map and tensor fix-ups
+    (so the result is what `from_pretrained(gguf_file=…)` + `save_pretrained` wrote before), stored in
+    config.CACHE_DTYPE. Going through transformers' GGUF loader instead built a float32 model first
+    and gave no progress; this path reports "de-quantise" per tensor with a parameter fraction and
+    runs two tensors at once (numpy releases the GIL inside each de-quantisation).
+    eos_tokens (text) become generation_config.eos_token_id (all of them), so generation stops at
+    every end-of-turn token, not only the GGUF's single eos.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from safetensors.torch import save_file
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
-    report = on_progress or (lambda stage, fraction: None)
+    report = on_progress or _quiet
     gguf = Path(gguf)
-    report("de-quantise GGUF", None)
-    # float32 is what the de-quantiser produces; asking for another dtype here only draws a warning
-    # meant for packed GGUF kernels. Cast once loaded.
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    model.to(getattr(torch, config.CACHE_DTYPE))
-    report("build tokenizer", None)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    drop_gguf_quantizer(model)
+    report("read GGUF header", None)
+    with one_gguf_reader(gguf) as reader:
+        cfg = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        weights = dequantize_gguf(reader, cfg, lambda fraction: report("de-quantise", fraction))
+        report("save safetensors", None)
+        cfg.dtype = config.CACHE_DTYPE
+        cfg.save_pretrained(out_dir)
+        save_file(weights, str(Path(out_dir) / "model.safetensors"), metadata={"format": "pt"})
+        del weights
+        report("build tokenizer", None)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    gen = GenerationConfig.from_model_config(cfg)
     ids = [_token_id(tokenizer, token) for token in eos_tokens]
-    gen = model.generation_config
     if ids:
         gen.eos_token_id = ids
     if pad_token is not None:
         gen.pad_token_id = _token_id(tokenizer, pad_token)
         tokenizer.pad_token = pad_token
     gen.do_sample = False  # the GGUF carries no sampling defaults; specdec passes its own
-    report("save safetensors", None)
-    model.save_pretrained(out_dir)
+    gen.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+
+
+def dequantize_gguf(reader, cfg, on_tensor: Callable[[float], None]) -> dict:
+    """Every weight of the GGUF as {HF parameter name: tensor in CACHE_DTYPE}.
+
+    on_tensor(fraction of parameters done) after each tensor (a consumer's ETA: see eta_s).
+    Tied weights (no output.weight in the GGUF) are left to the model's tie, as save_pretrained does.
+    """
+    import numpy as np
+    import torch
+    from concurrent.futures import ThreadPoolExecutor
+    from gguf import dequantize
+    from transformers import AutoModelForCausalLM
+    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor, get_gguf_hf_weights_map
+
+    gguf = Path(reader.data_path)
+    arch = str(bytes(reader.fields["general.architecture"].parts[-1]), "utf-8")
+    processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=cfg.to_dict())
+    with torch.device("meta"):  # names and shapes only: no memory, no random init
+        skeleton = AutoModelForCausalLM.from_config(cfg)
+    names = get_gguf_hf_weights_map(skeleton, processor)
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    dtype = getattr(torch, config.CACHE_DTYPE)
+    tensors = list(reader.tensors)
+    total = sum(int(t.n_elements) for t in tensors) or 1
+
+    def one(tensor):
+        result = processor.process(weights=dequantize(tensor.data, tensor.tensor_type), name=tensor.name,
+                                   tensor_key_mapping=names, parsed_parameters={})
+        if result.name not in names:
+            return None, None, int(tensor.n_elements)
+        return names[result.name], torch.from_numpy(np.require(result.weights, requirements=["C", "W"])).to(dtype), \
+            int(tensor.n_elements)
+
+    out, done = {}, 0
+    # Biggest first, so the two workers finish together instead of one waiting on the embedding at the end.
+    order = sorted(tensors, key=lambda t: -int(t.n_elements))
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        for name, tensor, n in pool.map(one, order):
+            if name is not None:
+                if name in expected and tuple(tensor.shape) != expected[name]:
+                    raise SpecdecError(f"{gguf.name}: tensor {name} has shape {tuple(tensor.shape)}, "
+                                       f"the model expects {expected[name]}")
+                out[name] = tensor
+            done += n
+            on_tensor(done / total)
+    missing = [k for k in expected if k not in out and not _tied(k, cfg)]
+    if missing:
+        raise SpecdecError(f"{gguf.name}: no weights for {len(missing)} parameters (e.g. {missing[0]}) — "
+                           "an architecture this converter does not map")
+    return out
+
+
+@contextlib.contextmanager
+def one_gguf_reader(path: Path):
+    """Parse the GGUF's header once, quickly, and let transformers' GGUF config and tokenizer loaders
+    reuse that parse while inside the block.
+
+    gguf 0.19's GGUFReader reads ~450k tokenizer strings through np.memmap slices, each slice running
+    memmap.__array_finalize__ in Python: 34 s for the 0.5B draft on a busy 2-core machine, and transformers builds a reader
+    three times per conversion (config, weights, tokenizer). Reading through a plain ndarray view of the
+    same mapping gives identical fields and tensors in 9 s. transformers imports `gguf.GGUFReader` at
+    call time, so the swap is scoped to this block; conversions run one at a time in the measuring process.
+    """
+    import gguf as gguf_module
+
+    path = Path(path).resolve()
+    reader = _fast_reader_class()(path)
+    reader.data_path = str(path)
+    stock = gguf_module.GGUFReader
+
+    def reuse(p, mode="r"):
+        return reader if Path(p).resolve() == path and mode == "r" else stock(p, mode)
+
+    gguf_module.GGUFReader = reuse
+    try:
+        yield reader
+    finally:
+        gguf_module.GGUFReader = stock
+
+
+def _fast_reader_class():
+    import numpy as np
+    from gguf import GGUFReader
+
+    class FastGGUFReader(GGUFReader):
+        """GGUFReader over a plain ndarray view of its memmap (same bytes, no per-slice Python hook)."""
+
+        @property
+        def data(self):
+            return self._plain
+
+        @data.setter
+        def data(self, value):
+            self._plain = value.view(np.ndarray)
+
+        def _get(self, offset, dtype, count=1, override_order=None):
+            dt = np.dtype(dtype)
+            count = int(count)
+            arr = self._plain[offset:offset + dt.itemsize * count].view(dt)
+            order = self.byte_order if override_order is None else override_order
+            return arr if order == "I" else arr.view(dt.newbyteorder(order))
+
+    return FastGGUFReader
+
+
+def _tied(name: str, cfg) -> bool:
+    # The output projection shares the input embedding when the GGUF has no separate one.
+    return bool(getattr(cfg, "tie_word_embeddings", False)) and name == "lm_head.weight"
+
+
+class Pace:
+    """Seconds left in a stage from its fraction-done updates: (1 − f) · elapsed / f, timed from the
+    stage's first update (None until a stage has made measurable progress)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock, self._stage, self._start = clock, None, (0.0, 0.0)
+
+    def eta_s(self, stage: str, fraction: float | None) -> float | None:
+        now = self._clock()
+        if stage != self._stage or fraction is None:
+            self._stage, self._start = stage, (now, fraction or 0.0)
+            return None
+        t0, f0 = self._start
+        if fraction <= f0 or now <= t0:
+            return None
+        return (1.0 - fraction) * (now - t0) / (fraction - f0)
 
 
 def drop_gguf_quantizer(model) -> None:
