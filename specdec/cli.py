@@ -104,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     heads.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=config.DEFAULT_DEVICE)
     heads.add_argument("--trust-remote-code", action="store_true")
 
+    prep = sub.add_parser("prepare", help="convert the models once ahead of the first run (the bundled pair by default)")
+    prep.add_argument("--target", default=config.BUNDLED_TARGET, help="model spec: bundled name, hub id, directory or .gguf")
+    prep.add_argument("--draft", default=config.BUNDLED_DRAFT, help="draft model spec(s), comma-separated; '' for none")
+    prep.add_argument("--trust-remote-code", action="store_true")
+
     check = sub.add_parser("check-workload", help="validate a prompt file and print its summary")
     check.add_argument("file")
     check.add_argument("--max-prompts", type=int, default=None)
@@ -125,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_id")
     export.add_argument("--out", required=True, help="results.json path")
     runs_sub.add_parser("import").add_argument("file")
+
+    cache = sub.add_parser("cache", help="the converted-model cache: list, prune")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True)
+    cache_sub.add_parser("list")
+    prune = cache_sub.add_parser("prune", help="default: unfinished conversions and all but the bundled pair")
+    prune.add_argument("names", nargs="*", help="entries to delete (names from `cache list`)")
+    prune.add_argument("--all", action="store_true", help="delete every entry (the bundled pair converts again)")
 
     project = sub.add_parser("project", help="projected speedup for every γ (Leviathan Thm 3.8)")
     project.add_argument("--alpha", type=float, required=True)
@@ -192,7 +204,7 @@ def _cmd_run(args) -> int:
     cfg = _run_config(args)
     workload = workloads.load_workload(args.workload, max_prompts=args.max_prompts, seed=args.seed)
     for line in workload.warnings:
-        print(f"note: {line}", file=sys.stderr)
+        print(_printable(f"note: {line}"), file=sys.stderr)
     progress = _ProgressLine()
     kw = dict(dtype=cfg.dtype, device=cfg.device, trust_remote_code=args.trust_remote_code,
               on_progress=progress.stage)
@@ -239,7 +251,7 @@ def _cmd_engine_run(args) -> int:
         raise SpecdecError(f"--draft-lengths must be integers in 1 … {config.MAX_DRAFT_LENGTH}, e.g. 2,4")
     workload = workloads.load_workload(args.workload, max_prompts=args.max_prompts, seed=args.seed)
     for line in workload.warnings:
-        print(f"note: {line}", file=sys.stderr)
+        print(_printable(f"note: {line}"), file=sys.stderr)
     plan = run.Plan(concurrency=tuple(sorted(set(args.concurrency))), max_new_tokens=args.max_new_tokens,
                     request_rate=args.request_rate, temperature=args.temperature, seed=args.seed, api=args.api)
     line = _ProgressLine()
@@ -309,15 +321,37 @@ def _cmd_train_heads(args) -> int:
     return 0
 
 
+def _cmd_prepare(args) -> int:
+    """Convert (or download) every model spec into the cache, so the first run only loads them."""
+    import time
+    from specdec.measure import models
+
+    _quiet_transformers()
+    specs = [args.target, *[d.strip() for d in (args.draft or "").split(",") if d.strip()]]
+    for spec in dict.fromkeys(specs):
+        progress = _ProgressLine()
+        started = time.monotonic()
+        try:
+            source = models.resolve_spec(spec, trust_remote_code=args.trust_remote_code, on_progress=progress.stage)
+        finally:
+            progress.close()
+        print(f"ready: {spec} -> {source.path} ({time.monotonic() - started:.0f} s)")
+    return 0
+
+
 class _ProgressLine:
     """One self-overwriting status line on stderr (a plain line per update when stderr is not a tty)."""
 
     def __init__(self):
+        from specdec.measure.bundled import Pace
         self.tty = sys.stderr.isatty()
         self.last = 0.0
+        self._pace = Pace()  # ETA of a stage that reports a fraction (conversion)
 
     def stage(self, stage: str, fraction: float | None = None) -> None:
-        text = stage if fraction is None else f"{stage} {fraction:.0%}"
+        from specdec.measure.runner import _duration
+        left = self._pace.eta_s(stage, fraction)
+        text = stage if fraction is None else f"{stage} {fraction:.0%}" + (f"  ETA {_duration(left)}" if left else "")
         self._write(text, force=fraction in (None, 1.0))
 
     def steps(self, stage: str, done: int, total: int, detail: str = "") -> None:
@@ -372,7 +406,7 @@ def _cmd_check_workload(args) -> int:
         if context is None:
             raise SpecdecError(f"{args.tokenizer}: no config.json with max_position_embeddings; pass --context-length")
         summary["token_report"] = workloads.token_report(work, tokenizer, context - args.max_new_tokens)
-    print(workloads.format_summary(summary))
+    print(_printable(workloads.format_summary(summary)))
     return 0
 
 
@@ -437,6 +471,32 @@ def _cmd_runs(args) -> int:
     return 0
 
 
+def _cmd_cache(args) -> int:
+    from specdec.measure import bundled, cache
+
+    def gb(n: int) -> str:
+        return f"{n / 1e9:.2f} GB"
+
+    if args.cache_command == "list":
+        found = cache.entries()
+        if not found:
+            print(f"the model cache {bundled.cache_root()} is empty")
+            return 0
+        for e in found:
+            kind = "bundled" if e["bundled"] else "unfinished" if not e["complete"] else "other"
+            print(_printable(f"{gb(e['bytes']):>10}  {kind:<10}  {e['name']}  {e['source']}"))
+        print(f"{gb(sum(e['bytes'] for e in found)):>10}  total in {_printable(str(bundled.cache_root()))}")
+        return 0
+    gone = cache.prune(args.names, everything=args.all)
+    print(f"deleted {len(gone)} entr{'y' if len(gone) == 1 else 'ies'}, {gb(sum(e['bytes'] for e in gone))}")
+    return 0
+
+
+def _printable(text: str) -> str:
+    """No control characters (terminal escape codes, carriage returns) from stored or user text."""
+    return "".join(c if c.isprintable() or c in "\n\t" else "?" for c in text)
+
+
 def _cmd_project(args) -> int:
     import json
 
@@ -470,15 +530,15 @@ def _cmd_decide(args) -> int:
     if args.json:
         print(json.dumps(d.to_dict(), indent=2, ensure_ascii=False))
         return 0
-    print(d.headline)
+    print(_printable(d.headline))
     print()
     for r in d.reasons:
-        print(f"- {r}")
+        print(_printable(f"- {r}"))
     if d.snippets:
         print()
         print(f"Configuration to apply ({d.config['method']}, γ = {d.config['draft_length']}):")
         for engine, text in d.snippets.items():
-            print(f"\n[{engine}]\n{text}")
+            print(_printable(f"\n[{engine}]\n{text}"))
     return 0
 
 

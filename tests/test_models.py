@@ -447,3 +447,28 @@ def test_bundled_pair_loads_with_shared_vocab_and_eos():
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-x", "-q"]))
+
+
+def test_prepare_converts_ahead_and_then_finds_the_cache(tiny_gguf, tmp_path, monkeypatch, capsys):
+    """`python -m specdec prepare` converts a .gguf spec into the cache once, with per-tensor progress."""
+    from specdec import cli
+    gguf_path, _ = tiny_gguf
+    monkeypatch.setenv(config.CACHE_ENV_VAR, str(tmp_path / "cache"))
+    assert cli.main(["prepare", "--target", str(gguf_path), "--draft", ""]) == 0
+    out, err = capsys.readouterr()
+    entry = Path(out.split(" -> ")[1].split(" (")[0])
+    assert out.startswith(f"ready: {gguf_path} -> ") and bundled.is_complete(entry)
+    assert "de-quantise 100%" in err and "save safetensors" in err
+    monkeypatch.setattr(bundled, "convert_gguf", lambda *a, **k: pytest.fail("converted twice"))
+    assert cli.main(["prepare", "--target", str(gguf_path), "--draft", ""]) == 0
+    assert f"-> {entry} (" in capsys.readouterr().out
+
+
+def test_pace_gives_a_stage_time_left_from_its_fraction():
+    now = [0.0]
+    pace = bundled.Pace(clock=lambda: now[0])
+    assert pace.eta_s("de-quantise", 0.0) is None  # a stage's first update starts its clock
+    now[0] = 10.0
+    assert pace.eta_s("de-quantise", 0.25) == pytest.approx(30.0)  # 25% in 10 s: 75% takes 30 s more
+    now[0] = 11.0
+    assert pace.eta_s("save safetensors", None) is None and pace.eta_s("join parts", 0.5) is None  # new stages
