@@ -21,6 +21,10 @@ if loaded is None:
     st.stop()
 results, a = loaded
 ui.run_banner(source, results["manifest"])
+if results.get("engine"):  # an engine-run merged into this results.json (python -m specdec engine-run)
+    with st.expander(f"Measured on the serving engine: {results['engine']['engine']}", expanded=True):
+        st.caption(results["engine"]["decision"]["headline"])
+        st.plotly_chart(charts.engine_chart(results["engine"]), key="engine_chart")
 
 projected = set(a.projection["method"])
 methods = [m for m in a.methods if m in projected]  # every method key, in display order

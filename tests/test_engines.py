@@ -285,7 +285,7 @@ def _workload(tmp_path, n=4) -> Path:
     return path
 
 
-def test_engine_run_over_urls_writes_levels_acceptance_and_ratio(serve, tmp_path, capsys):
+def test_engine_run_over_urls_writes_levels_acceptance_and_ratio(serve, tmp_path, capsys, monkeypatch):
     base = serve(Fake(per_token_s=0.02))
     spec = serve(Fake(per_token_s=0.005, spec=True))  # 4× faster per token: the ratio must show it
     out = tmp_path / "out"
@@ -318,6 +318,17 @@ def test_engine_run_over_urls_writes_levels_acceptance_and_ratio(serve, tmp_path
     merged.update(schema_version=2, engine=eng)
     both = text(report.build_brief(results.validate(merged), charts_on=False))
     assert "go / no-go brief" in both and "Measured on the serving engine: vllm" in both
+    # The Explore page shows the same chart for a results.json holding an engine run.
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setenv("SPECDEC_STORE", str(tmp_path / "runs.sqlite"))
+    at = AppTest.from_file(str(Path(__file__).parents[1] / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("pages/explore.py").run()
+    at.radio(key="_src_kind_widget").set_value("Upload results.json").run()
+    at.file_uploader(key="src_upload").set_value(("merged.json", json.dumps(merged).encode(), "application/json")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(e.label == "Measured on the serving engine: vllm" for e in at.expander)
+    assert any(eng["decision"]["headline"] == c.value for c in at.caption)
 
 
 def test_engine_run_that_fails_writes_nothing(serve, tmp_path, capsys):
