@@ -255,11 +255,14 @@ def test_explore_page_shows_the_example_and_the_gamma_slider_reprojects():
     assert at9["τ at γ=9"] != at2["τ at γ=2"] and at9["Speedup"] != at2["Speedup"]
     assert "Projected beyond every γ run" in texts(at.caption)
     # what-if controls change the payoff readout
-    before = metrics(at)["Best projected speedup"] if "Best projected speedup" in metrics(at) else None
+    speedup = lambda: float(metrics(at)["Best projected speedup"].rstrip("×"))  # noqa: E731
+    before = speedup()
     at.selectbox(key="ex_hw").set_value("this-machine").run()
+    on_this_machine = speedup()
     at.select_slider(key="ex_batch").set_value(64).run()
-    assert any(k.startswith("Best γ at batch 64") or k == "Batch 64" for k in metrics(at))
-    assert before is None or metrics(at) != {}
+    assert "Best γ at batch 64" in metrics(at)
+    assert on_this_machine != before  # the hardware what-if changes the payoff (H100 default → this CPU)
+    assert "Best γ at batch 1" not in metrics(at) and speedup() != on_this_machine  # the batch what-if too
     # drill-down, per-prompt and cycle views
     at.selectbox(key="ex_cat").set_value("code").run()
     at.selectbox(key="ex_config").set_value(("draft", 4)).run()
@@ -271,17 +274,17 @@ def test_explore_page_shows_the_example_and_the_gamma_slider_reprojects():
 
 
 @pytest.mark.skipif(not RECORDED_EXAMPLE.is_file(), reason="no recorded example committed")
-def test_the_recorded_example_opens_in_explore_and_brief(monkeypatch):
+def test_the_recorded_example_opens_in_explore_and_brief(monkeypatch, analyses):
     """A first-time user sees the committed run of the bundled pair, labelled with where and when."""
     monkeypatch.setattr(views, "EXAMPLE_RESULTS", RECORDED_EXAMPLE)
     import json
     manifest = json.loads(RECORDED_EXAMPLE.read_text())["manifest"]
     for page in ("explore", "brief"):
         at = open_page(page)
-        t = time.perf_counter()
+        before = len(analyses)
         at.run()  # a rerun (a widget moved): the analysis is cached, nothing heavy may run again
-        assert time.perf_counter() - t < 3.0, f"{page} rerun on the recorded example"
-        banner = texts(at.info)
+        assert len(analyses) == before, f"{page} rerun on the recorded example analysed the run again"
+        banner = texts(at.info).replace("\\", "")  # markdown escapes (2026\\-12…) are rendering, not content
         assert "Recorded example" in banner and manifest["run_id"] in banner
         assert manifest["created"][:10] in banner and manifest["hardware"]["cpu"] in banner
         assert not at.exception and not at.error
@@ -356,15 +359,31 @@ def test_brief_pdf_builder_makes_a_pdf():
 
 # ---- speed ----
 
-def test_every_page_reruns_in_under_3_seconds():
+@pytest.fixture
+def analyses(monkeypatch):
+    """Every analyze() call the pages make: a rerun must hit the cache, never analyse again. (How fast a
+    rerun is belongs to a benchmark, not a unit test; this checks the behaviour that keeps it fast.)"""
+    from specdec.analysis import summary
+    calls = []
+    real = summary.analyze
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(summary, "analyze", counting)
+    return calls
+
+
+def test_page_reruns_and_widget_moves_do_not_analyse_again(analyses):
     at = open_page()
     for page in ("workload", "run", "explore", "brief"):
         at.switch_page(f"pages/{page}.py").run()  # first visit: analysis is computed and cached
-        t = time.perf_counter()
+        before = len(analyses)
         at.run()
-        elapsed = time.perf_counter() - t
-        assert elapsed < 3.0, f"{page} took {elapsed:.1f} s on a rerun"
-    t = time.perf_counter()
+        assert len(analyses) == before, f"{page} analysed the run again on a rerun"
+    before = len(analyses)
     at.switch_page("pages/explore.py").run()
     at.slider(key="ex_gamma").set_value(3).run()
-    assert time.perf_counter() - t < 6.0  # two reruns: page switch + slider move
+    assert len(analyses) == before  # page switch + slider move: projections only, no new analysis
+    assert not at.exception
