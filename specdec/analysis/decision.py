@@ -35,6 +35,7 @@ from specdec import config, methods
 from specdec.analysis import compare, inference
 from specdec.analysis import deploy as dp
 from specdec.analysis import hardware as hw
+from specdec.measure import machine
 from specdec.present import snippets as snip
 from specdec.analysis.summary import ALL, Analysis, analyze
 
@@ -103,6 +104,9 @@ def decide(data, thresholds: Thresholds = Thresholds(), hardware: str = config.D
     target = _target(a, deployment, engine_levels, th) if deployment is not None else None
     if target is not None and not (deployment.hardware == hw.THIS_MACHINE and target["basis"] != "engine"):
         verdict = "INSUFFICIENT-EVIDENCE" if n_total < th.min_prompts else target["verdict"]
+    shaky = machine.unreliable(a.manifest)  # timed on a busy machine or with drifting speed: decide nothing
+    if shaky and verdict != "INSUFFICIENT-EVIDENCE" and (target is None or target["basis"] != "engine"):
+        verdict = "INSUFFICIENT-EVIDENCE"
     whatif = _project(a, segments, hardware, batch_sizes, th)
     if target is not None and target["basis"] != "measured" and target["method"] and verdict in ("GO", "GO-SEGMENTS"):
         cfg, snippets, gamma_note = _target_config(a, target, [s["category"] for s in cats]), None, None
@@ -113,6 +117,8 @@ def decide(data, thresholds: Thresholds = Thresholds(), hardware: str = config.D
     reasons = _reasons(a, verdict, overall, cats, segments, cfg, hardware, th, gamma_note, j)
     if target is not None:
         reasons = _target_reasons(a, deployment, target, j, verdict) + reasons
+    if shaky:
+        reasons = [f"These timings are unreliable: {shaky}. Re-run on a quiet machine before deciding."] + reasons
     evidence = {
         "n_prompts": n_total, "categories": [s["category"] for s in cats], "overall": overall,
         "heterogeneity": j["heterogeneity"], "tests": j["tests"].to_dict("records"),
@@ -125,9 +131,12 @@ def decide(data, thresholds: Thresholds = Thresholds(), hardware: str = config.D
         "best_per_category": compare.best_per_category(a).to_dict("records"),
         "whatif_assumptions": whatif.attrs.get("assumptions", []),
         "settings": a.manifest.get("settings", {}), "hardware_measured": a.manifest.get("hardware", {}),
+        "machine": a.manifest.get("machine"),
     }
     headline = _target_headline(verdict, target, deployment, a) if target is not None and target["basis"] != "measured" \
         else _headline(verdict, cfg, on, hardware, a)
+    if shaky and verdict == "INSUFFICIENT-EVIDENCE":
+        headline = "INSUFFICIENT EVIDENCE: the timings are unreliable (busy machine) — re-run on a quiet machine"
     return Decision(verdict, headline, reasons, segments, cfg, snippets or {}, evidence, whatif, hardware, th)
 
 
@@ -200,6 +209,8 @@ def _target_reasons(a: Analysis, dep: dp.Deployment, target: dict, j: dict, verd
                      + _levels_text(target["levels"]) + ".")
     else:
         r.append("On this machine at concurrency 1 the measured speedup answers it directly.")
+    if target["basis"] == "projection":
+        r.append(dp.weights_note(a.manifest))
     if target["basis"] != "measured":
         r.append(f"Measured on this machine alone ({a.manifest.get('settings', {}).get('dtype', '?')}, batch 1) the "
                  f"verdict would be {j['verdict']}: that is this CPU's answer, which checks the cost model and measures "

@@ -23,6 +23,7 @@ Public API
     from_engine_levels(rows, concurrency, bar, engine) -> dict | None    the hook for engine measurements
     from_projection(analysis, deployment, bar, methods, category, dtype) -> dict
     verdict_of(levels) -> str
+    weights_note(manifest) -> str        what was measured (dtype, quantisation) vs what a deployment serves
 """
 
 from __future__ import annotations
@@ -185,3 +186,25 @@ def from_projection(analysis, deployment: Deployment, bar: float, methods=None, 
 
 def _f(v):
     return float(v) if v is not None and np.isfinite(v) else None
+
+
+def weights_note(manifest: dict) -> str:
+    """One sentence: the dtype and quantisation acceptance was measured with, the weights a deployment would
+    serve, and why acceptance may shift between them."""
+    models = manifest.get("models") or {}
+    dtype = (manifest.get("settings") or {}).get("dtype", "?")
+    parts = []
+    for role in ("target", "draft"):
+        m = models.get(role) or {}
+        spec = str(m.get("spec") or "")
+        if not spec:
+            continue
+        orig = config.ORIGINAL_MODELS.get(spec)
+        parts.append(f"{role} {orig['id']} as {orig['local_weights']} to {m.get('dtype') or dtype}" if orig
+                     else f"{role} {spec} in {m.get('dtype') or dtype}")
+    what = "; ".join(parts) or f"the models in {dtype}"
+    return (f"Acceptance was measured with {what}. A deployment serves the original weights (bf16, or FP8 where "
+            f"quantised for serving): different rounding of the same model moves its token probabilities slightly, "
+            f"so τ may shift (by how much is not measured here; a 4-bit draft sits further from its original than the "
+            f"target does) and greedy outputs can part at near-ties; an engine run on the serving weights "
+            f"(engine-run) settles it.")

@@ -325,7 +325,7 @@ def _x(v, digits: int = 2) -> str:
 
 def _ci(lo, hi) -> str:
     """Three decimals, as the decision prints them: a bound of 1.047 must not read as 1.05."""
-    return f"{lo:.3f}–{hi:.3f}×" if _fin(lo) and _fin(hi) else "n/a"
+    return f"{lo:.3f}–{hi:.3f}×" if _fin(lo) and _fin(hi) else f"too few for a CI: < {config.MIN_CI_PROMPTS}"
 
 
 def _ms(v) -> str:
@@ -761,8 +761,11 @@ def _caveats(pdf: _Pdf, a: Analysis, d: Decision, th: Thresholds, chart_note: st
     if s.get("dtype") == "bfloat16" and a.lossless["applicable"]:
         items.append("bfloat16 verify passes round differently from one-token steps; late output divergences are "
                      "expected there and float32 should match exactly.")
-    items.append("The deployment what-if is a roofline model: it ignores attention FLOPs, tree drafting, padding and "
-                 "engine-specific kernels (CUDA graphs, fused sampling), and real engines may do better or worse.")
+    items.append(deploy.weights_note(m))
+    items.append("The deployment what-if is a roofline model with engine costs per forward pass and per layer calibrated "
+                 "on published runs (README: projected vs published); it ignores attention FLOPs, tree drafting and "
+                 "padding, and a given engine version may do better or worse — its sensitivity band shows how much "
+                 "the calibrated constants matter.")
     if chart_note:
         items.append(chart_note)
     pdf.heading("Caveats", 13)
