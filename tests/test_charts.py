@@ -95,9 +95,14 @@ def test_distribution_chart_one_point_per_prompt_and_win_share(a):
     fig = charts.distribution_chart(a.prompts)
     boxes = _traces(fig, "box")
     assert len(boxes) == 6 and all(len(b.y) == 12 for b in boxes)
-    p = a.prompts[(a.prompts["method"] == "prompt-lookup") & (a.prompts["draft_length"] == 1)]
-    text = [x.text for x in fig.layout.annotations if x.x == "prompt-lookup<br>γ=1"][0]
-    assert text == f"{100 * (p['speedup'] > 1).mean():.0f}% faster"
+    # Hand-made prompts with hand-counted win shares: draft 2 of 4 faster, prompt lookup 3 of 4.
+    hand = pd.DataFrame({"prompt_id": ["p1", "p2", "p3", "p4"] * 2, "category": ["c"] * 8,
+                         "method": ["draft"] * 4 + ["prompt-lookup"] * 4, "draft_length": [2] * 8,
+                         "speedup": [0.9, 1.2, 1.5, 0.8, 1.1, 1.3, 1.2, 0.7]})
+    fig = charts.distribution_chart(hand)
+    assert sorted(x.text for x in fig.layout.annotations) == ["50% faster", "75% faster"]
+    assert {b.meta: list(b.y) for b in _traces(fig, "box")} == {"draft": [0.9, 1.2, 1.5, 0.8],
+                                                                "prompt-lookup": [1.1, 1.3, 1.2, 0.7]}
 
 
 def test_throughput_chart_decode_rate_is_1000_over_ms_per_token(a):
@@ -170,8 +175,14 @@ def test_empty_inputs_give_a_figure_that_says_why():
     assert "no speculative" in charts.category_chart(empty).layout.annotations[0].text
 
 
-def test_primary_method_prefers_the_decision(a):
-    d = decision.decide(a)
-    best = a.summary[a.summary["method"] != "baseline"].sort_values("speedup").iloc[-1]["method"]
-    assert charts.primary_method(a) == best
-    assert charts.primary_method(a, d) == (d.config["method"] if d.config else best)
+def test_primary_method_prefers_the_decision():
+    """Hand-made summary: prompt lookup is the fastest decidable method; the training-prompt and lossy
+    figures are faster still but must never be chosen; a decision's configuration wins over all."""
+    from types import SimpleNamespace
+    summary = pd.DataFrame({"method": ["baseline", "draft", "prompt-lookup", "medusa:train", "medusa:typical"],
+                            "draft_length": [0, 4, 4, 2, 2], "speedup": [1.0, 1.3, 1.6, 2.5, 3.0]})
+    a = SimpleNamespace(summary=summary)
+    assert charts.primary_method(a) == "prompt-lookup"
+    assert charts.primary_method(a, SimpleNamespace(config={"method": "draft", "draft_length": 4})) == "draft"
+    assert charts.primary_method(a, SimpleNamespace(config=None)) == "prompt-lookup"
+    assert charts.primary_method(SimpleNamespace(summary=summary[summary["method"] == "baseline"])) is None
