@@ -73,3 +73,12 @@ def test_cli_deploy_flags(lookup_run, tmp_path, capsys):
     assert out["evidence"]["target"]["basis"] == "projection"
     assert cli.main(["decide", "--results", str(path), "--deploy", "H100-SXM", "--concurrency", "64-1"]) == 2
     assert "concurrency must look like" in capsys.readouterr().err
+
+
+def test_weights_note_names_what_was_measured_and_what_is_served():
+    m = {"settings": {"dtype": "float32"},
+         "models": {"target": {"spec": "qwen2.5-coder-1.5b-instruct", "dtype": "float32"},
+                    "draft": {"spec": "org/small", "dtype": "bfloat16"}}}
+    text = deploy.weights_note(m)
+    assert "Qwen/Qwen2.5-Coder-1.5B-Instruct as Q4_K_M GGUF" in text and "float32" in text
+    assert "org/small in bfloat16" in text and "τ may shift" in text

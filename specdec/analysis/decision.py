@@ -474,9 +474,16 @@ def _reasons(a: Analysis, verdict, overall, cats, segments, cfg, hardware, th: T
                 f"{th.min_speedup_lo:.2f}×")
         per = [s for s in cats if len(cats) > 1 and s["status"] in ("unclear", "too-few")
                and s["prompts_needed"] and math.isfinite(s["prompts_needed"])]
-        if per:
-            text += ("; to judge categories apart, about " + ", ".join(
-                f"{s['prompts_needed']:.0f} in {s['category']}" for s in per[:6]) + " (each category on its own)")
+        bare = {s["prompts_needed"] for s in per if s["speedup_lo"] is None}
+        if per and len(bare) == 1 and all(s["speedup_lo"] is None for s in per):
+            text += (f"; to judge categories apart, at least {bare.pop():.0f} in each of these {len(per)} categories "
+                     "(no interval yet: too few prompts)")
+        elif per:
+            text += ("; to judge categories apart, " + ", ".join(
+                (f"about {s['prompts_needed']:.0f}" if s["speedup_lo"] is not None else
+                 f"at least {s['prompts_needed']:.0f} (no interval yet)") + f" in {s['category']}"
+                for s in per[:6]) + (f" and likewise in {len(per) - 6} more" if len(per) > 6 else "")
+                + " (each category on its own)")
         r.append(text + ".")
     non_iid = a.summary[(a.summary["method"] != "baseline") & (a.summary["alpha_iid"] == False)]  # noqa: E712
     for _, row in non_iid.head(2).iterrows():
