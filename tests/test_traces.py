@@ -48,10 +48,10 @@ def traced_rounds(rs):
     return [(r["drafted"], r["accepted"], r["emitted"]) for r in rs]
 
 
-@pytest.mark.parametrize("max_new", [20, 7])
+@pytest.mark.parametrize("max_new", [16, 7])
 def test_traced_rounds_equal_real_rounds_for_every_family_and_gamma(deep, family, max_new):
     real, traced = family
-    ps = prompts(4, seed=41)
+    ps = prompts(3, seed=41)
     eos = {tiny.EOS_ID}
     traces = trace_batch(deep, [p.tolist() for p in ps], max_new, GREEDY, eos, traced, lookahead=max(GAMMAS))
     checked = 0
@@ -68,7 +68,7 @@ def test_traced_rounds_equal_real_rounds_for_every_family_and_gamma(deep, family
                     if r.beta is not None and t["beta"] is not None:
                         assert t["beta"] == pytest.approx(r.beta[: len(t["beta"])], abs=1e-4)
                 checked += len(rs)
-    assert checked > 100
+    assert checked > 60
 
 
 def test_eos_inside_a_round_cuts_it_but_counts_matches_past_it(deep, family):
@@ -76,7 +76,7 @@ def test_eos_inside_a_round_cuts_it_but_counts_matches_past_it(deep, family):
     it and emit up to it, exactly as the real loop records."""
     real, traced = family
     cases = 0
-    for p in prompts(6, seed=43):
+    for p in prompts(4, seed=43):
         base = baseline_decode(deep, p, 24, GREEDY, set())
         eos = {base.tokens[9]}
         if base.tokens.index(base.tokens[9]) < 2:
@@ -84,17 +84,17 @@ def test_eos_inside_a_round_cuts_it_but_counts_matches_past_it(deep, family):
         tr = trace_batch(deep, [p.tolist()], 24, GREEDY, eos, traced, lookahead=max(GAMMAS))[0]
         assert tr.tokens[-1] in eos and len(tr.tokens) <= 10 and len(tr.extended) > len(tr.tokens)
         for key, make in real.items():
-            for gamma in GAMMAS:
+            for gamma in (1, 3, 8):
                 gen = speculative_decode(deep, make(), p, gamma, 24, GREEDY, eos)
                 assert traced_rounds(scan.rounds(tr, key, gamma, 24, eos)) == real_rounds(gen), (key, gamma)
                 assert gen.tokens == tr.tokens
         cases += 1
-    assert cases >= 3
+    assert cases >= 2
 
 
 def test_batched_generation_equals_one_prompt_at_a_time(deep, family):
     _, traced = family
-    ps = [p.tolist() for p in prompts(6, seed=47)]
+    ps = [p.tolist() for p in prompts(6, seed=41)]
     eos = {tiny.EOS_ID}
     together = trace_batch(deep, ps, 16, GREEDY, eos, traced, lookahead=4)
     for p, t in zip(ps, together):
@@ -102,3 +102,73 @@ def test_batched_generation_equals_one_prompt_at_a_time(deep, family):
         assert t.extended == alone.extended and t.tokens == alone.tokens
         for key in alone.drafters:
             assert t.drafters[key].top == alone.drafters[key].top
+
+
+def test_sampled_beta_from_traces_matches_the_real_sampled_acceptance(target):
+    """Leviathan §3: SD's output is distributed as the target's, so β_t = Σ min(p_t, q_t) averaged over the
+    target's own samples estimates the acceptance rate. With γ = 1 every round tests one drafted token;
+    the real sampled decoder's acceptance must match within 4 standard errors of the difference."""
+    draft = tiny.noisy_copy(target, noise=0.15, seed=9)
+    sampling = SamplingConfig(temperature=1.0)
+    V = target.config.vocab_size
+    ps = prompts(6, seed=41)
+    betas, accepted, tested = [], 0, 0
+    for seed in range(4):
+        gens = [torch.Generator().manual_seed(100 * seed + i) for i in range(len(ps))]
+        traces = trace_batch(target, [p.tolist() for p in ps], 24, sampling, set(),
+                             [TraceDrafter("draft", "draft", model=draft)], generators=gens)
+        betas += [b for tr in traces for b in tr.drafters["draft"].beta[1: len(tr.tokens)]]
+        for i, p in enumerate(ps):
+            g = torch.Generator().manual_seed(7_000 + 100 * seed + i)
+            gen = speculative_decode(target, DraftModelDrafter(draft, sampling, g, V), p, 1, 24, sampling, set(), g)
+            accepted += sum(r.accepted for r in gen.rounds)
+            tested += sum(r.drafted for r in gen.rounds)
+    beta = sum(betas) / len(betas)
+    rate = accepted / tested
+    se = ((rate * (1 - rate) / tested) + torch.tensor(betas).var().item() / len(betas)) ** 0.5
+    assert 0.1 < rate < 0.95  # a draft that neither always nor never agrees, or the test says nothing
+    assert abs(beta - rate) < 4 * se, (beta, rate, se)
+
+
+def test_cli_traced_run_checks_itself_against_the_real_subset_and_is_read_unchanged(tiny_model_dirs, tmp_path,
+                                                                                    monkeypatch):
+    """`run --mode traced` on the tiny pair: every prompt has every method × γ (traced, flagged), the real
+    subset agrees round for round, the file validates, the store round-trips it, and analysis reads it."""
+    import json
+    from pathlib import Path
+
+    from specdec import results as R
+    from specdec.analysis import summary
+    from specdec.cli import main
+    from specdec.store import Store
+
+    monkeypatch.setenv("SPECDEC_STORE", str(tmp_path / "runs.sqlite"))
+    target_dir, draft_dir = tiny_model_dirs
+    workload = Path(__file__).parent / "fixtures" / "tiny_workload.jsonl"
+    out = tmp_path / "out"
+    assert main(["run", "--workload", str(workload), "--out", str(out), "--target", str(target_dir),
+                 "--draft", str(draft_dir), "--methods", "draft,prompt-lookup,layer-skip", "--layer-skip-layers", "1",
+                 "--draft-lengths", "1,2,3,4", "--max-new-tokens", "10", "--max-prompts", "6", "--real-prompts", "2",
+                 "--dtype", "float32"]) == 0
+    res = R.load(out / "results.json")
+    assert res["schema_version"] == 2 and res["manifest"]["settings"]["mode"] == "traced"
+    rep = res["manifest"]["traced"]
+    assert len(rep["real_prompts"]) == 2 and rep["check"]["configs"] == 6
+    assert rep["check"]["agreement"] == 1.0 and rep["check"]["configs_equal"] == 6 and not rep["check"]["mismatches"]
+    assert rep["check"]["baseline_equal"] == 2
+    for p in res["prompts"]:
+        configs = {(r["method"], r["draft_length"]) for r in p["runs"]}
+        assert configs == {(m, g) for m in ("draft", "prompt-lookup", "layer-skip:L1") for g in (1, 2, 3, 4)}
+        real = p["id"] in rep["real_prompts"]
+        assert bool(p["baseline"].get("traced")) is not real
+        assert sum(not r.get("traced") for r in p["runs"]) == (3 if real else 0)
+        assert set(p["trace"]) == {"draft", "prompt-lookup", "layer-skip:L1"}
+        assert all(r["tokens"] == p["baseline"]["tokens"] for r in p["runs"] if r.get("traced"))
+    table = summary.summary_table(summary.collect(res))
+    assert set(table["draft_length"]) == {0, 1, 2, 3, 4} and table["speedup"].notna().all()
+    with Store() as store:
+        again = store.load_run(res["manifest"]["run_id"])
+    assert json.loads(json.dumps(again["prompts"])) == json.loads(json.dumps(res["prompts"]))
+    # sampling cannot be traced: one line, exit 2
+    assert main(["run", "--workload", str(workload), "--out", str(tmp_path / "x"), "--target", str(target_dir),
+                 "--draft", str(draft_dir), "--mode", "traced", "--temperature", "0.7"]) == 2

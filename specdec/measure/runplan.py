@@ -113,8 +113,8 @@ def run_config(*, target: str, draft, methods, draft_lengths, max_new_tokens: in
     gammas = tuple(sorted({int(g) for g in draft_lengths}))
     if not gammas or gammas[0] < 1 or gammas[-1] > config.MAX_DRAFT_LENGTH:
         raise SpecdecError(f"choose draft lengths γ from 1 to {config.MAX_DRAFT_LENGTH}")
-    if int(max_new_tokens) < 1:
-        raise SpecdecError("max new tokens must be at least 1")
+    if not 1 <= int(max_new_tokens) <= config.MAX_NEW_TOKENS:
+        raise SpecdecError(f"max new tokens must be from 1 to {config.MAX_NEW_TOKENS}, got {int(max_new_tokens)}")
     if max_prompts is not None and int(max_prompts) < 1:
         raise SpecdecError("the number of prompts must be at least 1")
     if temperature < 0 or not 0 < top_p <= 1 or top_k < 0:
@@ -450,6 +450,8 @@ def estimate_run(cfg: RunConfig, n_prompts: int, prompt_tokens: float, speeds: S
                  medusa_k: int | None = None) -> Estimate:
     """Estimated wall time of runner.execute for cfg on n_prompts prompts of mean length prompt_tokens.
     Raises SpecdecError when a drafter's speed is unknown (see drafter_costs)."""
+    if cfg.mode == "traced":
+        return estimate_traced(cfg, n_prompts, prompt_tokens, speeds, medusa_k)
     costs = drafter_costs(cfg, speeds, medusa_k)
     totals = []
     by_config: dict[str, float] = {}
@@ -469,6 +471,48 @@ def estimate_run(cfg: RunConfig, n_prompts: int, prompt_tokens: float, speeds: S
     by_config = {"baseline": generation_s("baseline", 0, cfg.max_new_tokens, prompt_tokens, speeds, 0.0), **by_config}
     return Estimate(total_s=totals[1], low_s=totals[0], high_s=totals[2], n_prompts=n_prompts, by_config=by_config,
                     acceptance={c.key: c.acceptance for c in costs}, source=speeds.source,
+                    how={c.key: c.how for c in costs})
+
+
+def estimate_traced(cfg: RunConfig, n_prompts: int, prompt_tokens: float, speeds: Speeds,
+                    medusa_k: int | None = None) -> Estimate:
+    """A traced run (specdec.traces.run) in two parts, the keys of by_config:
+        real subset   min(real_prompts, n) prompts, each the baseline + every method at one γ (the γ rotating
+                      over the draft lengths as traces.run.check_gammas does), at the three acceptance levels
+        traced        every prompt once, TRACE_BATCH rows at a time: prefill of the batch, then
+                      max_new_tokens + max γ steps of B rows, each costing a step · (1 + verify_slope · (B − 1))
+                      (rows share the weight reads as a verify pass's tokens do) for the target and for each
+                      draft model; layer-skip and Medusa read the target's own pass plus an lm_head (MEDUSA_ROUND_SHARE)
+    Acceptance changes only the real part."""
+    from specdec.traces.run import check_gammas
+    costs = drafter_costs(cfg, speeds, medusa_k)
+    t = speeds.target_step_s
+    n_real = min(cfg.real_prompts, n_prompts)
+    gammas = check_gammas(cfg.draft_lengths, n_real)
+    real = []
+    for which in range(3):
+        s = 0.0
+        for tokens, gs in ((WARMUP_TOKENS, [max(cfg.draft_lengths)]), *((cfg.max_new_tokens, [g]) for g in gammas)):
+            s += generation_s("baseline", 0, tokens, prompt_tokens, speeds, 0.0)
+            s += sum(generation_s(c.key, g, tokens, prompt_tokens, speeds, c.acceptance[which], c) for c in costs for g in gs)
+        real.append(s)
+    rows = min(config.TRACE_BATCH, max(n_prompts, 1))
+    batches = math.ceil(n_prompts / rows) if n_prompts else 0
+    share = 1.0 + speeds.verify_slope * (rows - 1)
+    per_step = t * share
+    per_prefill = prompt_tokens * rows * speeds.prefill_s_per_token
+    for c in costs:
+        fam = methods.family(c.key)
+        if fam == "draft":
+            per_step += c.step_s * share
+            per_prefill += prompt_tokens * rows * c.prefill_s_per_token
+        elif fam in ("layer-skip", "medusa"):
+            per_step += t * MEDUSA_ROUND_SHARE * share
+    steps = cfg.max_new_tokens + max(cfg.draft_lengths)
+    traced = batches * (per_prefill + steps * per_step)
+    by_config = {f"real subset: {n_real} prompts": real[1], f"traced: {n_prompts} prompts in {batches} batches": traced}
+    return Estimate(total_s=real[1] + traced, low_s=real[0] + traced, high_s=real[2] + traced, n_prompts=n_prompts,
+                    by_config=by_config, acceptance={c.key: c.acceptance for c in costs}, source=speeds.source,
                     how={c.key: c.how for c in costs})
 
 

@@ -1,6 +1,6 @@
 """A traced run: a small real subset for timing and the check, then every prompt traced in batches.
 
-    1. real subset   n = cfg.real_prompts prompts, spread over the workload, measured by the real
+    1. real subset   n = cfg.real_prompts prompts, spread over the shorter half of the workload, run by the real
                      decoder (bench.measure_prompt): the baseline, and every method at one γ each,
                      the γ rotating over the run's draft lengths (1, 3, 6, 8 for γ 1–8 and n = 4) so
                      the cost model sees short and long rounds at the price of one γ per prompt
@@ -79,7 +79,11 @@ def execute_traced(target, sources, encoded: list[tuple], cfg, eos: set[int], de
     # 1. the real subset (a resumed run reuses the subset it already measured)
     real = {p["id"]: p for p in previous if not p["baseline"].get("traced")}
     want = max(cfg.real_prompts - len(real), 0)
-    todo_ids = [p.id for p, _ in encoded]
+    # From the shorter half of the prompts: a real prompt pays its prefill once per configuration, and the
+    # cost model it calibrates is per token (per step, per prompt token), not per prompt.
+    lengths = sorted(len(ids) for _, ids in encoded)
+    short = lengths[(len(lengths) - 1) // 2] if lengths else 0
+    todo_ids = [p.id for p, ids in encoded if len(ids) <= short]
     chosen = [] if want == 0 else subset([i for i in todo_ids if i not in real], want)
     gammas = check_gammas(cfg.draft_lengths, len(real) + len(chosen))[len(real):]
     by_id = {p.id: (p, ids) for p, ids in encoded}
