@@ -173,8 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _deploy_args(p) -> None:
     """The deployment target the verdict is about (specdec.analysis.deploy)."""
     p.add_argument("--deploy", default=None, metavar="HARDWARE",
-                   help="the verdict is about this target: H100-SXM, A100-80GB, L4, A10G, RTX-4090, RTX-3090 or "
-                        "this-machine (default: --hardware)")
+                   help="make the verdict about this target: H100-SXM, A100-80GB, L4, A10G, RTX-4090, RTX-3090 or "
+                        "this-machine (without it: the speedup measured here decides)")
     p.add_argument("--engine", default="vllm", help="serving engine of the target: vllm, sglang, hf-eager")
     p.add_argument("--tp", type=int, default=1, help="tensor-parallel degree of the target (GPUs per replica)")
     p.add_argument("--concurrency", default=None,
@@ -182,7 +182,11 @@ def _deploy_args(p) -> None:
 
 
 def _deployment(args):
+    """The target from --deploy/--engine/--tp/--concurrency; None without --deploy and --concurrency (then the
+    verdict is the library's default: measured here, segments projected onto --hardware)."""
     from specdec.analysis import deploy
+    if args.deploy is None and args.concurrency is None:
+        return None
     where = args.deploy or args.hardware
     conc = args.concurrency or ("1" if where == "this-machine" else "-".join(map(str, config.DEFAULT_CONCURRENCY)))
     return deploy.parse_deploy(where, args.engine, args.tp, conc)
@@ -526,7 +530,7 @@ def _cmd_decide(args) -> int:
     if args.hardware != hardware.THIS_MACHINE:
         hardware.profile(args.hardware)  # an unknown name is a one-line error before any work
     dep = _deployment(args)
-    d = decision.decide(results.load(args.results), hardware=dep.hardware, deployment=dep)
+    d = decision.decide(results.load(args.results), hardware=dep.hardware if dep else args.hardware, deployment=dep)
     if args.json:
         print(json.dumps(d.to_dict(), indent=2, ensure_ascii=False))
         return 0
@@ -566,7 +570,7 @@ def _cmd_brief(args) -> int:
         with Store() as store:
             data = store.load_run(args.run_id)
     th = decision.Thresholds(min_speedup_lo=args.min_speedup, min_prompts=args.min_prompts)
-    pdf = report.build_brief(data, thresholds=th, hardware=dep.hardware, deployment=dep,
+    pdf = report.build_brief(data, thresholds=th, hardware=dep.hardware if dep else args.hardware, deployment=dep,
                              batch_sizes=tuple(sorted(set(args.batch_sizes))),
                              charts_on=not args.no_charts, page_format=args.page,
                              on_warning=lambda line: print(f"note: {line}; the brief has no chart images",
