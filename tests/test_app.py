@@ -62,15 +62,16 @@ def wait_for(at, done, timeout_s: float = 180.0) -> None:
 def test_workload_page_sample_then_upload_and_slider():
     at = open_page()
     assert at.title[0].value == "1 · Workload"
-    m = metrics(at)  # a sample workload is preselected, sampled to the quick preset's 6 prompts
-    assert m["Prompts to measure"] == "6 of 27" and m["Format"] == "JSON Lines"
+    m = metrics(at)  # a sample workload is preselected, all of it (the quick preset measures up to 50 prompts)
+    assert m["Prompts to measure"] == "27 of 27" and m["Format"] == "JSON Lines"
     at.radio(key="wl_source").set_value("Upload a file").run()
     bad_line = b'{"prompt": ""}\n'
     at.file_uploader(key="wl_upload").set_value(
         ("mine.jsonl", FIXTURE_WORKLOAD.read_bytes() + bad_line, "application/jsonl")).run()
     assert not at.error
-    assert metrics(at)["Prompts to measure"] == "6 of 12"
+    assert metrics(at)["Prompts to measure"] == "12 of 12"
     assert "Skipped (1)" in texts(at.markdown) and "skipped" in texts(at.markdown)
+    at.slider(key="wl_sample_size").set_value(6).run()
     assert "sampled 6 of 12 prompts" in texts(at.markdown)  # every warning is listed
     at.slider(key="wl_sample_size").set_value(12).run()
     assert metrics(at)["Prompts to measure"] == "12 of 12"
@@ -335,7 +336,9 @@ def test_brief_page_verdict_thresholds_and_downloads():
     at.number_input(key="th_segment").set_value(4)
     at.number_input(key="th_speedup").set_value(1.0).run()
     assert "a confident verdict needs ≥ 4, a category ≥ 4" in texts(at.markdown)
-    assert set(at.dataframe[0].value["status"]) == {"unclear"}
+    # …but 4 prompts are too few for any interval (MIN_CI_PROMPTS = 8): no category can be judged on its own.
+    assert set(at.dataframe[0].value["status"]) == {"too-few"}
+    assert "too few prompts (< 8) for an interval" in texts(at.markdown)
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["PDF brief", "results.json", "Per-prompt metrics (CSV)"]
 
