@@ -38,20 +38,39 @@ def test_run_config_checks_every_field():
     assert runplan.run_config(**{**ok, "methods": ["prompt-lookup"], "draft": ""}).methods == ("prompt-lookup",)
 
 
-def test_quick_preset_fits_five_minutes_at_the_bundled_speed():
-    """About 5 minutes at the speeds the recorded example measured for the bundled pair on 2 cores
-    (float32, AMD EPYC), and at the issue's figures (target ≈ 4 tok/s bf16, draft ≈ 3× faster)."""
+def test_quick_preset_is_a_traced_run_of_fifty_prompts_in_minutes():
+    """Traced by default (greedy): ≥ 20 prompts for a pooled verdict, every γ 1–8, in well under half an hour
+    at the speeds the recorded example measured for the bundled pair on 2 cores (float32, AMD EPYC) and at
+    the issue's figures (target ≈ 4 tok/s bf16, draft ≈ 3× faster); the estimate shows both parts."""
     q = runplan.PRESETS["quick"]
     cfg = runplan.run_config(target=config.BUNDLED_TARGET, draft=config.BUNDLED_DRAFT, methods=q.methods,
                              draft_lengths=q.draft_lengths, max_new_tokens=q.max_new_tokens)
+    assert cfg.mode == "traced" and q.max_prompts >= config.MIN_PROMPTS and cfg.draft_lengths == tuple(range(1, 9))
     assumed = runplan.Speeds(target_step_s=0.25, draft_step_s=0.08, verify_slope=0.08, prefill_s_per_token=0.008,
                              draft_prefill_s_per_token=0.003, source="assumed")
     measured = runplan.speeds_from_results(json.loads(views.example_results_path().read_text()))
     for speeds in (assumed, measured):
-        assert 3 * 60 < runplan.estimate_run(cfg, q.max_prompts, 150, speeds).total_s < 6 * 60
+        assert 4 * 60 < runplan.estimate_run(cfg, q.max_prompts, 150, speeds).total_s < 25 * 60
     est = runplan.estimate_run(cfg, q.max_prompts, 150, assumed)
-    assert est.low_s < est.total_s < est.high_s
-    assert set(est.by_config) == {"baseline", "draft γ=2", "draft γ=4", "prompt-lookup γ=2", "prompt-lookup γ=4"}
+    assert est.low_s < est.total_s < est.high_s  # acceptance moves the real subset only
+    assert set(est.by_config) == {"real subset: 4 prompts", "traced: 50 prompts in 7 batches"}
+    real = runplan.run_config(target="t", draft="d", methods=q.methods, draft_lengths=q.draft_lengths,
+                              max_new_tokens=q.max_new_tokens, mode="real")
+    assert runplan.estimate_run(real, q.max_prompts, 150, assumed).total_s > 5 * est.total_s
+
+
+def test_traced_estimate_by_hand():
+    s = runplan.Speeds(target_step_s=0.1, draft_step_s=0.02, verify_slope=0.0, prefill_s_per_token=0.0,
+                       draft_prefill_s_per_token=0.0, source="x", acceptance={"prompt-lookup": 0.0})
+    cfg = runplan.run_config(target="t", draft="", methods=["prompt-lookup"], draft_lengths=[2], max_new_tokens=10,
+                             real_prompts=1)
+    est = runplan.estimate_run(cfg, 8, 0, s)
+    # real: warm-up (8 tokens) + one prompt (10 tokens), each baseline + lookup at α = 0 (τ = 1);
+    # traced: one batch of 8 rows, 10 + 2 steps of 0.1 s (slope 0: rows share the step).
+    real = (0.7 + 7 * 0.1) + (0.9 + 9 * 0.1)
+    assert est.by_config == {"real subset: 1 prompts": pytest.approx(real),
+                             "traced: 8 prompts in 1 batches": pytest.approx(12 * 0.1)}
+    assert est.total_s == pytest.approx(real + 1.2)
 
 
 def test_estimate_formula_by_hand():
@@ -62,7 +81,8 @@ def test_estimate_formula_by_hand():
     assert runplan.generation_s("baseline", 0, 10, 0, s, 0.0) == pytest.approx(0.9)
     # α = 1 → τ = γ + 1 tokens per pass.
     assert runplan.generation_s("prompt-lookup", 2, 10, 0, s, 1.0) == pytest.approx(9 / 3 * 0.1)
-    cfg = runplan.run_config(target="t", draft="d", methods=["draft"], draft_lengths=[2], max_new_tokens=10)
+    cfg = runplan.run_config(target="t", draft="d", methods=["draft"], draft_lengths=[2], max_new_tokens=10,
+                             mode="real")
     est = runplan.estimate_run(cfg, 3, 0, s)
     assert est.low_s == est.total_s == est.high_s  # measured α: no range
     warm = runplan.generation_s("baseline", 0, 8, 0, s, 0) + runplan.generation_s("draft", 2, 8, 0, s, 0)
@@ -87,7 +107,7 @@ def test_calibrate_and_speeds_from_results(tiny_model_dirs):
 
 def _tiny_cfg(dirs, **kw):
     base = dict(target=str(dirs[0]), draft=str(dirs[1]), methods=["draft", "prompt-lookup"], draft_lengths=[2],
-                max_new_tokens=6, dtype="float32", device="cpu")
+                max_new_tokens=6, dtype="float32", device="cpu", mode="real")
     return runplan.run_config(**{**base, **kw})
 
 
@@ -275,7 +295,7 @@ def test_estimate_prices_every_method_by_hand():
                        draft_prefill_s_per_token=0.0, source="x", draft_steps={"a": 0.02},
                        draft_parameters={"a": 500}, target_parameters=2000, target_layers=28, medusa_round_s=0.01)
     cfg = runplan.run_config(target="t", draft="a, org/b", methods=["draft", "layer-skip", "medusa"],
-                             draft_lengths=[4], max_new_tokens=10, layer_skip_layers=[7], medusa_heads="h")
+                             draft_lengths=[4], max_new_tokens=10, layer_skip_layers=[7], medusa_heads="h", mode="real")
     with pytest.raises(SpecdecError, match="no speed measured for the draft model org/b"):
         runplan.estimate_run(cfg, 1, 0, s)
     s = runplan.Speeds(**{**s.__dict__, "draft_parameters": {"a": 500, "org/b": 1000}})
@@ -315,8 +335,8 @@ def test_parse_layers_and_presets():
     speeds = runplan.Speeds(target_step_s=0.25, draft_step_s=0.08, verify_slope=0.08, prefill_s_per_token=0.008,
                             draft_prefill_s_per_token=0.003, source="assumed", target_layers=28)
     est = runplan.estimate_run(cfg, c.max_prompts, 150, speeds)
-    assert 6 * 60 < est.total_s < 10 * 60  # "about 8 minutes" at the bundled speed
-    assert "layer-skip:L14 γ=4" in est.by_config
+    assert est.total_s < 25 * 60 and c.max_prompts >= config.MIN_PROMPTS  # traced: 50 prompts, γ 1–8
+    assert "layer-skip:L14" in est.acceptance
 
 
 def test_speeds_from_a_run_of_five_methods():

@@ -57,13 +57,13 @@ def test_upload_run_explore_and_download_the_brief(tiny_model_dirs, tmp_path):
         page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(FIXTURE_WORKLOAD))
         page.get_by_text("tiny_workload.jsonl").first.wait_for()
         shots.settle(page)
-        assert metric(page, "Prompts to measure") == "6 of 12"
+        assert metric(page, "Prompts to measure") == "12 of 12"
         slider = page.get_by_role("slider", name="Prompts to measure")
         nudge(page, slider, "ArrowLeft", lambda: metric(page, "Prompts to measure") == "3 of 12")
         assert page.locator('[data-testid="stException"]').count() == 0
         shots.shoot(page, SHOTS / "1-workload.png")
 
-        # 2. Run: the tiny pair, 8 new tokens, γ = 2 and 4 (the quick preset), greedy.
+        # 2. Run: the tiny pair, 8 new tokens, γ 1–8 traced (the quick preset), greedy.
         shots.goto(page, url, "Run")
         assert page.get_by_text("3 of 12 prompts").first.is_visible()
         shots.fill(page, "Target model", str(target))

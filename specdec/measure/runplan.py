@@ -63,21 +63,23 @@ class Preset:
     description: str
 
 
-# "quick" is sized for 2 CPU cores and the bundled pair: about 5 minutes once the models are cached
-# (measured on a 2-core AMD EPYC in float32: 6 prompts × 32 tokens took 6.7 min with loading, so 24
-# tokens). The others trade time for tighter confidence intervals.
+# Sized for 2 CPU cores and the bundled pair in traced mode (specdec.traces: every γ 1–8 from one batched
+# target pass per prompt, a real subset of DEFAULT_REAL_PROMPTS prompts for timing and the check); the
+# minutes are benchmarks/traced.py's on a 2-core AMD EPYC, float32, models cached. Sampling runs real
+# (every prompt × configuration decoded), far slower: fewer prompts there.
 PRESETS: dict[str, Preset] = {p.name: p for p in (
-    Preset("quick", "Quick look", 6, 24, ("draft", "prompt-lookup"), (2, 4),
-           "6 prompts × 24 tokens: a first look in about 5 minutes on a 2-core CPU with the bundled pair; "
-           "too few prompts for a confident verdict"),
-    Preset("standard", "Standard", 24, 64, ("draft", "prompt-lookup"), (2, 4, 6),
-           "24 prompts × 64 tokens: enough prompts for a pooled verdict (≥ 20); under an hour on a 2-core CPU"),
-    Preset("compare", "Compare methods", 6, 32, ("draft", "prompt-lookup", "layer-skip"), (2, 4),
-           "6 prompts × 32 tokens with the draft model, prompt lookup and layer-skip (half the target's layers) "
-           "side by side: about 8 minutes on a 2-core CPU with the bundled pair. Add Medusa once heads are "
-           "trained on this workload (below), or more draft models"),
-    Preset("thorough", "Thorough", None, 128, ("draft", "prompt-lookup"), (1, 2, 3, 4, 6, 8),
-           "every prompt × 128 tokens, γ from 1 to 8: per-category verdicts need ≥ 8 prompts each; "
+    Preset("quick", "Quick look", 50, 64, ("draft", "prompt-lookup"), tuple(range(1, 9)),
+           "50 prompts × 64 tokens, every γ from 1 to 8 traced (4 prompts also run for real as the check): "
+           "enough prompts for a pooled verdict; about 15 minutes on a 2-core CPU with the bundled pair"),
+    Preset("standard", "Standard", 200, 64, ("draft", "prompt-lookup"), tuple(range(1, 9)),
+           "200 prompts × 64 tokens, γ 1–8 traced: per-category verdicts (≥ 8 prompts each) on a mixed "
+           "workload; under an hour on a 2-core CPU"),
+    Preset("compare", "Compare methods", 50, 64, ("draft", "prompt-lookup", "layer-skip"), tuple(range(1, 9)),
+           "50 prompts × 64 tokens with the draft model, prompt lookup and layer-skip (half the target's layers) "
+           "side by side, γ 1–8 traced. Add Medusa once heads are trained on this workload (below), or more "
+           "draft models"),
+    Preset("thorough", "Thorough", None, 128, ("draft", "prompt-lookup"), tuple(range(1, 9)),
+           "every prompt × 128 tokens, γ from 1 to 8 traced: per-category verdicts need ≥ 8 prompts each; "
            "hours on a CPU, minutes on a GPU"),
 )}
 
