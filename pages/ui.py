@@ -576,6 +576,9 @@ def job_outcome(status) -> None:
         st.warning("Training cancelled: no heads were saved.")
     elif status.kind == "run" and status.state == "complete":
         st.success(f"Run finished: {esc(status.label)} (run {status.run_id}).")
+        if status.unreliable:
+            st.warning(f"The machine was not quiet while this run timed: {status.unreliable}. Its speedups are "
+                       "unreliable and the decision will not rest on them; re-run when the machine is idle.")
     elif status.kind == "run" and status.state == "interrupted" and status.run_id:
         st.warning(f"Run cancelled: the prompts measured before it stopped are stored (run {status.run_id}).")
     elif status.state == "interrupted" and status.kind != "train":

@@ -57,6 +57,17 @@ MEDUSA_TYPICAL_DELTA = 0.3
 
 MAX_WORKLOAD_BYTES = 50 * 1024 * 1024
 
+# Bounds on what a user's input can ask for (issue 20): each checked once, by the loader, the run
+# configuration and the results validator alike, so nothing is measured that cannot be stored.
+MAX_WORKLOAD_LINES = 1_000_000  # a prompt file with more lines is refused before it is split
+MAX_WORKLOAD_RECORDS = 100_000  # prompts + skipped records in one file (~70 MB of Prompt objects)
+MAX_PROMPT_CHARS = 1_000_000  # one prompt's text (results.json's "prompt" field holds the same cap)
+MAX_PROMPT_TOKENS = 262_144  # a prompt's tokens after the chat template (longer ones keep their tail)
+MAX_NEW_TOKENS = 4096  # tokens generated per prompt, CLI and app
+MAX_RESULTS_DRAFT_LENGTH = 4 * MAX_DRAFT_LENGTH  # γ in a results file (engines may draft further than we measure)
+TRUST_REMOTE_CODE_ENV_VAR = "SPECDEC_TRUST_REMOTE_CODE"  # "1": the app may run model code from the hub (the CLI: --trust-remote-code)
+MAX_LISTED = 20  # warnings of one kind printed one by one; the rest are counted
+
 
 @dataclass(frozen=True)
 class SamplingConfig:
@@ -106,10 +117,20 @@ MAX_RESULTS_BYTES = 512 * 1024 * 1024  # a results file larger than this is refu
 MAX_TEXT_CHARS = 1_000_000  # a prompt or a generated text
 MAX_ID_CHARS = 200  # prompt ids, run ids, categories
 MAX_FIELD_CHARS = 4096  # any other string: paths, model specs, versions, dates
-RUN_STATUSES = ("running", "complete", "interrupted")
+RUN_STATUSES = ("running", "complete", "interrupted", "failed")  # failed: manifest.error says why
 STORE_ENV_VAR = "SPECDEC_STORE"  # path of the run store; else $XDG_DATA_HOME/specdec, else ~/.local/share/specdec
 STORE_FILENAME = "runs.sqlite"
 STORE_BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another writer before giving up
+
+# A busy machine (specdec/measure/machine.py). A process taking a share s of the cores slows each timed
+# step by up to s; configurations are interleaved per prompt, so a steady load cancels in SD ÷ baseline, but
+# load that comes and goes does not, and the decision's margin is 5% (MIN_SPEEDUP_LO). A run is flagged when
+# other processes used more than a tenth of the cores on average, or when a fixed reference step's time
+# moved by more than 10% during the run — beyond either, the ratio's error can exceed that margin.
+BUSY_OTHER_CPU_SHARE = 0.10
+REFERENCE_DRIFT_MAX = 0.10
+REFERENCE_TOKENS = 16  # the reference step: one target forward over this many fixed tokens
+REFERENCE_REPEATS = 3  # its median of this many (≈ 3 × 0.1–0.3 s for the bundled target on a CPU)
 
 # Workloads (specdec/workloads.py)
 DEFAULT_CATEGORY = "uncategorised"  # for prompts whose file gives no category

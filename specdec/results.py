@@ -230,11 +230,32 @@ _COUNT = integer()
 _SECONDS = number()
 _TOKENS = list_of(integer())
 _ID = string(config.MAX_ID_CHARS, nonempty=True)
+# Bounds shared with the loader and the run configuration (config.py): a results file cannot ask the
+# analysis for more than a run could have produced (γ = 10**9 once allocated 7 GiB in the projection).
+_GAMMA = integer(lo=1, hi=config.MAX_RESULTS_DRAFT_LENGTH)
+_NEW_TOKENS = integer(hi=config.MAX_NEW_TOKENS)
+_GEN_TOKENS = list_of(integer(), max_items=config.MAX_NEW_TOKENS)
+_DRAFT_COUNT = integer(hi=config.MAX_RESULTS_DRAFT_LENGTH)
+_CATEGORY = string(config.MAX_ID_CHARS)
+_PROMPT_TEXT = string(config.MAX_PROMPT_CHARS)
 
 _MODEL = record({
     "spec": string(), "local_path": nullable(string()), "sha256": nullable(string()),
     "parameters": _COUNT, "dtype": string(), "device": string(),
     "num_layers": _COUNT, "hidden_size": _COUNT, "vocab_size": _COUNT,
+})
+
+def _flag(value, path):
+    _expect(value, path, (bool,), "bool")
+
+
+# Optional manifest["machine"] (specdec/measure/machine.py): how busy the machine was while this run timed.
+_MACHINE = record({
+    "cores": _COUNT,
+    "other_cpu": record({"mean": nullable(number()), "p90": nullable(number()), "max": nullable(number()),
+                         "samples": _COUNT}),
+    "reference_s": list_of(number()),
+    "drift": nullable(number()), "busy": _flag, "drifted": _flag,
 })
 
 _MANIFEST = record({
@@ -245,8 +266,8 @@ _MANIFEST = record({
     "settings": record({
         "workload": string(), "workload_sha256": string(),
         "methods": list_of(method_key),
-        "draft_lengths": list_of(integer(lo=1)),
-        "max_new_tokens": integer(lo=1), "max_prompts": nullable(integer(lo=1)),
+        "draft_lengths": list_of(_GAMMA, max_items=config.MAX_RESULTS_DRAFT_LENGTH),
+        "max_new_tokens": integer(lo=1, hi=config.MAX_NEW_TOKENS), "max_prompts": nullable(integer(lo=1)),
         "temperature": number(), "top_p": number(hi=1.0), "top_k": _COUNT,
         "seed": integer(lo=-_INT_MAX), "dtype": string(choices=("bfloat16", "float32", "engine")),
         "device": string(),
@@ -254,28 +275,29 @@ _MANIFEST = record({
     "versions": record({k: string() for k in ("specdec", "torch", "transformers", "python")}),
     "hardware": record({"cpu": string(), "cores": _COUNT, "gpu": nullable(string()), "memory_gb": number()}),
     "models": record({"target": _MODEL, "draft": nullable(_MODEL)}),
-})
+}, then=lambda m, path: _MACHINE(m["machine"], _join(path, "machine")) if "machine" in m else None)
 
 _GEN_FIELDS = {
-    "tokens": _TOKENS, "text": string(config.MAX_TEXT_CHARS),
-    "new_tokens": _COUNT, "prefill_s": _SECONDS, "decode_s": _SECONDS,
+    "tokens": _GEN_TOKENS, "text": string(config.MAX_TEXT_CHARS),
+    "new_tokens": _NEW_TOKENS, "prefill_s": _SECONDS, "decode_s": _SECONDS,
 }
 
 _ROUND = record({
-    "drafted": _COUNT, "accepted": _COUNT, "draft_tokens": _TOKENS,
+    "drafted": _DRAFT_COUNT, "accepted": _DRAFT_COUNT,
+    "draft_tokens": list_of(integer(), max_items=config.MAX_RESULTS_DRAFT_LENGTH),
     # A probability per drafted token; the slack absorbs float32 rounding of sums like Σ min(p, q).
     "beta": nullable(list_of(number(hi=1.0 + 1e-5))),  # null for prompt lookup
     "draft_s": _SECONDS, "verify_s": _SECONDS,
 }, then=_round_rules)
 
 _RUN = record({
-    **_GEN_FIELDS, "method": method_key, "draft_length": integer(lo=1),
-    "rounds": list_of(_ROUND),
+    **_GEN_FIELDS, "method": method_key, "draft_length": _GAMMA,
+    "rounds": list_of(_ROUND, max_items=config.MAX_NEW_TOKENS),
 }, then=_run_rules)
 
 _PROMPT = record({
-    "id": _ID, "category": string(config.MAX_ID_CHARS), "prompt": string(config.MAX_TEXT_CHARS),
-    "prompt_tokens": _COUNT, "baseline": record(_GEN_FIELDS, then=_gen_rules), "runs": list_of(_RUN),
+    "id": _ID, "category": _CATEGORY, "prompt": _PROMPT_TEXT,
+    "prompt_tokens": integer(hi=config.MAX_PROMPT_TOKENS), "baseline": record(_GEN_FIELDS, then=_gen_rules), "runs": list_of(_RUN),
 })
 
 _RESULTS = record({
@@ -322,6 +344,14 @@ def validate(results: dict) -> dict:
 def validate_manifest(manifest: dict, path: str = "manifest") -> dict:
     _MANIFEST(manifest, path)
     return manifest
+
+
+def check_prompt_input(prompt_id: str, category: str, text: str) -> None:
+    """The fields of a prompt a run will store, checked before it is measured (the loader and the
+    runner call this): raises SpecdecError naming the first that results.json could not hold."""
+    _ID(prompt_id, "id")
+    _CATEGORY(category, "category")
+    _PROMPT_TEXT(text, "prompt")
 
 
 def validate_prompt(prompt: dict, path: str = "prompt") -> dict:
@@ -390,8 +420,8 @@ def dump_atomic(results: dict, path: str | Path) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
-            if hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), 0o644)  # mkstemp makes 0600; a results file is meant to be shared
+            # mkstemp's 0600 is kept: a results file holds the user's prompts and the model's outputs, so
+            # only its owner reads it until they choose to share it (chmod).
             os.fsync(f.fileno())
         os.replace(tmp, path)
         tmp = None

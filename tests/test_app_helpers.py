@@ -136,6 +136,9 @@ def test_worker_runs_in_a_measuring_process_and_stores_results(tiny_model_dirs, 
         assert s.log and Path(s.log).parent == tmp_path / "logs"
         stored = Store(db).load_run(s.run_id)
         assert len(stored["prompts"]) == 3 and stored["manifest"]["status"] == "complete"
+        machine = stored["manifest"]["machine"]  # the reference step after warm-up, each prompt, and at the end
+        assert len(machine["reference_s"]) == 3 + 2 and all(t > 0 for t in machine["reference_s"])
+        assert isinstance(machine["busy"], bool) and (s.unreliable is not None) == (machine["busy"] or machine["drifted"])
         # The loaded pair is kept in the child: calibrating the same models loads nothing.
         assert w.loaded() == worker.model_key(_tiny_cfg(tiny_model_dirs))
         w.start_calibration(_tiny_cfg(tiny_model_dirs))

@@ -136,7 +136,9 @@ def test_cli_decide_json(tmp_path, capsys):
     results.dump_atomic(S.make_results(spec), path)
     assert cli.main(["decide", "--results", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["verdict"] in decision.VERDICTS and out["reasons"] and out["segments"]
+    # The CLI prints the library's decision on the same file: α 0.85 on 22 prompts is a clear GO for γ=4.
+    expected = decision.decide(results.load(path))
+    assert out["verdict"] == expected.verdict == "GO" and out["reasons"] == expected.reasons and out["segments"]
     assert cli.main(["decide", "--results", str(path), "--hardware", "nope"]) == 2
     assert "unknown hardware" in capsys.readouterr().err
 
@@ -159,3 +161,24 @@ def test_small_category_follows_pooled_go_and_gamma_stays_measured():
     assert {s["category"]: s["status"] for s in d.segments} == {"a": "on", "b": "on (pooled)"}
     assert d.config["draft_length"] <= 4  # never beyond the largest γ measured
     assert all(b["gamma"] is None or b["gamma"] <= 4 for s in d.segments for b in s["batch_ranges"])
+
+
+def test_a_busy_machine_decides_nothing():
+    """A run flagged busy or drifting (manifest.machine) gets INSUFFICIENT-EVIDENCE with the reason first,
+    whatever its speedups say; the same run on a quiet machine keeps its verdict."""
+    import copy, json
+    from pathlib import Path
+    from specdec.analysis import decision
+    from specdec.measure import machine
+    from specdec.present import views
+    results = json.loads(Path(views.example_results_path()).read_text())
+    quiet = copy.deepcopy(results)
+    quiet["manifest"]["machine"] = machine.describe([0.02] * 30, [0.20, 0.205, 0.202], 2)
+    busy = copy.deepcopy(results)
+    busy["manifest"]["machine"] = machine.describe([0.9] * 30, [0.20, 0.31, 0.25], 2)
+    calm = decision.decide(quiet)
+    assert calm.verdict == decision.decide(results).verdict and not calm.reasons[0].startswith("These timings")
+    d = decision.decide(busy)
+    assert d.verdict == "INSUFFICIENT-EVIDENCE" and "unreliable" in d.headline
+    assert d.reasons[0].startswith("These timings are unreliable: other processes used 0.90 of 2 cores")
+    assert "moved by 55%" in d.reasons[0] and d.evidence["machine"]["busy"]

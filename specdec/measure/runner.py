@@ -20,7 +20,7 @@ import transformers
 
 import specdec
 from specdec import config, methods, results as R
-from specdec.measure import bench
+from specdec.measure import bench, machine
 from specdec.decoding import medusa
 from specdec.config import RunConfig
 from specdec.decoding.drafters import layer_skip_model
@@ -192,6 +192,8 @@ def _short_name(spec: str) -> str:
 def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str | Path | None = None,
             store=None, resume: bool = False, on_progress=None, should_stop=None) -> dict:
     """Measure every prompt of the workload; returns the results dict (status complete/interrupted).
+    Any exception ends the run as "failed" with manifest.error saying why, and reaches the caller as a
+    one-line SpecdecError; a prompt results.json cannot hold is skipped with a note, never measured.
 
     target: specdec.models.LoadedModel; draft: one LoadedModel, a list of them (several draft models,
     in cfg.drafts order), or None when no method needs one.
@@ -224,15 +226,18 @@ def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str |
     todo = [p for p in workload.prompts if p.id not in done]
 
     eos = set(_eos_ids(target))
-    max_prompt = _context_length(target.model) - cfg.max_new_tokens - max(cfg.draft_lengths) - 1
+    max_prompt = min(_context_length(target.model) - cfg.max_new_tokens - max(cfg.draft_lengths) - 1,
+                     config.MAX_PROMPT_TOKENS)  # longer prompts keep their tail (encode_prompt says so)
     decode_text = lambda ids: target.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
-    meter = _Meter(len(workload.prompts), len(done), on_progress)
-    status = "complete"
+    watch = machine.Watch(target.model)  # other processes' CPU and a re-timed reference step: was it quiet?
+    meter = _Meter(len(workload.prompts), len(done), on_progress, between=watch.check)
+    status, error = "complete", None
     try:
         if todo:
             meter.stage("warming up", todo[0].id)
             ids, _ = encode_prompt(todo[0], target.tokenizer, max_prompt)
             bench.warm_up(target.model, sources, ids[-256:], cfg, eos)
+            watch.start()
         if cfg.mode == "traced":
             status = _traced(cfg, workload, results, target, sources, eos, max_prompt, decode_text, notes, store,
                              path, meter, should_stop)
@@ -241,11 +246,21 @@ def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str |
             if should_stop and should_stop():
                 status = "interrupted"
                 break
+            try:  # what the store could not hold is skipped before it is measured, not measured and lost
+                R.check_prompt_input(prompt.id, prompt.category, prompt.text)
+            except SpecdecError as exc:
+                notes.append(f"prompt {prompt.id[:40]!r} skipped: {exc}")
+                continue
             meter.stage("measuring", prompt.id)
             record = _measure(prompt, target, sources, cfg, eos, max_prompt, decode_text, notes, should_stop)
             if record is None:
                 status = "interrupted"
                 break
+            try:
+                R.validate_prompt(record)
+            except SpecdecError as exc:
+                notes.append(f"prompt {prompt.id[:40]!r} skipped: its result cannot be stored ({exc})")
+                continue
             # The store first: its commit is the durable record (synchronous=FULL) and it validates the
             # prompt. A kill before the commit loses only this prompt, from both; a kill after it leaves the
             # prompt in the store alone, and resume's reconcile() copies it back instead of measuring it again.
@@ -259,13 +274,32 @@ def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str |
     except KeyboardInterrupt:
         status = "interrupted"
         raise
+    except BaseException as exc:  # noqa: BLE001 — whatever it was, the run is not complete
+        status, error = "failed", failure_reason(exc)
+        if isinstance(exc, SpecdecError):
+            raise
+        raise SpecdecError(f"run {manifest['run_id']} failed: {error}") from exc
     finally:
-        manifest.update(status=status, finished=R.now_iso(), notes=notes)
-        _save(results, path)
-        if store is not None:
-            store.update_manifest(manifest["run_id"], manifest)
-            store.finish_run(manifest["run_id"], status)
+        if watch.started:
+            manifest["machine"] = watch.summary()
+        manifest.update(status=status, finished=R.now_iso(), notes=notes, **({"error": error} if error else {}))
+        try:
+            _save(results, path)
+            if store is not None:
+                store.update_manifest(manifest["run_id"], manifest)
+                store.finish_run(manifest["run_id"], status)
+        except SpecdecError:
+            if status != "failed":  # else the first failure is the one to report
+                raise
     return results
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line (≤ 300 characters) saying why a run failed, for the manifest, the CLI and the app."""
+    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+        return "out of memory: the models or this prompt do not fit; try smaller models, bfloat16 or shorter prompts"
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return first if isinstance(exc, SpecdecError) else f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def reconcile(store, run_id: str, prompts: list[dict]) -> list[str]:
@@ -368,8 +402,9 @@ def _context_length(model) -> int:
 class _Meter:
     """Turns finished prompts into Progress: ETA from the mean seconds per prompt so far."""
 
-    def __init__(self, total: int, already: int, on_progress):
+    def __init__(self, total: int, already: int, on_progress, between=None):
         self.total, self.done, self.on_progress = total, already, on_progress
+        self.between = between  # called after each finished prompt, before its progress is reported
         self.start, self.measured = time.perf_counter(), 0
         self.base_tokens = self.base_s = self.drafted = self.accepted = 0
         self.prompt_id = ""
@@ -390,6 +425,8 @@ class _Meter:
             if methods.uses_model(run["method"]):
                 self.drafted += sum(r["drafted"] for r in run["rounds"])
                 self.accepted += sum(r["accepted"] for r in run["rounds"])
+        if self.between is not None:
+            self.between()
         self._emit("measuring")
 
     def _emit(self, stage: str) -> None:

@@ -41,6 +41,7 @@ from pathlib import Path
 from specdec import config
 from specdec.decoding import medusa
 from specdec.measure import bundled
+from specdec.measure import machine
 from specdec.measure import models
 from specdec.measure import runner
 from specdec.measure import runplan
@@ -111,6 +112,7 @@ class Status:
     fraction: float | None = None  # of the current loading stage (converting, joining parts), when known
     stage_eta_s: float | None = None  # seconds left in that stage at its pace so far
     log: str | None = None  # the measuring process's log file
+    unreliable: str | None = None  # kind "run": why its timings cannot be trusted (measure.machine), if so
 
     @property
     def busy(self) -> bool:
@@ -266,6 +268,7 @@ class Jobs:
                                      on_progress=self._on_progress, should_stop=self._should_stop)
         finally:
             store.close()
+        self._update(unreliable=machine.unreliable(results["manifest"]))
         return results["manifest"]["status"]
 
     def _train_job(self, target_spec: str, workload: Workload, o: TrainOptions) -> str:
