@@ -169,6 +169,14 @@ def test_cli_traced_run_checks_itself_against_the_real_subset_and_is_read_unchan
     with Store() as store:
         again = store.load_run(res["manifest"]["run_id"])
     assert json.loads(json.dumps(again["prompts"])) == json.loads(json.dumps(res["prompts"]))
+    import io
+
+    from pypdf import PdfReader
+
+    from specdec.present import report
+    text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(report.build_brief(res, charts_on=False))).pages)
+    assert "Traced measurement" in " ".join(text.split()) and f"{rep['check']['rounds']} of {rep['check']['rounds']} rounds" \
+        in " ".join(text.split())
     # sampling cannot be traced: one line, exit 2
     assert main(["run", "--workload", str(workload), "--out", str(tmp_path / "x"), "--target", str(target_dir),
                  "--draft", str(draft_dir), "--mode", "traced", "--temperature", "0.7"]) == 2
