@@ -57,6 +57,19 @@ def _images(pdf: bytes) -> int:
     return sum(len(p.images) for p in PdfReader(io.BytesIO(pdf)).pages)
 
 
+def _inked_images(pdf: bytes) -> int:
+    """Images with a chart drawn on them: dark pixels (axes, labels, marks) on ≥ 0.5 % of the area and
+    more than a few distinct grey levels. A blank or single-colour placeholder image counts 0."""
+    n = 0
+    for page in PdfReader(io.BytesIO(pdf)).pages:
+        for image in page.images:
+            grey = image.image.convert("L")
+            hist = grey.histogram()
+            dark = sum(hist[:128]) / max(1, grey.size[0] * grey.size[1])
+            n += dark >= 0.005 and sum(1 for h in hist if h) > 8
+    return n
+
+
 def test_plain_brief_has_every_section_and_the_verdict(plain, a):
     pages = _text(plain)
     assert plain[:5] == b"%PDF-"
@@ -142,7 +155,7 @@ def test_no_text_leaves_the_margins(plain, tmp_path):
 
 @needs_browser
 def test_brief_with_charts_embeds_at_least_five_images(brief, plain):
-    assert _images(brief) >= 5
+    assert _images(brief) >= 5 and _inked_images(brief) >= 5
     assert len(_text(brief)) >= len(_text(plain))
     assert "Charts left out" not in " ".join(_text(brief))
 
