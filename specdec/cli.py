@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default when greedy); real: the decoder on every prompt × configuration")
     run.add_argument("--real-prompts", type=int, default=config.DEFAULT_REAL_PROMPTS,
                      help="traced mode: prompts also run for real, for timing and the check")
+    run.add_argument("--responses", action="store_true",
+                     help="traced mode: score the file's logged responses (a 'response' field or the chat's final "
+                          "assistant turn) instead of generating them")
     run.add_argument("--resume", action="store_true", help="continue the run already in --out")
     run.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub")
     run.add_argument("--no-store", action="store_true", help="do not record the run in the run history")
@@ -235,7 +238,8 @@ def _run_config(args) -> config.RunConfig:
                       top_p=args.top_p, top_k=args.top_k, seed=args.seed, dtype=args.dtype, device=args.device,
                       layer_skip_layers=args.layer_skip_layers, medusa_heads=args.medusa_heads,
                       medusa_typical=args.medusa_typical, mode=getattr(args, "mode", None),
-                      real_prompts=getattr(args, "real_prompts", config.DEFAULT_REAL_PROMPTS))
+                      real_prompts=getattr(args, "real_prompts", config.DEFAULT_REAL_PROMPTS),
+                      responses=getattr(args, "responses", False))
 
 
 def _cmd_engine_run(args) -> int:

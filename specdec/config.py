@@ -101,6 +101,7 @@ class RunConfig:
     device: str = DEFAULT_DEVICE
     mode: str = "real"  # MODES; run_config() picks DEFAULT_MODE for greedy runs
     real_prompts: int = DEFAULT_REAL_PROMPTS  # traced mode: prompts also run for real (timing + check)
+    responses: bool = False  # traced mode: score the file's logged responses instead of generating
 
     @property
     def draft(self) -> str | None:

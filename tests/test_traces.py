@@ -180,3 +180,51 @@ def test_cli_traced_run_checks_itself_against_the_real_subset_and_is_read_unchan
     # sampling cannot be traced: one line, exit 2
     assert main(["run", "--workload", str(workload), "--out", str(tmp_path / "x"), "--target", str(target_dir),
                  "--draft", str(draft_dir), "--mode", "traced", "--temperature", "0.7"]) == 2
+
+
+def test_a_forced_response_is_scored_by_one_teacher_forced_pass(deep, family):
+    """Forcing the target's own output gives the generated trace back; forcing another response scores
+    the drafters along it (its tokens, each drafter's choices given its prefixes)."""
+    _, traced = family
+    ps = [p.tolist() for p in prompts(3, seed=41)]
+    eos = {tiny.EOS_ID}
+    free = trace_batch(deep, ps, 12, GREEDY, eos, traced, lookahead=4)
+    again = trace_batch(deep, ps, 12, GREEDY, eos, traced, lookahead=4, forced=[t.extended for t in free])
+    for a, b in zip(free, again):
+        assert a.extended == b.extended and all(a.drafters[k].top == b.drafters[k].top for k in a.drafters)
+    other = [list(range(65, 75)), None, [tiny.EOS_ID]]
+    scored = trace_batch(deep, ps, 12, GREEDY, eos, traced, lookahead=4, forced=other)
+    # without an EOS of its own a forced row goes on with the target's choices, up to max_new_tokens
+    assert scored[0].tokens[:10] == other[0] and len(scored[0].tokens) == 12
+    assert scored[1].tokens == free[1].tokens and scored[2].tokens == [tiny.EOS_ID]
+    draft = traced[0].model
+    with torch.inference_mode():  # the draft's choice at each position of the forced response, by hand
+        logits = draft(input_ids=torch.tensor([ps[0] + other[0]])).logits[0, len(ps[0]) - 1:-1]
+    assert scored[0].drafters["draft"].top[: len(other[0])] == logits.argmax(-1).tolist()
+
+
+def test_cli_scores_logged_responses(tiny_model_dirs, tmp_path, monkeypatch):
+    import json
+
+    from specdec import results as R
+    from specdec.cli import main
+
+    monkeypatch.setenv("SPECDEC_STORE", str(tmp_path / "runs.sqlite"))
+    rows = [{"id": f"p{i}", "category": "c", "prompt": f"Say something about {w}.", "response": f"{w} is {w}, {w}."}
+            for i, w in enumerate(("cats", "dogs", "rain", "tea"))]
+    rows.append({"id": "chat", "category": "c", "messages": [{"role": "user", "content": "hi"},
+                                                             {"role": "assistant", "content": "hello there"}]})
+    wl = tmp_path / "logged.jsonl"
+    wl.write_text("\n".join(json.dumps(r) for r in rows))
+    target_dir, draft_dir = tiny_model_dirs
+    assert main(["run", "--workload", str(wl), "--out", str(tmp_path / "o"), "--target", str(target_dir),
+                 "--draft", str(draft_dir), "--methods", "draft,prompt-lookup", "--draft-lengths", "1,3",
+                 "--max-new-tokens", "40", "--real-prompts", "1", "--responses", "--dtype", "float32", "--no-store"]) == 0
+    res = R.load(tmp_path / "o" / "results.json")
+    assert res["manifest"]["traced"]["responses"] == 4  # every prompt but the one run for real
+    logged = {p["id"]: p for p in res["prompts"] if p["baseline"].get("logged_response")}
+    assert len(logged) == 4
+    want = {r["id"]: r.get("response") or "hello there" for r in rows}
+    for pid, p in logged.items():
+        assert p["baseline"]["text"] == want[pid]  # the logged answer, byte for byte (byte tokenizer)
+        assert all(r["tokens"] == p["baseline"]["tokens"] and r.get("traced") for r in p["runs"])

@@ -89,7 +89,7 @@ def run_config(*, target: str, draft, methods, draft_lengths, max_new_tokens: in
                seed: int = config.DEFAULT_SEED, dtype: str = config.DEFAULT_DTYPE,
                device: str = config.DEFAULT_DEVICE, layer_skip_layers=(), medusa_heads: str | None = None,
                medusa_typical: bool = False, mode: str | None = None,
-               real_prompts: int = config.DEFAULT_REAL_PROMPTS) -> RunConfig:
+               real_prompts: int = config.DEFAULT_REAL_PROMPTS, responses: bool = False) -> RunConfig:
     """A checked RunConfig from form or command-line values; every problem is one SpecdecError line.
     draft: one spec or several (a list, or comma-separated)."""
     target = str(target).strip()
@@ -131,11 +131,14 @@ def run_config(*, target: str, draft, methods, draft_lengths, max_new_tokens: in
         raise SpecdecError("traced mode needs at least 1 real prompt: its timings come from them")
     return RunConfig(target=target, drafts=drafts if "draft" in methods else (), methods=methods,
                      layer_skip_layers=layers if "layer-skip" in methods else (),
+    if responses and mode != "traced":
+        raise SpecdecError("logged responses are scored in traced mode only (greedy)")
                      medusa_heads=str(medusa_heads).strip() if "medusa" in methods else None,
                      medusa_typical=bool(medusa_typical), draft_lengths=gammas,
                      max_new_tokens=int(max_new_tokens), max_prompts=None if max_prompts is None else int(max_prompts),
                      sampling=SamplingConfig(temperature=float(temperature), top_p=float(top_p), top_k=int(top_k)),
-                     seed=int(seed), dtype=dtype, device=device, mode=mode, real_prompts=int(real_prompts))
+                     seed=int(seed), dtype=dtype, device=device, mode=mode, real_prompts=int(real_prompts),
+                     responses=bool(responses))
 
 
 # ---- speeds ----

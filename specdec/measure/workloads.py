@@ -42,6 +42,7 @@ class Prompt:
     messages: tuple[dict, ...] | None
     system: str | None
     source_line: int
+    response: str | None = None  # a logged answer (a "response" field, or the chat's final assistant turn)
 
     @property
     def input_text(self) -> str:
@@ -158,7 +159,8 @@ def _build_prompts(records: list, log: Log, category_field: str | None) -> list[
             while f"{prompt.id}-{k}" in seen:
                 k += 1
             log.note(f"repeated id '{prompt.id}' renamed {prompt.id}-2, -3, …", line)
-            prompt = Prompt(f"{prompt.id}-{k}", prompt.category, prompt.text, prompt.messages, prompt.system, line)
+            prompt = Prompt(f"{prompt.id}-{k}", prompt.category, prompt.text, prompt.messages, prompt.system, line,
+                            prompt.response)
         seen.add(prompt.id)
         prompts.append(prompt)
     return prompts
@@ -207,7 +209,26 @@ def _to_prompt(record, line: int, log: Log, category_field: str) -> Prompt:
         if category_field != "category":
             log.note(f"no '{category_field}' value: category '{DEFAULT_CATEGORY}'", line)
     ident = _str(rec.get("id", rec.get("question_id"))).strip() or f"L{line}"
-    return Prompt(id=ident, category=category, text=text, messages=messages, system=system, source_line=line)
+    return Prompt(id=ident, category=category, text=text, messages=messages, system=system, source_line=line,
+                  response=_logged_response(rec))
+
+
+def _logged_response(rec: dict) -> str | None:
+    """The answer a production model gave, when the record holds one: a text "response" field, or the
+    final assistant turn of its chat (which _messages drops from what the model reads). specdec.traces
+    scores it with --responses."""
+    if isinstance(rec.get("response"), str) and rec["response"].strip():
+        return _tidy(rec["response"])
+    for key, role_key, content_key in (("messages", "role", "content"), ("conversations", "from", "value")):
+        chat = rec.get(key)
+        if isinstance(chat, list) and chat and isinstance(chat[-1], dict):
+            role = str(chat[-1].get(role_key, "")).lower()
+            content = chat[-1].get(content_key)
+            if role in ("assistant", "gpt", "bot") and isinstance(content, str) and content.strip():
+                return _tidy(content)
+    return None
+
+
 
 
 def _messages(raw, role_key: str, content_key: str, line: int, log: Log) -> tuple[dict, ...]:

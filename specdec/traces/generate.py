@@ -76,11 +76,15 @@ class Timings:
 
 def trace_batch(target, prompts: list[list[int]], max_new_tokens: int, sampling: SamplingConfig,
                 eos_ids: set[int], drafters: list[TraceDrafter] = (), lookahead: int = 0,
-                generators: list | None = None, timings: Timings | None = None) -> list[PromptTrace]:
+                generators: list | None = None, timings: Timings | None = None,
+                forced: list | None = None) -> list[PromptTrace]:
     """Generate every prompt's continuation in one batch and trace each drafter along it.
 
     Greedy decoding takes the argmax per row; sampling draws each row from its own generator
-    (generators[b]) with the same warp as decoding.loops. Returns one PromptTrace per prompt, in order.
+    (generators[b]) with the same warp as decoding.loops. forced[b] (a list of ids, or None) replaces
+    row b's choices while it lasts: a logged response scored instead of generated (one teacher-forced
+    pass); past its end the row continues with its own choices (the EOS lookahead). Returns one
+    PromptTrace per prompt, in order.
     """
     timings = timings if timings is not None else Timings()
     device = next(target.parameters()).device
@@ -118,6 +122,10 @@ def trace_batch(target, prompts: list[list[int]], max_new_tokens: int, sampling:
                          use_cache=True).last_hidden_state[:, -1]  # (B, d), after the final norm
                 logits = lm_head(h).float()  # (B, V)
                 tokens = _choose(logits, sampling, generators)
+                if forced:
+                    for b, f in enumerate(forced):
+                        if f is not None and len(out[b]) < len(f):
+                            tokens[b] = f[len(out[b])]
                 t1 = clock(device)
                 if t_step == 0:
                     timings.prefill_s += t1 - t0

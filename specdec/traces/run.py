@@ -132,12 +132,17 @@ def execute_traced(target, sources, encoded: list[tuple], cfg, eos: set[int], de
         batch = todo[start: start + config.TRACE_BATCH]
         if on_stage:
             on_stage(f"tracing {len(batch)} prompts", batch[0][0].id)
+        forced = [_response_ids(prompt, target.tokenizer, eos, cfg.max_new_tokens)
+                  if cfg.responses and prompt.id not in real else None for prompt, _ in batch]
+        report["responses"] = report.get("responses", 0) + sum(f is not None for f in forced)
         traces = trace_batch(model, [ids for _, ids in batch], cfg.max_new_tokens, cfg.sampling, eos,
-                             traced_sources, lookahead=lookahead, timings=tim)
+                             traced_sources, lookahead=lookahead, timings=tim, forced=forced)
         report["batches"] += 1
-        for (prompt, ids), tr in zip(batch, traces):
+        for (prompt, ids), tr, f in zip(batch, traces, forced):
             record = _record(prompt, ids, tr, real.get(prompt.id), sources, skipped, cfg, eos, cm, pre, decode_text,
                              check)
+            if f is not None:  # the logged answer, not the local target's: say so on the record
+                record["baseline"]["logged_response"] = True
             on_record(record)
     report["trace_s"] = time.perf_counter() - t0
     report["timings"] = {"target_prefill_s": tim.prefill_s, "target_steps_s": tim.steps_s,
@@ -145,6 +150,19 @@ def execute_traced(target, sources, encoded: list[tuple], cfg, eos: set[int], de
     report["check"] = _summarise(check)
     report["total_s"] = time.perf_counter() - t_start
     return status, report
+
+
+def _response_ids(prompt, tokenizer, eos: set[int], max_new_tokens: int) -> list[int] | None:
+    """A prompt's logged response as the ids the target would emit (ending in EOS), or None without one.
+    Scoring it is exact for what greedy SD would do if the local target wrote that response; where the
+    target would have written something else, it is the drafters' agreement with the logged answer."""
+    if not prompt.response:
+        return None
+    ids = list(tokenizer(prompt.response, add_special_tokens=False)["input_ids"])
+    if not eos:
+        return ids[:max_new_tokens]
+    end = tokenizer.eos_token_id if tokenizer.eos_token_id in eos else min(eos)
+    return (ids + [end])[:max_new_tokens]
 
 
 def _has_traces(record: dict | None) -> bool:
