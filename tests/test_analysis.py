@@ -1,5 +1,3 @@
-import time
-
 import numpy as np
 import pytest
 
@@ -137,16 +135,15 @@ def test_resample_weights_are_multinomial_counts():
     assert np.isnan(prompts_needed(0, 0.1))
 
 
-def test_bootstrap_is_fast_and_deterministic():
+def test_bootstrap_is_deterministic():
+    """Same data, same intervals. (Its speed is a benchmark's claim: benchmarks/brief.py times the
+    analysis stage, bootstrap included, side by side with the rest of the brief.)"""
     spec = S.Spec([S.Category(f"c{i}", 20, (0.7,), spread=0.1) for i in range(5)],
                   methods=("draft", "prompt-lookup"), gammas=(2, 4, 6, 8), max_new_tokens=32)
     m = analysis.collect(S.make_results(spec))
-    t = time.perf_counter()
     a = analysis.summary_table(m)  # 100 prompts × 8 configs + baseline, 2000 resamples
-    elapsed = time.perf_counter() - t
-    assert elapsed < 2.0, elapsed  # ~0.25 s unloaded; the bound leaves room for a busy shared CPU
     b = analysis.summary_table(m)
-    assert a.equals(b)
+    assert a.equals(b) and a["speedup_lo"].notna().any()
 
 
 def test_losslessness(tmp_path):

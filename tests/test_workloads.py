@@ -200,6 +200,32 @@ def test_empty_prompts_skipped_and_reported(tmp_path):
     fails(tmp_path, "w.jsonl", '{"prompt": ""}\n{"prompt": "x"}\n', "line 1", "empty prompt", strict=True)
 
 
+def test_the_real_size_caps_with_sparse_files(tmp_path):
+    """config's 50 MB workload cap and 512 MB results cap, on sparse files one byte over each cap: the file
+    is refused from its size, before anything is read (a sparse file costs no disk and no RAM)."""
+    from specdec import config, results
+    big = tmp_path / "big.jsonl"
+    with open(big, "wb") as f:
+        f.truncate(config.MAX_WORKLOAD_BYTES + 1)
+    with pytest.raises(SpecdecError, match=r"big.jsonl: .* over the .* limit"):
+        load_workload(big)
+    with pytest.raises(SpecdecError, match=r"upload.txt: .* over the .* limit"):  # an upload's bytes: same cap
+        load_workload(bytes(config.MAX_WORKLOAD_BYTES + 1), name="upload.txt")
+    with open(big, "r+b") as f:  # exactly at the cap is allowed past the size check (then fails as content)
+        f.truncate(config.MAX_WORKLOAD_BYTES)
+    with pytest.raises(SpecdecError) as exc:
+        load_workload(big)
+    assert "over the" not in str(exc.value)
+    import tomllib  # the app's upload widget refuses at the same size as the loader
+    streamlit = tomllib.loads((Path(__file__).parents[1] / ".streamlit" / "config.toml").read_text())
+    assert streamlit["server"]["maxUploadSize"] * 2**20 == config.MAX_WORKLOAD_BYTES
+    huge = tmp_path / "results.json"
+    with open(huge, "wb") as f:
+        f.truncate(config.MAX_RESULTS_BYTES + 1)
+    with pytest.raises(SpecdecError, match="too large for a results file .*512 MB"):
+        results.load(huge)
+
+
 def test_size_cap_and_missing_file(tmp_path):
     fails(tmp_path, "big.txt", "x" * 2000, "over the", "limit", max_bytes=1000)
     with pytest.raises(SpecdecError, match="nope.csv: no such file"):
@@ -298,6 +324,22 @@ def test_token_report(tmp_path, tokenizer):
 
 
 # ---- real files ----------------------------------------------------------------------------------
+
+SPEC_BENCH_FORMAT = Path(__file__).parent / "fixtures" / "spec_bench_format.jsonl"
+
+
+def test_spec_bench_format_loads_without_the_shared_data():
+    """Runs everywhere (no ../shared needed): a project-written file in Spec-Bench's exact format —
+    {"question_id", "category", "turns"} — with its 13 categories, two prompts each. The real question set
+    may not be copied into the repository (../shared/data/NOTICE.md), so it is tested below when present."""
+    w = load_workload(SPEC_BENCH_FORMAT)
+    assert len(w.prompts) == 26 and w.skipped == []
+    assert set(w.categories().values()) == {2} and len(w.categories()) == 13
+    assert w.prompts[0].id == "81" and w.prompts[0].category == "translation"
+    writing = next(p for p in w.prompts if p.category == "writing")
+    assert writing.text == "Project-written writing question 1: answer briefly."  # first turn only
+    assert sum("only the first turn" in x for x in w.warnings) >= 1
+
 
 def test_spec_bench_loads_with_its_categories(spec_bench_path):
     w = load_workload(spec_bench_path)
