@@ -130,7 +130,9 @@ def test_local_dir_loads_ready_for_decoding(tiny_model_dirs):
     assert loaded.sha256 is None and loaded.local_path == str(target_dir)
     info = loaded.info()
     assert set(info) == {"spec", "local_path", "sha256", "parameters", "dtype", "device", "num_layers",
-                         "hidden_size", "vocab_size", "num_key_value_heads", "head_dim", "architecture", "linear"}
+                         "hidden_size", "vocab_size", "num_key_value_heads", "head_dim", "architecture", "linear",
+                         "tie_word_embeddings"}
+    assert info["tie_word_embeddings"] == bool(loaded.model.config.tie_word_embeddings)
     assert info["parameters"] == sum(p.numel() for p in loaded.model.parameters()) > 0
     assert (info["num_layers"], info["hidden_size"], info["vocab_size"]) == (2, 64, tiny.VOCAB_SIZE)
     assert (info["num_key_value_heads"], info["head_dim"], info["architecture"]) == (2, 16, "Qwen2ForCausalLM")
