@@ -15,7 +15,7 @@ if workload is None:
     st.warning("Choose a workload first.")
     st.page_link(ui.PAGES["workload"], label="Go to the Workload page", icon=":material/upload_file:")
     st.stop()
-st.caption(f"Workload **{workload.name}**: {len(workload.prompts)} of {total} prompts "
+st.caption(f"Workload **{ui.esc(workload.name)}**: {len(workload.prompts)} of {total} prompts "
            f"({len(workload.categories())} categories) — change the sample on the Workload page.")
 job = ui.worker().status()
 
@@ -25,7 +25,7 @@ def live_progress():
     status = ui.worker().status()
     if not status.busy:
         st.rerun()
-    st.markdown(f"**{status.label}**")
+    st.markdown(f"**{ui.esc(status.label)}**")
     ui.job_progress(status)
     st.button("Cancel", on_click=ui.worker().cancel, disabled=status.cancel_requested, icon=":material/stop:")
 
@@ -67,7 +67,7 @@ c[0].multiselect("Methods", list(config.METHODS), key="run_methods", persist_sta
 c[1].multiselect("Draft lengths γ to measure", list(range(1, config.MAX_DRAFT_LENGTH + 1)), key="run_gammas", persist_state="session",
                  on_change=ui.mark_custom,
                  help="Tokens drafted per verify pass. Other γ values are projected from these on the Explore page.")
-c[2].number_input("Max new tokens", min_value=1, max_value=4096, step=16, key="run_max_new", persist_state="session", on_change=ui.mark_custom)
+c[2].number_input("Max new tokens", min_value=1, max_value=config.MAX_NEW_TOKENS, step=16, key="run_max_new", persist_state="session", on_change=ui.mark_custom)
 
 if "layer-skip" in chosen:
     n_layers = ui.target_layers()
@@ -142,7 +142,9 @@ with st.expander("Advanced"):
                    help="auto: bfloat16 where the CPU/GPU computes it natively (≈ 2.5× faster on this kind of CPU), "
                         "else float32. float32 makes greedy outputs match the baseline exactly.")
     c[2].selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="run_device", persist_state="session")
-    c[3].checkbox("Trust remote code", key="run_trust", persist_state="session", help="Allow model code from the hub (only for models you trust).")
+    # Never a browser switch: running a repository's code is the decision of whoever starts the server.
+    c[3].caption("Remote model code: " + ("**allowed** by the server (SPECDEC_TRUST_REMOTE_CODE)" if ui.trust_remote_code()
+                 else "off. The person starting the server can allow it: `SPECDEC_TRUST_REMOTE_CODE=1 streamlit run app.py`"))
 
 try:
     cfg = ui.run_config(len(workload.prompts) if len(workload.prompts) < total else None)
@@ -178,7 +180,7 @@ else:
     st.caption("Fix the settings above to see an estimate.")
 if cfg and st.button("Load and time models", disabled=job.busy, icon=":material/timer:"):
     try:
-        ui.worker().start_calibration(cfg, bool(st.session_state["run_trust"]))
+        ui.worker().start_calibration(cfg, ui.trust_remote_code())
         st.rerun()
     except SpecdecError as exc:
         st.error(str(exc))
@@ -186,7 +188,7 @@ if cfg and st.button("Load and time models", disabled=job.busy, icon=":material/
 st.subheader("Measure")
 if st.button("Start run", type="primary", disabled=job.busy or cfg is None, icon=":material/play_arrow:"):
     try:
-        ui.worker().start_run(cfg, workload, bool(st.session_state["run_trust"]))
+        ui.worker().start_run(cfg, workload, ui.trust_remote_code())
         st.rerun()
     except SpecdecError as exc:
         st.error(str(exc))
