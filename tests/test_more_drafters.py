@@ -191,6 +191,10 @@ def test_train_heads_then_run_every_method_side_by_side(tiny_model_dirs, tmp_pat
         for run in p["runs"]:
             if run["method"] != "medusa:typical":  # the lossy rule may drift; everything else may not
                 assert run["tokens"] == p["baseline"]["tokens"], run["method"]  # greedy float32: lossless
+            # The recorded measurement adds up: every emitted token is in a round (plus the prefill's),
+            # and the rounds' chained clocks never exceed the decode time they split.
+            assert sum(r["emitted"] for r in run["rounds"]) + 1 == run["new_tokens"] == len(run["tokens"])
+            assert sum(r["draft_s"] + r["verify_s"] for r in run["rounds"]) <= run["decode_s"] + 1e-9
     a = analysis.analyze(results, n_boot=50)
     assert "medusa:typical" in a.lossless["lossy"] and "medusa:typical" not in a.lossless["by_method"]
     assert "typical acceptance (lossy)" in a.label("medusa:typical")
