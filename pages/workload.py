@@ -43,7 +43,7 @@ else:
 try:
     full = ui.parse_workload()
 except SpecdecError as exc:
-    st.error(str(exc))
+    st.error(ui.esc(str(exc)))
     st.stop()
 if full is None:
     st.info("Upload a prompt file or pick a sample workload to continue.")
@@ -58,7 +58,7 @@ if total > 1:
 workload = ui.parse_workload(ui.sample_size(total)) if ui.sample_size(total) < total else full
 summary = workload.summary()
 
-st.subheader(f"{summary['name']}")
+st.subheader(ui.esc(summary['name']))
 c = st.columns(4)
 c[0].metric("Format", workloads.FORMAT_NAMES.get(summary["format"], summary["format"]))
 c[1].metric("Prompts to measure", f"{summary['prompts']} of {total}")
@@ -72,13 +72,15 @@ with left:
 with right:
     st.markdown(f"**Warnings ({len(summary['warnings'])})**")
     if summary["warnings"]:
-        st.markdown("\n".join(f"- {w}" for w in summary["warnings"]))
+        st.markdown("\n".join(f"- {ui.esc(w)}" for w in summary["warnings"][:200]))
     else:
         st.caption("none")
     st.markdown(f"**Skipped ({len(summary['skipped'])})**")
     if summary["skipped"]:
         with st.container(height=200 if len(summary["skipped"]) > 6 else "content"):
-            st.markdown("\n".join(f"- {s}" for s in summary["skipped"]))
+            shown = summary["skipped"][:200]  # a file may skip up to config.MAX_WORKLOAD_RECORDS records
+            more = len(summary["skipped"]) - len(shown)
+            st.markdown("\n".join(f"- {ui.esc(s)}" for s in shown) + (f"\n- … and {more:,} more" if more else ""))
     else:
         st.caption("nothing skipped")
 

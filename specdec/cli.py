@@ -225,6 +225,8 @@ def _cmd_run(args) -> int:
         if db is not None:
             db.close()
     manifest = results["manifest"]
+    for note in manifest.get("notes", []):  # prompts skipped, resume repairs, truncations: one line each
+        print(_printable(f"note: {note}"), file=sys.stderr)
     print(f"{manifest['status']}: {len(results['prompts'])} prompts -> {args.out}/results.json "
           f"(run {manifest['run_id']})")
     return 0
@@ -252,8 +254,9 @@ def _cmd_engine_run(args) -> int:
         raise SpecdecError("engine-run needs --engine llama.cpp, or both --baseline-url and --spec-url")
     if args.spec_url and not args.baseline_url:
         raise SpecdecError("--spec-url needs --baseline-url (the same model served without SD)")
-    if not args.concurrency or min(args.concurrency) < 1 or args.max_new_tokens < 1:
-        raise SpecdecError("--concurrency must be positive integers (e.g. 1,2,4) and --max-new-tokens ≥ 1")
+    if not args.concurrency or min(args.concurrency) < 1 or not 1 <= args.max_new_tokens <= config.MAX_NEW_TOKENS:
+        raise SpecdecError(f"--concurrency must be positive integers (e.g. 1,2,4) and --max-new-tokens from 1 to "
+                           f"{config.MAX_NEW_TOKENS}")
     if args.engine and (not args.draft_lengths or not 1 <= min(args.draft_lengths) <= max(args.draft_lengths)
                         <= config.MAX_DRAFT_LENGTH):
         raise SpecdecError(f"--draft-lengths must be integers in 1 … {config.MAX_DRAFT_LENGTH}, e.g. 2,4")
@@ -310,6 +313,9 @@ def _cmd_train_heads(args) -> int:
     _quiet_transformers()
     if args.heads < 1 or args.steps < 1 or args.batch < 1 or not 0 < args.train_share < 1 or args.lr <= 0:
         raise SpecdecError("--heads, --steps and --batch must be ≥ 1, --train-share in (0, 1), --lr > 0")
+    if not 1 <= args.max_new_tokens <= config.MAX_NEW_TOKENS or args.heads > config.MAX_DRAFT_LENGTH:
+        raise SpecdecError(f"--max-new-tokens must be from 1 to {config.MAX_NEW_TOKENS} and --heads at most "
+                           f"{config.MAX_DRAFT_LENGTH}")
     workload = workloads.load_workload(args.workload, max_prompts=args.max_prompts, seed=args.seed)
     progress = _ProgressLine()
     target = models.load_model(args.target, dtype=args.dtype, device=args.device,

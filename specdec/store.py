@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import sys
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from specdec import config, results
@@ -117,6 +118,20 @@ def _fault_point(name: str) -> None:
     ("prompt-mid-transaction"), to show a half-written prompt never survives."""
 
 
+def _owner_only(path: Path) -> None:
+    """The store holds every run's prompts and outputs: create it readable by its owner only (SQLite gives
+    its -wal and -shm files the same mode), and tighten one made before this rule."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_mode & 0o077 and os.fstat(fd).st_uid == os.getuid():
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError):
+        pass  # a read-only location or Windows: sqlite3 reports what matters below
+
+
 def _dumps(value) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
@@ -133,6 +148,7 @@ class Store:
             raise SpecdecError(f"cannot create the run store folder {self.path.parent}: {exc.strerror}") from None
         self._db = None
         self._claims: dict[str, int] = {}  # run_id → fd of the lock this process holds
+        _owner_only(self.path)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, sqlite3 adds none of its own.
             self._db = sqlite3.connect(self.path, timeout=config.STORE_BUSY_TIMEOUT_S,
@@ -173,14 +189,17 @@ class Store:
                 db.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise SpecdecError(f"run store {self.path} is busy or unwritable: {exc}") from None
+            except sqlite3.Error as exc:
+                raise SpecdecError(self._problem(exc)) from None
             try:
                 yield db
                 db.execute("COMMIT")
             except BaseException as exc:
                 if db.in_transaction:
-                    db.execute("ROLLBACK")
+                    with suppress(sqlite3.Error):  # a damaged file can fail the rollback too
+                        db.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
-                    raise SpecdecError(f"run store {self.path}: {exc}") from None
+                    raise SpecdecError(self._problem(exc)) from None
                 raise
 
     @contextmanager
@@ -192,10 +211,21 @@ class Store:
                 db.execute("BEGIN")
                 yield db
             except sqlite3.Error as exc:
-                raise SpecdecError(f"run store {self.path}: {exc}") from None
+                raise SpecdecError(self._problem(exc)) from None
             finally:
                 if db.in_transaction:
-                    db.execute("COMMIT")
+                    try:
+                        db.execute("COMMIT")
+                    except sqlite3.Error as exc:  # the COMMIT of a read on a damaged file fails as well
+                        raise SpecdecError(self._problem(exc)) from None
+
+    def _problem(self, exc: sqlite3.Error) -> str:
+        """One line for an SQLite error; a damaged file says what to do about it."""
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, sqlite3.DatabaseError) and re.search(r"malformed|not a database|corrupt", text, re.I):
+            return (f"run store {self.path} is damaged ({text}); move it aside and a new, empty store is "
+                    "created on the next start (`sqlite3 FILE .recover` may save its runs)")
+        return f"run store {self.path}: {text}"
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
@@ -268,7 +298,7 @@ class Store:
         lock = self._lock_path(run_id)
         try:
             lock.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise SpecdecError(f"cannot create the run lock {lock}: {exc.strerror}") from None
         try:

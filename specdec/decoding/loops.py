@@ -47,11 +47,23 @@ class Generation:
         return len(self.tokens)
 
 
+class Stopped(Exception):
+    """should_stop() turned true inside a generation: the caller drops the partial generation."""
+
+
+def _check(should_stop) -> None:
+    # Once per token or round: a cancel is honoured within one forward, not after the whole
+    # generation (max_new_tokens forwards of a large model can take minutes). Costs ~0.1 µs a step.
+    if should_stop is not None and should_stop():
+        raise Stopped
+
+
 def baseline_decode(
     model, prompt: torch.Tensor, max_new_tokens: int, sampling: SamplingConfig,
-    eos_ids: set[int], generator: torch.Generator | None = None,
+    eos_ids: set[int], generator: torch.Generator | None = None, should_stop=None,
 ) -> Generation:
-    """Autoregressive decoding with the model's KV cache: one forward per token. prompt: (L,) ids."""
+    """Autoregressive decoding with the model's KV cache: one forward per token. prompt: (L,) ids.
+    should_stop: () -> bool, polled every token; raises Stopped when it turns true."""
     device = prompt.device
     with torch.inference_mode():
         t0 = clock(device)
@@ -61,6 +73,7 @@ def baseline_decode(
         t1 = clock(device)
         step = prompt.new_empty(1)
         while len(tokens) < max_new_tokens and token not in eos_ids:
+            _check(should_stop)
             step[0] = token
             token = S.next_token(forward(model, step, cache)[-1], sampling, generator)
             tokens.append(token)
@@ -71,6 +84,7 @@ def baseline_decode(
 def speculative_decode(
     target, drafter, prompt: torch.Tensor, gamma: int, max_new_tokens: int, sampling: SamplingConfig,
     eos_ids: set[int], generator: torch.Generator | None = None, typical: tuple[float, float] | None = None,
+    should_stop=None,
 ) -> Generation:
     """Speculative decoding (Leviathan et al. 2023, Alg. 1): the drafter proposes ≤ γ tokens, the
     target scores all of them plus one more in a single forward, and the accepted run plus one
@@ -82,6 +96,7 @@ def speculative_decode(
 
     typical=(ε, δ) swaps the exact test for Medusa's typical acceptance (S.verify_typical): lossy, so
     only for a run that asks for it by name and measures how far the output drifts.
+    should_stop: () -> bool, polled every round; raises Stopped when it turns true.
     """
     device = prompt.device
     observe = getattr(drafter, "observe", None)
@@ -103,6 +118,7 @@ def speculative_decode(
         t1 = clock(device)
         t_round = t1
         while emitted < max_new_tokens and token not in eos_ids:
+            _check(should_stop)
             seq = buf[:length]
             # Draft no more than can be emitted: the round adds accepted + 1 tokens.
             proposal = drafter.propose(seq, min(gamma, max_new_tokens - emitted - 1))

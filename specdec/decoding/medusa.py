@@ -205,20 +205,36 @@ def load(path: str | Path, target=None, device: str | torch.device = "cpu") -> t
                            "make one with `python -m specdec train-heads`)")
     try:
         meta = json.loads((p / MANIFEST_FILE).read_text())
-        heads = MedusaHeads(int(meta["hidden_size"]), int(meta["num_heads"]))
+        d, k = int(meta["hidden_size"]), int(meta["num_heads"])
+        _check_shape(p, d, k, target)  # before allocating: the manifest alone sizes the heads
+        heads = MedusaHeads(d, k)
         heads.load_state_dict(load_file(str(p / HEADS_FILE)))
-    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as e:
+    except (ValueError, KeyError, TypeError, RuntimeError, OSError, RecursionError) as e:
         raise SpecdecError(f"{p}: cannot read the Medusa heads ({str(e).splitlines()[0][:200]})") from None
     if target is not None:
-        d = target.config.get_text_config().hidden_size
-        if d != heads.hidden_size:
-            raise SpecdecError(f"{p}: these heads were trained for hidden size {heads.hidden_size}, the target has {d}")
         want = (meta.get("report") or {}).get("target", {}).get("parameters")
         have = sum(t.numel() for t in target.parameters())
         if want and want != have:
             raise SpecdecError(f"{p}: these heads were trained on another target ({want:,} parameters, this one has "
                                f"{have:,})")
     return heads.to(device).eval(), meta
+
+
+def _check_shape(p: Path, d: int, k: int, target) -> None:
+    """The manifest's hidden size d and head count K against the target (or sane bounds without one), and
+    the weights file against the size those imply, all before a single tensor is allocated or read."""
+    if not 1 <= k <= config.MAX_DRAFT_LENGTH:  # K heads draft at most K tokens a round
+        raise SpecdecError(f"{p}: {k} heads; heads directories hold 1 … {config.MAX_DRAFT_LENGTH}")
+    want = target.config.get_text_config().hidden_size if target is not None else None
+    if want is not None and d != want:
+        raise SpecdecError(f"{p}: these heads were trained for hidden size {d}, the target has {want}")
+    if not 1 <= d <= 65_536:
+        raise SpecdecError(f"{p}: hidden size {d} is not a model's")
+    expected = k * (d * d + d) * 4  # float32 weights and biases, the largest dtype save() writes
+    size = (p / HEADS_FILE).stat().st_size
+    if size > expected + 1_000_000:  # + the safetensors header
+        raise SpecdecError(f"{p}: {HEADS_FILE} is {size / 1e6:.0f} MB; {k} heads of size {d} need at most "
+                           f"{expected / 1e6:.0f} MB")
 
 
 def split(prompts: list, share: float = config.MEDUSA_TRAIN_SHARE, seed: int = 0) -> tuple[list, list]:

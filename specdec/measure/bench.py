@@ -15,7 +15,7 @@ import torch
 
 from specdec import methods
 from specdec.config import RunConfig
-from specdec.decoding.loops import Generation, baseline_decode, speculative_decode
+from specdec.decoding.loops import Generation, Stopped, baseline_decode, speculative_decode
 from specdec.decoding.drafters import DraftModelDrafter, MedusaDrafter, PromptLookupDrafter
 
 WARMUP_TOKENS = 8
@@ -67,15 +67,22 @@ def generator_for(cfg: RunConfig, prompt_id: str, device: torch.device) -> torch
 def measure_prompt(target, sources: list[DraftSource], ids: list[int], prompt_id: str, cfg: RunConfig,
                    eos_ids: set[int], decode_text, should_stop=None) -> dict | None:
     """Baseline + every method × γ on one prompt. Returns {"prompt_tokens", "baseline", "runs"}, or
-    None when should_stop() turned true between two configurations (a prompt is kept whole or not at all).
+    None when should_stop() turned true (polled every token or round; a prompt is kept whole or not at all).
 
     target: a torch model; sources: one per method key; ids: the encoded prompt; decode_text: ids → str.
     """
+    try:
+        return _measure_prompt(target, sources, ids, prompt_id, cfg, eos_ids, decode_text, should_stop)
+    except Stopped:  # cancelled inside a generation: the prompt is dropped whole
+        return None
+
+
+def _measure_prompt(target, sources, ids, prompt_id, cfg, eos_ids, decode_text, should_stop) -> dict | None:
     device = next(target.parameters()).device
     prompt = torch.tensor(ids, device=device)
     vocab_size = target.get_output_embeddings().weight.shape[0]
     base = baseline_decode(target, prompt, cfg.max_new_tokens, cfg.sampling, eos_ids,
-                           generator_for(cfg, prompt_id, device))
+                           generator_for(cfg, prompt_id, device), should_stop=should_stop)
     runs = []
     for source in sources:
         key = source.key_for(prompt_id)
@@ -87,7 +94,7 @@ def measure_prompt(target, sources: list[DraftSource], ids: list[int], prompt_id
             g = generator_for(cfg, prompt_id, device)
             drafter = make_drafter(source, target, cfg, g, vocab_size)
             gen = speculative_decode(target, drafter, prompt, gamma, cfg.max_new_tokens, cfg.sampling, eos_ids, g,
-                                     typical=source.typical)
+                                     typical=source.typical, should_stop=should_stop)
             runs.append({"method": key, "draft_length": gamma,
                          **generation_record(gen, decode_text)})
     return {"prompt_tokens": len(ids), "baseline": generation_record(base, decode_text), "runs": runs}

@@ -193,7 +193,7 @@ def detect(text: str, ext: str, name: str) -> tuple[str, str | None]:
 def _try_json(text: str):
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's stack
         return None
 
 
@@ -202,9 +202,14 @@ def _jsonl_records(text: str, log: Log):
         if not line.strip():
             continue
         try:
-            yield n, f"line {n}", json.loads(line)
+            record = json.loads(line)
         except json.JSONDecodeError as exc:
             log.skip(f"line {n}", f"malformed JSON ({exc.msg} at column {exc.colno})")
+            continue
+        except (ValueError, RecursionError) as exc:  # a 4300-digit integer, nesting deeper than the stack
+            log.skip(f"line {n}", f"unusable JSON ({_json_problem(exc)})")
+            continue
+        yield n, f"line {n}", record
 
 
 def _json_records(text: str, log: Log):
@@ -238,6 +243,15 @@ def _json_records(text: str, log: Log):
     except json.JSONDecodeError as exc:
         raise SpecdecError(f"{log.name}: line {exc.lineno}: malformed JSON ({exc.msg} at column {exc.colno})") \
             from None
+    except (ValueError, RecursionError) as exc:
+        raise SpecdecError(f"{log.name}: unusable JSON ({_json_problem(exc)})") from None
+
+
+def _json_problem(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    text = (str(exc).splitlines() or ["invalid value"])[0]
+    return "an integer with more than 4300 digits" if "integer string conversion" in text else text[:120]
 
 
 def _skip_ws(text: str, i: int) -> int:

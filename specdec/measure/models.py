@@ -67,6 +67,13 @@ class LoadedModel:
         }
 
 
+def remote_code_allowed() -> bool:
+    """Whether the person who started the app allowed model code from the hub ($SPECDEC_TRUST_REMOTE_CODE=1).
+    The app has no switch for it: a visitor to the page must not be able to run a repository's code."""
+    from specdec import config
+    return os.environ.get(config.TRUST_REMOTE_CODE_ENV_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 # ---- device and dtype ---------------------------------------------------------------------------
 
 
@@ -224,7 +231,13 @@ def _locate(spec: str, trust_remote_code: bool, on_progress: Progress | None) ->
                                f"or a bundled name ({names})")
         try:
             if spec in bundled.BUNDLES:
-                return Source(spec, ensure_bundled(spec, on_progress), bundled.BUNDLES[spec].sha256)
+                b = bundled.BUNDLES[spec]
+                if not bundled.is_complete(bundled.entry_dir(b.name, b.sha256)):
+                    # Q4_K_M holds ≥ 4.5 bits a weight, so size × 8 / 4.5 bounds the parameters; the joined
+                    # GGUF sits beside the conversion until it is done.
+                    check_conversion_fits(spec, int(b.size * 8 / 4.5), extra_disk=b.size)
+                return Source(spec, ensure_bundled(spec, on_progress), b.sha256)
+            check_conversion_fits(spec, gguf_parameters(spec, path))  # before hashing: a 40 GB file takes minutes
             converted, sha = bundled.ensure_gguf(path, on_progress)
             return Source(spec, converted, sha)
         except SpecdecError:
@@ -319,6 +332,40 @@ def check_memory(spec: str, path: Path, torch_dtype: torch.dtype, torch_device: 
                            f"{dtype_name(torch_dtype)} and {free / 1e9:.1f} GB is free on {torch_device}")
 
 
+def gguf_parameters(spec: str, path: Path) -> int:
+    """Weights in a GGUF file, from its tensor table alone (memory-mapped: nothing is read or converted)."""
+    try:
+        from gguf import GGUFReader
+        return sum(int(t.n_elements) for t in GGUFReader(str(path)).tensors)
+    except Exception as exc:  # noqa: BLE001 — any parse failure means "not a usable GGUF"
+        raise SpecdecError(f"{spec}: not a readable GGUF file ({_first_line(exc)})") from None
+
+
+def check_conversion_fits(spec: str, parameters: int, extra_disk: int = 0) -> None:
+    """Refuse a GGUF conversion that cannot fit before it starts: the de-quantised tensors are held in
+    memory in config.CACHE_DTYPE and written to the cache (bundled.cache_root()) in the same dtype."""
+    from specdec import config
+    converted = parameters * DTYPE_BYTES[config.CACHE_DTYPE]
+    check_fits(spec, disk_bytes=converted + extra_disk, ram_bytes=converted, folder=bundled.cache_root(),
+               what=f"converting it ({parameters / 1e9:.1f} B parameters)")
+
+
+def check_fits(spec: str, *, disk_bytes: int, ram_bytes: int, folder: Path, what: str) -> None:
+    """One line when `what` needs more free disk under `folder` or more free memory than there is."""
+    import shutil
+    place = Path(folder)
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    free_disk = shutil.disk_usage(place).free
+    if disk_bytes > free_disk:
+        raise SpecdecError(f"{spec}: {what} needs about {disk_bytes / 1e9:.1f} GB of disk in {folder} and "
+                           f"{free_disk / 1e9:.1f} GB is free; nothing was fetched or converted")
+    free_ram = available_memory(torch.device("cpu"))
+    if free_ram is not None and ram_bytes > free_ram:
+        raise SpecdecError(f"{spec}: {what} needs about {ram_bytes / 1e9:.1f} GB of memory and "
+                           f"{free_ram / 1e9:.1f} GB is free; nothing was fetched or converted")
+
+
 def available_memory(torch_device: torch.device) -> int | None:
     """Free bytes on the device (MemAvailable for the CPU); None when unknown."""
     if torch_device.type == "cuda":
@@ -401,6 +448,12 @@ def _hub_snapshot(repo_id: str, trust_remote_code: bool, on_progress: Progress |
     if on_progress:
         on_progress(f"download {repo_id}", None)
     files = HUB_FILES + (["*.py"] if trust_remote_code else [])
+    if not _env_offline():
+        need = hub_download_bytes(repo_id, files)
+        if need:
+            from huggingface_hub import constants
+            check_fits(repo_id, disk_bytes=need, ram_bytes=need, folder=Path(constants.HF_HUB_CACHE),
+                       what=f"downloading its {need / 1e9:.1f} GB of files")
     try:
         for weights in HUB_WEIGHTS:
             path = Path(snapshot_download(repo_id, allow_patterns=files + weights, local_files_only=_env_offline()))
@@ -412,6 +465,25 @@ def _hub_snapshot(repo_id: str, trust_remote_code: bool, on_progress: Progress |
         raise SpecdecError(f"{repo_id}: the hub repository has no config.json (a GGUF-only repository? "
                            "download the .gguf file and give its path)")
     return path
+
+
+def hub_download_bytes(repo_id: str, patterns: list[str]) -> int | None:
+    """Bytes snapshot_download would fetch for these patterns (safetensors weights when the repository
+    has any, else .bin), not counting files already in the local cache; None when the hub cannot say."""
+    import fnmatch
+
+    from huggingface_hub import HfApi, try_to_load_from_cache
+    try:
+        info = HfApi().model_info(repo_id, files_metadata=True, timeout=10)
+    except Exception:  # noqa: BLE001 — unreachable hub, unknown repo: snapshot_download reports it
+        return None
+    files = [(f.rfilename, f.size or 0) for f in info.siblings or []]
+    for weights in HUB_WEIGHTS:
+        if any(fnmatch.fnmatch(name, weights[0]) for name, _ in files):
+            break
+    wanted = patterns + weights
+    return sum(size for name, size in files if any(fnmatch.fnmatch(name, p) for p in wanted)
+               and not isinstance(try_to_load_from_cache(repo_id, name), str))
 
 
 def _hub_error(repo_id: str, exc: Exception) -> str:

@@ -19,6 +19,7 @@ A file that cannot be used at all raises SpecdecError naming the file, the line 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 import re
 import statistics
@@ -26,8 +27,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from specdec.config import DEFAULT_CATEGORY, DEFAULT_SEED, MAX_WORKLOAD_BYTES, MIN_PROMPTS_PER_SEGMENT
+from specdec.config import (DEFAULT_CATEGORY, DEFAULT_SEED, MAX_ID_CHARS, MAX_LISTED, MAX_WORKLOAD_BYTES, MAX_WORKLOAD_LINES,
+                            MAX_WORKLOAD_RECORDS, MIN_PROMPTS_PER_SEGMENT)
 from specdec.errors import SpecdecError
+from specdec.results import check_prompt_input
 from specdec.measure.fileformats import EXTENSIONS, FORMAT_NAMES, PROMPT_ALIASES, Log, decode, detect, read, records
 
 
@@ -113,7 +116,14 @@ def load_workload(source: str | Path | bytes, *, name: str | None = None, max_pr
     if category_field and fmt == "text":
         warnings.append("--category-field is ignored for plain text (use '# category: NAME' lines)")
         category_field = None
-    found = list(records(text, fmt, delimiter, log))
+    lines = text.count("\n") + 1
+    if lines > MAX_WORKLOAD_LINES:  # checked before splitting: 50 MB of one-character lines is 25M prompts
+        raise SpecdecError(f"{name}: {lines:,} lines; a prompt file may have at most {MAX_WORKLOAD_LINES:,} "
+                           "(split it into several files)")
+    found = list(itertools.islice(records(text, fmt, delimiter, log), MAX_WORKLOAD_RECORDS + 1))
+    if len(found) + len(log.skipped) > MAX_WORKLOAD_RECORDS:
+        raise SpecdecError(f"{name}: more than {MAX_WORKLOAD_RECORDS:,} prompts; a prompt file may have at most "
+                           f"{MAX_WORKLOAD_RECORDS:,} (split it, or sample it into a smaller file)")
     prompts = _build_prompts(found, log, category_field)
     if not prompts:
         first = f"; first: {log.skipped[0]}" if log.skipped else ""
@@ -147,7 +157,7 @@ def _build_prompts(records: list, log: Log, category_field: str | None) -> list[
     if dicts and len(dicts) == len(records) and not text_keys & set(keys):
         raise SpecdecError(f"{log.name}: {records[0][1]}: no prompt field (expected 'prompt', 'messages' or "
                            f"'turns'); fields found: {', '.join(keys)}")
-    prompts, seen = [], set()
+    prompts, seen, next_k, renamed = [], set(), {}, {}
     for line, where, record in records:
         try:
             prompt = _to_prompt(record, line, log, field_name)
@@ -155,14 +165,26 @@ def _build_prompts(records: list, log: Log, category_field: str | None) -> list[
             log.skip(where, str(exc))
             continue
         if prompt.id in seen:  # ids key results and the run store, so they must be unique
-            k = 2
+            # Each id remembers its next free suffix: linear in the file, where probing -2, -3, … from the
+            # start each time was quadratic (100k copies of one id: ~20 min).
+            k = next_k.get(prompt.id, 2)
             while f"{prompt.id}-{k}" in seen:
                 k += 1
-            log.note(f"repeated id '{prompt.id}' renamed {prompt.id}-2, -3, …", line)
-            prompt = Prompt(f"{prompt.id}-{k}", prompt.category, prompt.text, prompt.messages, prompt.system, line,
-                            prompt.response)
+            next_k[prompt.id] = k + 1
+            new_id = f"{prompt.id}-{k}"
+            if len(new_id) > MAX_ID_CHARS:
+                log.skip(where, f"repeated id '{prompt.id[:40]}' cannot be renamed within {MAX_ID_CHARS} characters")
+                continue
+            renamed.setdefault(prompt.id, []).append(line)
+            prompt = Prompt(new_id, prompt.category, prompt.text, prompt.messages, prompt.system, line, prompt.response)
         seen.add(prompt.id)
         prompts.append(prompt)
+    if renamed:  # one grouped warning, however many ids repeat
+        names = ", ".join(f"'{i[:40]}'" for i in itertools.islice(renamed, 5))
+        kind = (f"repeated id {names}{f' and {len(renamed) - 5:,} more' if len(renamed) > 5 else ''} "
+                "renamed with -2, -3, …")
+        for line in sorted(n for lines in renamed.values() for n in lines):
+            log.note(kind, line)
     return prompts
 
 
@@ -209,6 +231,10 @@ def _to_prompt(record, line: int, log: Log, category_field: str) -> Prompt:
         if category_field != "category":
             log.note(f"no '{category_field}' value: category '{DEFAULT_CATEGORY}'", line)
     ident = _str(rec.get("id", rec.get("question_id"))).strip() or f"L{line}"
+    try:  # what results.json cannot hold is refused here, before anything is measured
+        check_prompt_input(ident, category, text)
+    except SpecdecError as exc:
+        raise _Skip(str(exc)) from None
     return Prompt(id=ident, category=category, text=text, messages=messages, system=system, source_line=line,
                   response=_logged_response(rec))
 
@@ -227,8 +253,6 @@ def _logged_response(rec: dict) -> str | None:
             if role in ("assistant", "gpt", "bot") and isinstance(content, str) and content.strip():
                 return _tidy(content)
     return None
-
-
 
 
 def _messages(raw, role_key: str, content_key: str, line: int, log: Log) -> tuple[dict, ...]:
@@ -271,14 +295,18 @@ def _tidy(text: str) -> str:
 def _duplicates(prompts: list[Prompt], records: list) -> list[str]:
     where = {line: w for line, w, _ in records}
     first: dict[tuple, int] = {}
-    out = []
+    out, more = [], 0
     for p in prompts:
         key = (p.system, p.messages and tuple((m["role"], m["content"]) for m in p.messages), p.text)
-        if key in first:
+        if key not in first:
+            first[key] = p.source_line
+        elif len(out) < MAX_LISTED:
             out.append(f"{where.get(p.source_line, f'line {p.source_line}')}: duplicate of "
                        f"{where.get(first[key], f'line {first[key]}')} (kept)")
         else:
-            first[key] = p.source_line
+            more += 1
+    if more:
+        out.append(f"… and {more:,} more duplicate prompts (kept)")
     return out
 
 

@@ -40,11 +40,26 @@ Public API
 from __future__ import annotations
 
 import json
+import re
+from shlex import quote as _q  # every value put into shell text: a spec from a results.json is untrusted
 
 from specdec import config, methods
 from specdec.errors import SpecdecError
 
 ENGINES = ("vllm", "sglang", "llama.cpp", "transformers", "tgi")
+# What a hub id ("owner/name") or a file path can hold here: no quotes, `$`, backticks, `;`, `|`, `&`,
+# redirections, newlines or other control characters. Spaces pass (quoting keeps them one argument).
+_SPEC = re.compile(r"[\w./~+@:=, -]{1,1024}\Z")
+
+
+def safe_spec(spec) -> bool:
+    """Whether `spec` is something a hub id or a path can be, and so may go into a snippet."""
+    return isinstance(spec, str) and bool(_SPEC.match(spec)) and not spec.startswith("-")
+
+
+def _check_spec(spec: str, role: str) -> None:
+    if not safe_spec(spec):
+        raise SpecdecError(f"{role} {spec[:60]!r}: not a hub id or a path (letters, digits, spaces and ./~+@:=,_- only)")
 
 
 def model_ref(model: dict | None, fallback: str = "MODEL") -> str:
@@ -54,9 +69,8 @@ def model_ref(model: dict | None, fallback: str = "MODEL") -> str:
     spec = str(model.get("spec") or "")
     if spec in config.ORIGINAL_MODELS:  # the bundled pair: serve the original weights, not the local conversion
         return config.ORIGINAL_MODELS[spec]["id"]
-    if "/" in spec or spec.endswith(".gguf"):
-        return spec
-    return str(model.get("local_path") or spec or fallback)
+    ref = spec if "/" in spec or spec.endswith(".gguf") else str(model.get("local_path") or spec or fallback)
+    return ref if safe_spec(ref) else fallback  # a hostile name becomes a placeholder, never shell text
 
 
 def _gguf(ref: str) -> str:
@@ -71,6 +85,9 @@ def snippets(method: str, gamma: int, target: str, draft: str | None = None,
     if gamma < 1:
         raise SpecdecError(f"draft length must be at least 1, got {gamma}")
     family = methods.family(method)  # an unknown key fails here, in one line
+    _check_spec(target, "target")
+    if draft is not None:
+        _check_spec(draft, "draft")
     if family == "draft":
         if not draft:
             raise SpecdecError("the draft-model method needs a draft model name")
@@ -103,13 +120,13 @@ MIN_VERSIONS = {
 def _draft(g: int, target: str, draft: str) -> dict[str, str]:
     spec = json.dumps({"method": "draft_model", "model": draft, "num_speculative_tokens": g})
     return {
-        "vllm": f"vllm serve {target} \\\n  --speculative-config '{spec}'",
-        "sglang": (f"python3 -m sglang.launch_server --model-path {target} \\\n"
-                   f"  --speculative-algorithm STANDALONE \\\n  --speculative-draft-model-path {draft} \\\n"
+        "vllm": f"vllm serve {_q(target)} \\\n  --speculative-config {_q(spec)}",
+        "sglang": (f"python3 -m sglang.launch_server --model-path {_q(target)} \\\n"
+                   f"  --speculative-algorithm STANDALONE \\\n  --speculative-draft-model-path {_q(draft)} \\\n"
                    f"  --speculative-num-steps {g} \\\n  --speculative-eagle-topk 1 \\\n"
                    f"  --speculative-num-draft-tokens {g + 1}"),
         "llama.cpp": (f"# GGUF conversions of the target and draft (same tokenizer)\n"
-                      f"llama-server -m {_gguf(target)} \\\n  -md {_gguf(draft)} \\\n"
+                      f"llama-server -m {_q(_gguf(target))} \\\n  -md {_q(_gguf(draft))} \\\n"
                       f"  --spec-type draft-simple \\\n  --spec-draft-n-max {g} --spec-draft-n-min 0 --spec-draft-p-min 0"),
         "transformers": (
             "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
@@ -129,13 +146,13 @@ def _lookup(g: int, target: str, n_max: int, n_min: int) -> dict[str, str]:
     spec = json.dumps({"method": "ngram", "num_speculative_tokens": g,
                        "prompt_lookup_max": n_max, "prompt_lookup_min": n_min})
     return {
-        "vllm": f"vllm serve {target} \\\n  --speculative-config '{spec}'",
-        "sglang": (f"# NGRAM runs on CUDA only\npython3 -m sglang.launch_server --model-path {target} \\\n"
+        "vllm": f"vllm serve {_q(target)} \\\n  --speculative-config {_q(spec)}",
+        "sglang": (f"# NGRAM runs on CUDA only\npython3 -m sglang.launch_server --model-path {_q(target)} \\\n"
                    f"  --speculative-algorithm NGRAM \\\n  --speculative-num-draft-tokens {g + 1} \\\n"
                    f"  --speculative-ngram-min-match-window-size {n_min} \\\n"
                    f"  --speculative-ngram-max-match-window-size {n_max} \\\n"
                    f"  --speculative-ngram-max-bfs-breadth 1"),
-        "llama.cpp": (f"llama-server -m {_gguf(target)} \\\n  --spec-type ngram-simple \\\n"
+        "llama.cpp": (f"llama-server -m {_q(_gguf(target))} \\\n  --spec-type ngram-simple \\\n"
                       f"  --spec-ngram-simple-size-n {n_max} --spec-ngram-simple-size-m {g} \\\n"
                       f"  --spec-draft-n-max {g} --spec-draft-n-min 0"),
         "transformers": (
@@ -166,7 +183,7 @@ def _medusa(g: int, target: str, heads: str) -> dict[str, str]:
     spec = json.dumps({"method": "medusa", "model": heads, "num_speculative_tokens": g})
     note = "# The Medusa heads must be exported in this engine's own format first (specdec's are not).\n"
     return {
-        "vllm": f"{note}vllm serve {target} \\\n  --speculative-config '{spec}'",
+        "vllm": f"{note}vllm serve {_q(target)} \\\n  --speculative-config {_q(spec)}",
         "tgi": (f"{note}# MEDUSA_MODEL: the base model with its Medusa heads saved alongside (TGI loads them itself)\n"
                 f"text-generation-launcher --model-id MEDUSA_MODEL \\\n  --speculate {g}"),
     }

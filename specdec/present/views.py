@@ -147,7 +147,8 @@ def _find_run(prompt: dict, method: str, gamma: int) -> dict | None:
 def outputs_table(results: dict, method: str, gamma: int) -> pd.DataFrame:
     """Per prompt: id, category, prompt, baseline (text), speculative (text), identical (same token ids),
     first_divergence (index of the first differing token, None when identical), common_chars (length
-    of the shared text prefix: where the texts part), baseline_tokens, speculative_tokens."""
+    of the shared text prefix: where the texts part), baseline_tokens, speculative_tokens, measured ("real",
+    "traced": derived by specdec.traces and timed by its cost model, or "logged response": a file's answer scored)."""
     rows = []
     for p in results.get("prompts", []):
         run = _find_run(p, method, gamma)
@@ -161,9 +162,12 @@ def outputs_table(results: dict, method: str, gamma: int) -> pd.DataFrame:
                      "baseline": p["baseline"]["text"], "speculative": run["text"], "identical": same,
                      "first_divergence": first,
                      "common_chars": len(os.path.commonprefix([p["baseline"]["text"], run["text"]])),
-                     "baseline_tokens": len(base), "speculative_tokens": len(spec)})
+                     "baseline_tokens": len(base), "speculative_tokens": len(spec),
+                     "measured": "logged response" if p["baseline"].get("logged_response") else
+                     "traced" if run.get("traced") else "real"})
     return pd.DataFrame(rows, columns=["id", "category", "prompt", "baseline", "speculative", "identical",
-                                       "first_divergence", "common_chars", "baseline_tokens", "speculative_tokens"])
+                                       "first_divergence", "common_chars", "baseline_tokens", "speculative_tokens",
+                                       "measured"])
 
 
 def verify_cycles(results: dict, prompt_id: str, method: str, gamma: int) -> list[dict]:
@@ -249,7 +253,20 @@ def prompt_metrics(analysis) -> pd.DataFrame:
 
 
 def prompt_metrics_csv(analysis) -> bytes:
-    return prompt_metrics(analysis).to_csv(index=False, float_format="%.6g").encode("utf-8")
+    """The per-prompt table as CSV, with text cells a spreadsheet would run as a formula neutralised."""
+    table = prompt_metrics(analysis).copy()
+    for column in table.columns:
+        if table[column].dtype == object:
+            table[column] = table[column].map(csv_cell)
+    return table.to_csv(index=False, float_format="%.6g").encode("utf-8")
+
+
+def csv_cell(value):
+    """A text cell starting with = + - @ (or a tab / carriage return before one) gets a leading ' so
+    Excel, LibreOffice and Sheets show it as text instead of evaluating it (OWASP "CSV injection")."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 # ---- workload screen ----
