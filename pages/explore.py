@@ -145,13 +145,17 @@ with prompt_tab:
     ui.keep_choice("ex_config", configs, (best["method"], int(best["draft_length"])))
     pick = st.selectbox("Configuration", configs, format_func=label, key="ex_config", persist_state="session")
     rows = views.prompt_rows(a, results, *pick)
-    st.dataframe(rows[["id", "category", "speedup", "tau", "tpot_ms", "base_tpot_ms", "identical", "first_divergence"]],
+    st.dataframe(rows[["id", "category", "measured", "speedup", "tau", "tpot_ms", "base_tpot_ms", "identical",
+                       "first_divergence"]],
                  hide_index=True, width="stretch",
                  column_config={"speedup": st.column_config.NumberColumn(format="%.2f×"),
                                 "tau": st.column_config.NumberColumn("τ", format="%.2f"),
                                 "tpot_ms": st.column_config.NumberColumn("ms/token", format="%.1f"),
                                 "base_tpot_ms": st.column_config.NumberColumn("baseline ms/token", format="%.1f"),
-                                "first_divergence": st.column_config.NumberColumn("first divergence (token)")})
+                                "first_divergence": st.column_config.NumberColumn("first divergence (token)"),
+                                "measured": st.column_config.TextColumn(
+                                    help="real: decoded; traced: rounds derived exactly from the target's own pass "
+                                         "(greedy), timed by the cost model of the real prompts")})
     ui.keep_choice("ex_prompt", list(rows["id"]), rows["id"].iloc[0])
     prompt_id = st.selectbox("Prompt to compare", list(rows["id"]), key="ex_prompt", persist_state="session")
     row = rows[rows["id"] == prompt_id].iloc[0]

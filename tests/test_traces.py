@@ -164,6 +164,9 @@ def test_cli_traced_run_checks_itself_against_the_real_subset_and_is_read_unchan
         assert sum(not r.get("traced") for r in p["runs"]) == (3 if real else 0)
         assert set(p["trace"]) == {"draft", "prompt-lookup", "layer-skip:L1"}
         assert all(r["tokens"] == p["baseline"]["tokens"] for r in p["runs"] if r.get("traced"))
+    from specdec.present import views
+    shown = views.outputs_table(res, "draft", 1)  # the per-prompt view tells traced and real prompts apart
+    assert sorted(shown["measured"]) == ["real"] + ["traced"] * 5
     table = summary.summary_table(summary.collect(res))
     assert set(table["draft_length"]) == {0, 1, 2, 3, 4} and table["speedup"].notna().all()
     with Store() as store:
