@@ -30,15 +30,6 @@ V = 4
 PROMPT = torch.tensor([1, 3, 0, 1, 3])  # "1 3" repeats: prompt lookup finds matches from the first round
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second intra-op thread only adds contention on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def table_pair():
     return handmade.TableLM(V, seed=1), handmade.TableLM(V, seed=2)  # unrelated: q far from p
