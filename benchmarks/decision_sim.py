@@ -115,12 +115,32 @@ def scenario(name, trials, n, n_cats, gammas, true_speedup, seed):
     return counts, time.perf_counter() - t0
 
 
+def heterogeneity_only(trials: int) -> None:
+    """The gate of GO-SEGMENTS alone (inference.heterogeneity), identical categories: a minute, not an hour."""
+    from specdec.analysis import inference
+    for k, (n, n_cats) in enumerate(((30, 3), (24, 3), (40, 4))):
+        mu = calibrate(1.10, 3)
+        cats = [f"c{i}" for i in range(n_cats)]
+        hits = 0
+        for r in range(trials):
+            m = analysis.collect(make_results(np.random.default_rng([201 + k, r]), n, cats, (2, 4, 6), mu))
+            adequate = sorted(c for c, v in m.prompts["category"].value_counts().items() if v >= 8)
+            h = inference.heterogeneity(m, {("draft", 2), ("draft", 4), ("draft", 6)}, adequate)
+            hits += h["p_value"] <= config.HETEROGENEITY_ALPHA
+        print(f"identical 1.10: {n} prompts, {n_cats} categories: the test says they differ in {hits}/{trials} "
+              f"= {100 * hits / trials:.1f}% (GO-SEGMENTS needs this first)", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=400)
+    ap.add_argument("--het-only", action="store_true", help="only the heterogeneity gate, identical categories")
     ap.add_argument("--only", default=None, help="comma-separated scenario numbers (1-6) to run, e.g. 4,5,6")
     args = ap.parse_args()
     only = {int(x) for x in args.only.split(",")} if args.only else None
+    if args.het_only:
+        heterogeneity_only(args.trials)
+        return 0
     T = args.trials
     print(f"# {T} trials each; bar {config.MIN_SPEEDUP_LO}×; heterogeneity α {config.HETEROGENEITY_ALPHA}, "
           f"{config.HETEROGENEITY_PERMUTATIONS} permutations; {config.BOOTSTRAP_SAMPLES} resamples")
