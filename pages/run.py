@@ -163,11 +163,13 @@ if cfg and speeds:
         missing = str(exc)
 if est:
     c = st.columns([1, 3])
-    c[0].metric("Estimated run time", runplan.format_duration(est.total_s))
-    basis = (f"Between {runplan.format_duration(est.low_s)} and {runplan.format_duration(est.high_s)} depending "
+    setup = runplan.setup_estimate(cfg, loaded=ui.models_loaded(cfg))
+    c[0].metric("Estimated run time", runplan.format_duration(est.total_s + setup.total_s))
+    basis = (f"Between {runplan.format_duration(est.low_s + setup.total_s)} and "
+             f"{runplan.format_duration(est.high_s + setup.total_s)} depending "
              f"on acceptance; speeds from {est.source}." if est.high_s - est.low_s >= 1.0 else
              f"Speeds and acceptance from {est.source}.")
-    c[1].caption(f"{basis} Model loading is not included; generations that stop early make it shorter.")
+    c[1].caption(f"{basis} {ui.setup_note(setup)} Generations that stop early make it shorter.")
     with c[1].expander("Per prompt, by configuration"):
         st.dataframe({"configuration": list(est.by_config), "seconds": [round(v, 1) for v in est.by_config.values()],
                       "draft speed": ["" if k == "baseline" else est.how.get(k.split(" γ=")[0], "") for k in est.by_config]},

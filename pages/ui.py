@@ -26,7 +26,7 @@ from specdec.measure import runplan
 from specdec.present import views
 from specdec.measure import workloads
 from specdec.errors import SpecdecError
-from specdec.measure.worker import HEADS_DIRNAME, TrainOptions, Worker, heads_summary
+from specdec.measure.worker import HEADS_DIRNAME, TrainOptions, Worker, heads_summary, model_key
 
 APP_DIR = Path(__file__).resolve().parents[1]
 PAGES = {"workload": "pages/workload.py", "run": "pages/run.py", "explore": "pages/explore.py",
@@ -229,6 +229,28 @@ def run_config(max_prompts: int | None) -> config.RunConfig:
         top_p=float(s["run_top_p"]) if sampling else 1.0, top_k=int(s["run_top_k"]) if sampling else 0,
         seed=int(s["run_seed"]), dtype=s["run_dtype"], device=s["run_device"], layer_skip_layers=layers,
         medusa_heads=heads, medusa_typical="medusa" in chosen and bool(s.get("run_medusa_typical")))
+
+
+def models_loaded(cfg: config.RunConfig) -> bool:
+    """The measuring process already holds cfg's models (nothing to convert or load before the run)."""
+    return worker().loaded() == model_key(cfg, bool(st.session_state.get("run_trust")))
+
+
+def setup_note(setup: runplan.Setup) -> str:
+    """What the estimate includes before the first prompt, in one sentence."""
+    if not setup.total_s and not setup.unknown:
+        return "The models are loaded already."
+    parts = []
+    if setup.converting:
+        names = " and ".join(views.model_name(s) for s in setup.converting)
+        parts.append(f"converting {names} on first use (about {runplan.format_duration(setup.convert_s)}; "
+                     "`python -m specdec prepare` does it ahead)")
+    if setup.load_s:
+        parts.append(f"loading the models (about {runplan.format_duration(setup.load_s)})")
+    text = f"Includes {' and '.join(parts)}." if parts else ""
+    if setup.unknown:
+        text += f" Downloading {', '.join(setup.unknown)} is not included."
+    return text.strip()
 
 
 def saved_heads() -> list[dict]:

@@ -135,6 +135,14 @@ REFERENCE_REPEATS = 3  # its median of this many (≈ 3 × 0.1–0.3 s for the b
 
 # Workloads (specdec/workloads.py)
 DEFAULT_CATEGORY = "uncategorised"  # for prompts whose file gives no category
+# First use and loading, for the Run page's estimate (specdec/measure/runplan.setup_estimate), measured on
+# this 2-core machine with the bundled pair (see specdec/measure/bundled.py): GGUF bytes converted per
+# second (joining parts, header, de-quantising, writing safetensors, tokenizer), and seconds to load a
+# converted model per byte of its GGUF (reading bf16 safetensors, casting, timing the matmul backends).
+CONVERT_BYTES_PER_S = 10e6
+LOAD_S_PER_GGUF_BYTE = 15.0 / 1e9
+LOAD_BYTES_PER_S = 150e6  # a local HF directory's weight files
+
 # dtype of converted GGUF weights in the cache. bfloat16 halves disk and load time; the rounding it adds
 # (~0.4% per weight) is far below the 4-bit quantisation error already in the GGUF.
 CACHE_DTYPE = "bfloat16"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from specdec import config
-from specdec.measure import runplan
+from specdec.measure import bundled, runplan
 from specdec.present import views
 from specdec.measure import worker
 from specdec.errors import SpecdecError
@@ -466,3 +466,17 @@ def test_training_estimate_collects_then_steps():
     if training:  # the recorded example trained heads: its step time comes through
         assert runplan.speeds_from_results(example).medusa_train_step_s == pytest.approx(
             training["train_s"] / training["steps"])
+
+
+def test_setup_estimate_counts_conversion_only_when_not_cached(tmp_path, monkeypatch, tiny_model_dirs):
+    monkeypatch.setenv(config.CACHE_ENV_VAR, str(tmp_path / "empty"))
+    cfg = runplan.run_config(target=config.BUNDLED_TARGET, draft=[config.BUNDLED_DRAFT], methods=["draft"],
+                             draft_lengths=[2], max_new_tokens=8)
+    cold = runplan.setup_estimate(cfg, loaded=False)
+    sizes = sum(b.size for b in bundled.BUNDLES.values())
+    assert cold.converting == (config.BUNDLED_TARGET, config.BUNDLED_DRAFT) and not cold.unknown
+    assert cold.convert_s == pytest.approx(sizes / config.CONVERT_BYTES_PER_S) and cold.load_s > 0
+    assert runplan.setup_estimate(replace(cfg, methods=("prompt-lookup",)), False).converting == (config.BUNDLED_TARGET,)
+    assert runplan.setup_estimate(cfg, loaded=True).total_s == 0
+    local = runplan.setup_estimate(replace(cfg, target=str(tiny_model_dirs[0]), drafts=("org/some-hub-model",)), False)
+    assert local.convert_s == 0 and local.load_s > 0 and local.unknown == ("org/some-hub-model",)

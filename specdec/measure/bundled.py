@@ -142,6 +142,22 @@ def ensure_gguf(path: Path, on_progress: Progress | None = None, *, root: Path |
     return convert_once(name, digest, build, root=root, on_progress=report), digest
 
 
+def conversion_pending(spec: str) -> int | None:
+    """GGUF bytes the first use of `spec` would convert: 0 when its conversion is in the cache (or it
+    needs none: a local HF directory), None when that cannot be told without hashing or downloading
+    (a hub id). A .gguf file counts as converted when an entry for its file name exists."""
+    spec = str(spec or "").strip()
+    if spec in BUNDLES:
+        b = BUNDLES[spec]
+        return 0 if is_complete(entry_dir(b.name, b.sha256)) else b.size
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf" and path.is_file():
+        name = "gguf-" + "".join(c if c.isalnum() or c in "._-" else "_" for c in path.stem)
+        done = any(is_complete(d) for d in (cache_root() / "models").glob(f"{name}-" + "?" * 16))
+        return 0 if done else path.stat().st_size
+    return 0 if path.is_dir() else None
+
+
 def cache_root() -> Path:
     """$SPECDEC_CACHE, else $XDG_CACHE_HOME/specdec, else ~/.cache/specdec."""
     if os.environ.get(config.CACHE_ENV_VAR):

@@ -28,10 +28,12 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from specdec import config, methods
+from specdec.measure import bundled
 from specdec.measure.bench import WARMUP_TOKENS
 from specdec.config import RunConfig, SamplingConfig
 from specdec.errors import SpecdecError
@@ -115,8 +117,8 @@ def run_config(*, target: str, draft, methods, draft_lengths, max_new_tokens: in
     gammas = tuple(sorted({int(g) for g in draft_lengths}))
     if not gammas or gammas[0] < 1 or gammas[-1] > config.MAX_DRAFT_LENGTH:
         raise SpecdecError(f"choose draft lengths γ from 1 to {config.MAX_DRAFT_LENGTH}")
-    if int(max_new_tokens) < 1:
-        raise SpecdecError("max new tokens must be at least 1")
+    if not 1 <= int(max_new_tokens) <= config.MAX_NEW_TOKENS:
+        raise SpecdecError(f"max new tokens must be from 1 to {config.MAX_NEW_TOKENS}, got {int(max_new_tokens)}")
     if max_prompts is not None and int(max_prompts) < 1:
         raise SpecdecError("the number of prompts must be at least 1")
     if temperature < 0 or not 0 < top_p <= 1 or top_k < 0:
@@ -563,6 +565,49 @@ def parse_layers(text: str, n_layers: int | None = None) -> tuple[int, ...]:
     if layers and n_layers and layers[-1] >= n_layers:
         raise SpecdecError(f"layer-skip L={layers[-1]}: the target has {n_layers} layers; choose 1 … {n_layers - 1}")
     return layers
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Time before the first prompt: converting models not yet in the cache (first use) and loading
+    them. converting: the specs to convert; unknown: specs whose cost cannot be told (hub ids)."""
+
+    convert_s: float
+    load_s: float
+    converting: tuple[str, ...]
+    unknown: tuple[str, ...]
+
+    @property
+    def total_s(self) -> float:
+        return self.convert_s + self.load_s
+
+
+def setup_estimate(cfg: RunConfig, loaded: bool) -> Setup:
+    """Seconds to convert (config.CONVERT_BYTES_PER_S of GGUF) and load (config.LOAD_S_PER_GGUF_BYTE
+    times the GGUF size, or the directory's weight bytes at LOAD_BYTES_PER_S) the models of cfg; loaded:
+    the measuring process already holds them (nothing to do)."""
+    if loaded:
+        return Setup(0.0, 0.0, (), ())
+    specs = [cfg.target, *(cfg.drafts if "draft" in cfg.methods else ())]
+    convert = load = 0.0
+    converting, unknown = [], []
+    for spec in dict.fromkeys(specs):
+        pending = bundled.conversion_pending(spec)
+        if pending is None:
+            unknown.append(spec)
+            continue
+        if pending:
+            converting.append(spec)
+            convert += pending / config.CONVERT_BYTES_PER_S
+        size = bundled.BUNDLES[spec].size if spec in bundled.BUNDLES else pending or _weight_bytes(spec)
+        load += size * config.LOAD_S_PER_GGUF_BYTE if (spec in bundled.BUNDLES or pending) \
+            else size / config.LOAD_BYTES_PER_S
+    return Setup(convert, load, tuple(converting), tuple(unknown))
+
+
+def _weight_bytes(spec: str) -> int:
+    root = Path(spec).expanduser()
+    return sum(f.stat().st_size for f in root.glob("*") if f.suffix in (".safetensors", ".bin") and f.is_file())
 
 
 def format_duration(seconds: float) -> str:
