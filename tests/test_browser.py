@@ -138,3 +138,73 @@ def test_a_direct_link_to_a_page_on_a_fresh_server_gets_the_whole_app(tmp_path):
         assert page.get_by_role("radio", name="Recorded example").is_checked()
         page.get_by_text("Recorded example (run").first.wait_for(timeout=30_000)
         browser.close()
+
+
+def _measuring_processes(port: int) -> list:
+    """The measuring processes (`python -m specdec.measure.worker`) whose parent is the app server on `port`."""
+    import psutil
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if "specdec.measure.worker" in " ".join(proc.info["cmdline"] or ()) and \
+                    str(port) in " ".join(proc.parent().cmdline()):
+                found.append(proc)
+        except (psutil.Error, AttributeError):
+            continue
+    return found
+
+
+def test_a_run_measures_in_its_own_process_and_cancel_stops_a_conversion(tiny_model_dirs, tmp_path, monkeypatch):
+    """Start run on the page: the job runs in a child of the server (not a server thread) and reaches its
+    result. Then a first use of a bundled model with an empty cache: the Run page shows the conversion's
+    progress, a second tab re-attaches to the same job, and Cancel there stops the conversion (SIGINT to
+    the measuring process) leaving no half-written cache entry."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SPECDEC_CACHE", str(cache))  # the server and its measuring process inherit it
+    target, draft = tiny_model_dirs
+    with shots.serve(tmp_path / "runs.sqlite") as url, playwright_api.sync_playwright() as p:
+        port = int(url.rsplit(":", 1)[1])
+        browser = shots.launch(p)
+        page = browser.new_page(viewport=shots.VIEWPORT)
+        page.goto(url)
+        shots.settle(page)
+        page.get_by_text("Upload a file", exact=True).click()
+        shots.settle(page)
+        page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(FIXTURE_WORKLOAD))
+        page.get_by_text("tiny_workload.jsonl").first.wait_for()
+        shots.settle(page)
+        slider = page.get_by_role("slider", name="Prompts to measure")
+        nudge(page, slider, "ArrowLeft", lambda: metric(page, "Prompts to measure") == "3 of 12")
+
+        shots.goto(page, url, "Run")
+        shots.fill(page, "Target model", str(target))
+        shots.fill(page, "Draft model", str(draft))
+        box = page.get_by_role("spinbutton", name="Max new tokens")
+        box.fill("8")
+        box.press("Enter")
+        shots.settle(page)
+        page.get_by_role("button", name="Start run").click()
+        page.get_by_text("Run finished:").first.wait_for(timeout=300_000)
+        children = _measuring_processes(port)
+        assert len(children) == 1 and children[0].is_running()  # the run came from a child of the server
+        page.get_by_role("button", name="Explore this run").first.wait_for()
+
+        # First use of a bundled model, cache empty: prompt lookup only, so only this model converts.
+        from specdec import config
+        shots.fill(page, "Target model", config.BUNDLED_DRAFT)
+        page.get_by_text("converting").first.wait_for(timeout=30_000)  # the estimate says it will convert
+        page.get_by_role("button", name="Start run").click()
+        page.get_by_text(re.compile(r"converting .*first use")).first.wait_for(timeout=60_000)
+
+        # A second tab sees the same job and cancels it.
+        other = browser.new_page(viewport=shots.VIEWPORT)
+        other.goto(f"{url}/run")
+        other.get_by_text(re.compile(r"converting .*first use")).first.wait_for(timeout=60_000)
+        other.get_by_role("button", name="Cancel").click()
+        page.get_by_text("Cancelled before anything was measured").first.wait_for(timeout=60_000)
+        models_dir = cache / "models"
+        leftovers = [d.name for d in models_dir.iterdir() if d.name.startswith(".tmp-") or d.name.startswith(
+            config.BUNDLED_DRAFT)] if models_dir.exists() else []
+        assert leftovers == []  # the half-done conversion was removed, nothing published
+        assert page.locator('[data-testid="stException"]').count() == 0
+        browser.close()
