@@ -225,3 +225,26 @@ def test_time_accounting_adds_up(target, draft, method):
             break
     else:
         pytest.fail(f"decode_s exceeds the rounds' sum by {[f'{g * 1e3:.2f} ms' for g in gaps]} in all three runs")
+
+
+def test_every_round_drafts_at_most_gamma_and_what_is_left(target, draft):
+    """A round emits accepted + 1 tokens, so it may draft at most min(γ, max_new_tokens − emitted − 1):
+    more is work the target verifies for nothing, and it inflates the drafted count behind ρ and α.
+    Repetitive prompts make prompt lookup find long continuations, so its cap is really exercised."""
+    vocab = target.config.vocab_size
+    makers = {"draft": lambda: DraftModelDrafter(draft, GREEDY, None, vocab), "prompt-lookup": PromptLookupDrafter,
+              "medusa": lambda: MedusaDrafter(medusa.MedusaHeads(target.config.hidden_size, 4), target.lm_head,
+                                              GREEDY, None, vocab)}
+    for name, make in makers.items():
+        full_rounds = 0
+        for prompt in [torch.tensor([5, 6, 7, 8, 9] * 6), *prompts(2, seed=59)]:
+            for gamma, max_new in ((3, 12), (4, 7)):
+                gen = speculative_decode(target, make(), prompt, gamma, max_new, GREEDY, set())
+                emitted = 1
+                for r in gen.rounds:
+                    assert r.drafted <= min(gamma, max_new - emitted - 1), (name, gamma, r.drafted, emitted)
+                    assert len(r.draft_tokens) == r.drafted
+                    full_rounds += r.drafted == min(gamma, max_new - emitted - 1) > 0
+                    emitted += r.emitted
+                assert emitted == len(gen.tokens) == max_new
+        assert full_rounds > 0, name  # the cap was reached, not just respected by drafting little
