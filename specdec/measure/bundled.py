@@ -235,7 +235,10 @@ def convert_gguf(
     gguf = Path(gguf)
     report("read GGUF header", None)
     with one_gguf_reader(gguf) as reader:
-        cfg = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        with _without_vocabulary(reader) as vocab_size:  # the config needs only the vocabulary's size
+            cfg = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        if vocab_size:
+            cfg.vocab_size = vocab_size
         weights = dequantize_gguf(reader, cfg, lambda fraction: report("de-quantise", fraction))
         report("save safetensors", None)
         cfg.dtype = config.CACHE_DTYPE
@@ -333,6 +336,27 @@ def one_gguf_reader(path: Path):
         yield reader
     finally:
         gguf_module.GGUFReader = stock
+
+
+@contextlib.contextmanager
+def _without_vocabulary(reader):
+    """Hide the tokenizer's long arrays (tokens, merges, types: ~450k values transformers parses one by
+    one, 5 s for the draft) from the reader while the config is read; yields the vocabulary size
+    transformers would have taken from the token list (None when the GGUF has none)."""
+    import logging
+
+    fields = reader.fields
+    tokens = fields.get("tokenizer.ggml.tokens")
+    reader.fields = type(fields)((k, v) for k, v in fields.items()
+                                 if not (k.startswith("tokenizer.ggml.") and len(v.data) > 1))
+    log = logging.getLogger("transformers.modeling_gguf_pytorch_utils")
+    level = log.level
+    log.setLevel(logging.ERROR)  # its "can't find vocab_size" warning: we set it right after
+    try:
+        yield len(tokens.data) if tokens is not None else None
+    finally:
+        reader.fields = fields
+        log.setLevel(level)
 
 
 def _fast_reader_class():
