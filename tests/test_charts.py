@@ -189,4 +189,7 @@ def test_primary_method_prefers_the_decision():
     assert charts.primary_method(a) == "prompt-lookup"
     assert charts.primary_method(a, SimpleNamespace(config={"method": "draft", "draft_length": 4})) == "draft"
     assert charts.primary_method(a, SimpleNamespace(config=None)) == "prompt-lookup"
+    # A verdict about a deployment without a configuration to apply: the method its target was judged on.
+    judged = SimpleNamespace(config=None, evidence={"target": {"method": "draft"}})
+    assert charts.primary_method(a, judged) == "draft"
     assert charts.primary_method(SimpleNamespace(summary=summary[summary["method"] == "baseline"])) is None

@@ -390,7 +390,9 @@ def assumptions(hardware, dtype: str = config.WHATIF_DTYPE, context_lens=()) -> 
         out.append({"name": f"hardware {h.name}", "value": {
             "bandwidth_gbs": h.bandwidth_gbs, "peak_tflops": h.peak_tflops, "memory_gb": h.memory_gb,
             "bandwidth_efficiency": h.bandwidth_efficiency, "compute_efficiency": h.compute_efficiency,
-            "layer_latency_us": h.layer_latency_s * 1e6, "overlap": h.overlap}, "note": h.source})
+            "layer_latency_us": h.layer_latency_s * 1e6, "overlap": h.overlap,
+            "forward_overhead_us": h.forward_overhead_s * 1e6, "engine": h.engine, "tp": h.tp},
+            "note": h.source + (f"; {ENGINES[h.engine].source}" if h.engine in ENGINES else "")})
     return out
 
 

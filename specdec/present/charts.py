@@ -629,11 +629,15 @@ def methods_chart(table: pd.DataFrame) -> go.Figure:
 # ---- everything the brief shows ----
 
 def primary_method(analysis, decision=None) -> str | None:
-    """The method the single-method charts show: the decision's configuration when it has one, else the
+    """The method the single-method charts show: the decision's configuration when it has one, else the one
+    its deployment target was judged on, else the
     method of the pooled configuration with the highest measured speedup (never one measured on its own
     training prompts or with a lossy acceptance rule); None without speculative runs."""
     if decision is not None and decision.config:
         return decision.config["method"]
+    target = (getattr(decision, "evidence", None) or {}).get("target") or {}
+    if target.get("method"):  # a verdict about a deployment: the method its projection or engine run chose
+        return target["method"]
     s = _speculative(analysis.summary).dropna(subset=["speedup"])
     s = s[s["method"].map(methods.decidable).astype(bool)]  # not training-prompt figures, not a lossy rule
     if s.empty:

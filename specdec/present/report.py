@@ -583,11 +583,19 @@ def _whatif(pdf: _Pdf, a: Analysis, d: Decision, th: Thresholds, hardware: str, 
             pick = detail[(detail["batch_size"] == r["batch_size"])]
             pick = pick[pick["gamma"] == g] if g else pick.loc[[pick["speedup"].idxmax()]]
             p = pick.iloc[0]
-            rows.append([str(int(r["batch_size"])), "off" if g is None else str(g), _x(p["speedup"]),
+            ci = (f" ({p['speedup_lo']:.2f}–{p['speedup_hi']:.2f})" if _fin(p.get("speedup_lo"))
+                  and _fin(p.get("speedup_hi")) else "")
+            band = (f"{p['speedup_band_lo']:.2f}–{p['speedup_band_hi']:.2f}" if _fin(p.get("speedup_band_lo"))
+                    else "measured")
+            rows.append([str(int(r["batch_size"])), "off" if g is None else str(g), _x(p["speedup"]) + ci, band,
                          _sig(p["base_ms_per_token"]), _sig(p["sd_ms_per_token"]), f"{p['saving_pct']:.0f}%",
                          f"{p['target_bound']} / {p['verify_bound']}"])
-        pdf.table(["Batch", "Best γ", "Speedup", "Base ms/token", "Spec ms/token", "Saving", "Bound (step / verify)"],
-                  rows, [16, 16, 22, 28, 28, 20, 48], ["RIGHT"] * 6 + ["LEFT"], size=8)
+        pdf.table(["Batch", "Best γ", "Speedup (95% CI)", "Assumptions", "Base ms/tok", "Spec ms/tok", "Saving",
+                   "Bound (step / verify)"],
+                  rows, [13, 13, 36, 24, 22, 22, 16, 32], ["RIGHT"] * 7 + ["LEFT"], size=8)
+        pdf.para("The interval resamples the prompts whose acceptance is projected; the assumptions band moves one "
+                 "constant of the cost model at a time (per-forward cost and per-layer latency × 0.5 and × 2, "
+                 "bandwidth efficiency 0.6 and 0.9).", size=8)
     notes = []
     for item in whatif_all.attrs.get("assumptions", []):
         if str(item["name"]).startswith("hardware "):
@@ -595,7 +603,10 @@ def _whatif(pdf: _Pdf, a: Analysis, d: Decision, th: Thresholds, hardware: str, 
                 continue
             v = item["value"]
             value = (f"{v['bandwidth_gbs']:.0f} GB/s × {v['bandwidth_efficiency']:.2f}, {v['peak_tflops']:.0f} TFLOPS × "
-                     f"{v['compute_efficiency']:.2f}, {v['memory_gb']:.0f} GB, {v['layer_latency_us']:.0f} µs per layer")
+                     f"{v['compute_efficiency']:.2f}, {v['memory_gb']:.0f} GB, {v['layer_latency_us']:.0f} µs per layer"
+                     + (f", {v['forward_overhead_us']:.0f} µs per forward" if v.get("forward_overhead_us") else "")
+                     + (f", {v['engine']} engine" if v.get("engine") else "")
+                     + (f", TP {v['tp']}" if (v.get("tp") or 1) > 1 else ""))
         else:
             value = item["value"] if not isinstance(item["value"], list) else ", ".join(f"{x:.0f}" for x in item["value"])
         notes.append(f"{item['name']}: {value} — {item['note']}")
