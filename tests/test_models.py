@@ -331,6 +331,7 @@ def test_bundle_converts_once_into_the_cache(tiny_gguf, tmp_path, monkeypatch):
     assert steps == ["read GGUF header", "save safetensors", "build tokenizer", "done"]
 
     loaded = models.load_model(str(entry), dtype="float32", device="cpu")
+    assert json.loads((entry / "config.json").read_text())["architectures"] == ["Qwen2ForCausalLM"]
     gen = json.loads((entry / "generation_config.json").read_text())
     endoftext = tiny.VOCAB_SIZE - len(tiny.SPECIALS)
     assert gen["eos_token_id"] == [tiny.EOS_ID, endoftext] and gen["pad_token_id"] == endoftext

@@ -278,6 +278,7 @@ def dequantize_gguf(reader, cfg, on_tensor: Callable[[float], None]) -> dict:
     with torch.device("meta"):  # names and shapes only: no memory, no random init
         skeleton = AutoModelForCausalLM.from_config(cfg)
     names = get_gguf_hf_weights_map(skeleton, processor)
+    cfg.architectures = [type(skeleton).__name__]  # what save_pretrained would have written
     expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
     dtype = getattr(torch, config.CACHE_DTYPE)
     tensors = list(reader.tensors)
