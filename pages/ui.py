@@ -623,7 +623,8 @@ def _sidebar_live() -> None:
     st.caption(f"**{'Training' if status.kind == 'train' else 'Measuring'}** — {esc(status.label)}")
     p = status.progress
     t = status.training
-    done = (t.done / max(t.total, 1) if t is not None else p.done / p.total if (p is not None and p.total) else 0.0)
+    done = (t.done / max(t.total, 1) if t is not None else p.done / p.total if (p is not None and p.total)
+            else status.fraction or 0.0)  # loading: the conversion's fraction, when one is running
     st.progress(min(done, 1.0), text=_progress_text(status))
 
 
