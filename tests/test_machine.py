@@ -1,0 +1,40 @@
+"""Busy-machine detection (specdec.measure.machine): the flags from made-up samples, the reference step on a
+tiny model, and the sampler seeing another process's CPU."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from specdec import config
+from specdec.measure import machine
+
+
+def test_quiet_busy_and_drifting_runs_are_told_apart():
+    quiet = machine.describe([0.02, 0.05, 0.01], [0.200, 0.204, 0.201], cores=2)
+    assert not quiet["busy"] and not quiet["drifted"] and machine.unreliable({"machine": quiet}) is None
+    assert quiet["other_cpu"]["samples"] == 3 and quiet["drift"] == pytest.approx(0.02)
+    bound = config.BUSY_OTHER_CPU_SHARE * 2
+    busy = machine.describe([bound + 0.05] * 10, [0.2, 0.2], cores=2)
+    assert busy["busy"] and not busy["drifted"]
+    assert machine.unreliable({"machine": busy}).startswith(f"other processes used {bound + 0.05:.2f} of 2 cores")
+    drifting = machine.describe([0.0] * 5, [0.2, 0.2 * (1 + config.REFERENCE_DRIFT_MAX) + 0.01], cores=2)
+    assert drifting["drifted"] and not drifting["busy"] and "reference step" in machine.unreliable({"machine": drifting})
+    assert machine.unreliable({}) is None  # runs from before the machine block: nothing to say
+    empty = machine.describe([], [], cores=2)
+    assert empty["other_cpu"]["mean"] is None and not empty["busy"] and not empty["drifted"]
+
+
+def test_reference_step_is_timed_on_the_model(target):
+    seconds = machine.reference_step_s(target, tokens=8, repeats=3)
+    assert 0 < seconds < 5
+
+
+def test_the_sampler_sees_another_process_burn_cpu():
+    """A busy child process shows up as other processes' CPU; this process's own work does not."""
+    sampler = machine.LoadSampler(interval_s=0.25)
+    spin = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<3: pass"])
+    spin.wait()
+    samples = sampler.stop()
+    assert len(samples) >= 8 and max(samples) > 0.3
