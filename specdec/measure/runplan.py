@@ -124,11 +124,14 @@ def run_config(*, target: str, draft, methods, draft_lengths, max_new_tokens: in
     if temperature < 0 or not 0 < top_p <= 1 or top_k < 0:
         raise SpecdecError("temperature must be ≥ 0, top-p in (0, 1] and top-k ≥ 0")
     # Traced rounds are exact for greedy decoding only (specdec.traces): sampling runs real.
-    mode = mode or (config.DEFAULT_MODE if temperature <= 0 else "real")
+    # Medusa's typical acceptance is lossy: it leaves the target's path, so it cannot be traced either.
+    mode = mode or (config.DEFAULT_MODE if temperature <= 0 and not medusa_typical else "real")
     if mode not in config.MODES:
         raise SpecdecError(f"mode must be one of {', '.join(config.MODES)}")
     if mode == "traced" and temperature > 0:
         raise SpecdecError("traced mode is exact for greedy decoding only: use mode real with temperature > 0")
+    if mode == "traced" and medusa_typical:
+        raise SpecdecError("Medusa's typical acceptance is lossy and cannot be traced: use mode real")
     if mode == "traced" and int(real_prompts) < 1:
         raise SpecdecError("traced mode needs at least 1 real prompt: its timings come from them")
     if responses and mode != "traced":
