@@ -295,7 +295,8 @@ def dequantize_gguf(reader, cfg, on_tensor: Callable[[float], None]) -> dict:
     out, done = {}, 0
     # Biggest first, so the two workers finish together instead of one waiting on the embedding at the end.
     order = sorted(tensors, key=lambda t: -int(t.n_elements))
-    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1))
+    try:
         for name, tensor, n in pool.map(one, order):
             if name is not None:
                 if name in expected and tuple(tensor.shape) != expected[name]:
@@ -304,6 +305,8 @@ def dequantize_gguf(reader, cfg, on_tensor: Callable[[float], None]) -> dict:
                 out[name] = tensor
             done += n
             on_tensor(done / total)
+    finally:  # a Cancel (KeyboardInterrupt) waits for the two tensors in flight, not for every queued one
+        pool.shutdown(wait=True, cancel_futures=True)
     missing = [k for k in expected if k not in out and not _tied(k, cfg)]
     if missing:
         raise SpecdecError(f"{gguf.name}: no weights for {len(missing)} parameters (e.g. {missing[0]}) — "
