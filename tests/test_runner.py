@@ -27,7 +27,7 @@ def write_workload(path: Path, n: int) -> Path:
 def run_args(tiny_model_dirs, workload, out, *extra):
     target, draft = tiny_model_dirs
     return ["run", "--workload", str(workload), "--out", str(out), "--target", str(target), "--draft", str(draft),
-            "--draft-lengths", "1,3", "--max-new-tokens", "12", "--dtype", "float32", *extra]
+            "--draft-lengths", "1,3", "--max-new-tokens", "12", "--dtype", "float32", "--mode", "real", *extra]
 
 
 def test_run_writes_results_contract(tiny_model_dirs, tmp_path, monkeypatch, capsys):
@@ -92,12 +92,14 @@ def test_sigkill_then_resume(tiny_model_dirs, tmp_path):
     env = {**os.environ, "SPECDEC_STORE": str(tmp_path / "runs.sqlite"), "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "specdec", *run_args(tiny_model_dirs, workload, out)]
     read_end, write_end = os.pipe()
-    proc = subprocess.Popen([sys.executable, "-c", SIGNAL_AFTER, str(write_end), "2", "6", *cmd[3:]], env=env,
-                            stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=(write_end,))
+    log = tmp_path / "killed.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", SIGNAL_AFTER, str(write_end), "2", "6", *cmd[3:]], env=env,
+                                stderr=err, stdout=subprocess.DEVNULL, pass_fds=(write_end,))
     os.close(write_end)
     try:
         ready, _, _ = select.select([read_end], [], [], 300)
-        assert ready and os.read(read_end, 1) == b"!", "the run never wrote its second prompt"
+        assert ready and os.read(read_end, 1) == b"!", f"the run never wrote its second prompt: {log.read_text()[-1500:]}"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -340,7 +340,7 @@ def test_a_run_that_fails_is_recorded_as_failed_and_resume_continues(tiny_model_
     (tmp_path / "w.jsonl").write_text("\n".join(lines) + "\n")
     target, draft = tiny_model_dirs
     args = ["run", "--workload", str(tmp_path / "w.jsonl"), "--out", str(tmp_path / "out"), "--target", str(target),
-            "--draft", str(draft), "--draft-lengths", "2", "--max-new-tokens", "4", "--dtype", "float32"]
+            "--draft", str(draft), "--draft-lengths", "2", "--max-new-tokens", "4", "--dtype", "float32", "--mode", "real"]
     real = bench.measure_prompt
 
     def broken(target, sources, ids, prompt_id, *a, **k):

@@ -357,14 +357,16 @@ def _traced(cfg, workload, results, target, sources, eos, max_prompt, decode_tex
         encoded.append((prompt, ids))
 
     def on_record(record: dict) -> None:
-        if store is not None:
+        if store is not None:  # the store first, as in execute(); resume's reconcile() repairs a kill between
             store.add_prompt(manifest["run_id"], record)
+        _fault_point("prompt-stored")
         index = next((i for i, p in enumerate(results["prompts"]) if p["id"] == record["id"]), None)
         if index is None:
             results["prompts"].append(record)
         else:
             results["prompts"][index] = record
         _save(results, path)
+        _fault_point("prompt-saved")
         if index is None:
             meter.advance(record)
 
