@@ -434,7 +434,7 @@ def source_picker() -> Source | None:
                 st.session_state["uploads"] = uploads
             st.session_state["src_uploaded"] = Source(UPLOADED, sha, sha, f"Uploaded {upload.name}")
         except SpecdecError as exc:
-            st.error(str(exc))
+            st.error(esc(str(exc)))  # the message names the upload, which is user text
             return None
     return st.session_state.get("src_uploaded")
 
