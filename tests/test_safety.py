@@ -452,3 +452,29 @@ def test_the_model_cache_lists_and_prunes(tmp_path, monkeypatch, capsys):
     assert "unfinished" in out and "gguf-mine-0123456789abcdef  /data/mine.gguf" in out
     assert main(["cache", "prune"]) == 0
     assert "deleted 2 entries" in capsys.readouterr().out and not any(models_dir.iterdir())
+
+
+def test_a_failed_run_shows_its_reason_and_escaped_names_on_the_explore_page(tmp_path, monkeypatch):
+    """Findings: a failed run was shown as complete; model names rendered as Markdown (links, images)."""
+    from streamlit.testing.v1 import AppTest
+    from specdec.present import views
+    from specdec.store import Store
+    data = json.loads(FIXTURE.read_text())
+    m = data["manifest"]
+    m.update(status="failed", error="RuntimeError: CUDA error: an illegal memory access was encountered")
+    m["models"]["target"]["spec"] = "[click me](http://evil.example)"
+    (tmp_path / "failed.json").write_text(json.dumps(data))
+    monkeypatch.setenv("SPECDEC_STORE", str(tmp_path / "runs.sqlite"))
+    monkeypatch.setattr(views, "EXAMPLE_RESULTS", FIXTURE)
+    with Store(tmp_path / "runs.sqlite") as s:
+        run_id = s.import_json(tmp_path / "failed.json")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/explore.py").run()
+    at.radio(key="_src_kind_widget").set_value("Stored run").run()
+    assert at.selectbox(key="_src_run_widget").value == run_id
+    assert not at.exception, [e.value for e in at.exception]
+    errors = "\n".join(e.value for e in at.error)
+    assert "This run failed: RuntimeError\\: CUDA error\\: an illegal memory access" in errors
+    captions = "\n".join(c.value for c in at.caption)
+    assert "\\[click me\\]\\(http\\://evil\\.example\\)" in captions and "[click me](http" not in captions
