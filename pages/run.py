@@ -11,12 +11,6 @@ from specdec.errors import SpecdecError
 ui.enter("run")
 st.title("2 · Run")
 workload, total = ui.current_workload()
-if workload is None:
-    st.warning("Choose a workload first.")
-    st.page_link(ui.PAGES["workload"], label="Go to the Workload page", icon=":material/upload_file:")
-    st.stop()
-st.caption(f"Workload **{ui.esc(workload.name)}**: {len(workload.prompts)} of {total} prompts "
-           f"({len(workload.categories())} categories) — change the sample on the Workload page.")
 job = ui.worker().status()
 
 
@@ -39,6 +33,16 @@ def job_panel():
         if job.kind == "run" and job.run_id:
             if st.button("Explore this run", on_click=ui.open_run, args=(job.run_id,), icon=":material/query_stats:"):
                 st.switch_page(ui.PAGES["explore"])
+
+
+if workload is None:
+    st.warning("Choose a workload first.")
+    st.page_link(ui.PAGES["workload"], label="Go to the Workload page", icon=":material/upload_file:")
+    if job.kind is not None:  # a reload or another tab: the server's job is still shown (and can be cancelled)
+        job_panel()
+    st.stop()
+st.caption(f"Workload **{ui.esc(workload.name)}**: {len(workload.prompts)} of {total} prompts "
+           f"({len(workload.categories())} categories) — change the sample on the Workload page.")
 
 
 st.selectbox("Preset", [*runplan.PRESETS, "custom"], key="run_preset", persist_state="session", on_change=ui.apply_preset,

@@ -192,16 +192,17 @@ def test_a_run_measures_in_its_own_process_and_cancel_stops_a_conversion(tiny_mo
         # First use of a bundled model, cache empty: prompt lookup only, so only this model converts.
         from specdec import config
         shots.fill(page, "Target model", config.BUNDLED_DRAFT)
-        page.get_by_text("converting").first.wait_for(timeout=30_000)  # the estimate says it will convert
         page.get_by_role("button", name="Start run").click()
-        page.get_by_text(re.compile(r"converting .*first use")).first.wait_for(timeout=60_000)
+        converting = re.compile(r"converting .* \(first use\)")  # the job's progress, not the estimate's note
+        page.get_by_text(converting).first.wait_for(timeout=60_000)
 
-        # A second tab sees the same job and cancels it.
+        # A second tab (a new session, no workload chosen) sees the same job and cancels it.
         other = browser.new_page(viewport=shots.VIEWPORT)
         other.goto(f"{url}/run")
-        other.get_by_text(re.compile(r"converting .*first use")).first.wait_for(timeout=60_000)
+        other.get_by_text(converting).first.wait_for(timeout=60_000)
         other.get_by_role("button", name="Cancel").click()
         page.get_by_text("Cancelled before anything was measured").first.wait_for(timeout=60_000)
+        other.get_by_text("Cancelled before anything was measured").first.wait_for(timeout=60_000)
         models_dir = cache / "models"
         leftovers = [d.name for d in models_dir.iterdir() if d.name.startswith(".tmp-") or d.name.startswith(
             config.BUNDLED_DRAFT)] if models_dir.exists() else []
