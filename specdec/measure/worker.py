@@ -330,6 +330,11 @@ class Worker:
                                                self._stop.is_set)
         self._child: _Child | None = None
         self._mirror: tuple = (Status(), None, {})  # the measuring process's last snapshot
+        if isolate:  # started now, so its imports (torch, transformers: ~10 s) are done by the first Start
+            try:
+                self._child = _Child(self._factories, self._heads_root, self._log_dir, self._receive)
+            except OSError:
+                self._child = None  # _start tries again and reports what fails
 
     # ---- what the page calls ----
 
