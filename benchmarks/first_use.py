@@ -93,9 +93,13 @@ def main() -> None:
             page.get_by_text("twelve.csv").first.wait_for()
             shots.settle(page)
             shots.goto(page, url, "Run")
-            preset = page.locator('[data-testid="stSelectbox"]').first.inner_text()
+            page.locator('[data-testid="stSelectbox"]').first.click()  # the Preset box
+            page.get_by_role("option", name="Quick look").click()
+            shots.settle(page)
             estimate = page.locator('[data-testid="stMetric"]').first.inner_text().replace("\n", " ")
-            print(f"preset: {preset.splitlines()[-1]}; {estimate}", flush=True)
+            note = page.get_by_text("Includes").first.inner_text() if page.get_by_text("Includes").count() else ""
+            preset = page.locator('[data-testid="stSelectbox"]').first.inner_text().replace("\n", " ")
+            print(f"{preset}; {estimate}; {note}", flush=True)
             page.get_by_role("button", name="Start run").click()
             started = time.monotonic()
             last_stage, last_click = None, started
