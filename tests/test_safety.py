@@ -280,7 +280,7 @@ def test_a_hostile_spec_in_results_gives_a_placeholder_in_decide(tmp_path, capsy
 def test_max_new_tokens_is_capped_in_the_run_configuration(capsys):
     from specdec.cli import main
     from specdec.measure.runplan import run_config
-    with pytest.raises(SpecdecError, match="from 1 to 4096"):
+    with pytest.raises(SpecdecError, match="at least 1 and at most 4096"):
         run_config(target="t", draft="d", methods=("draft",), draft_lengths=(2,), max_new_tokens=10**9)
     assert main(["run", "--workload", "w", "--out", "o", "--max-new-tokens", "1000000", "--no-store"]) == 2
     assert capsys.readouterr().err.count("\n") == 1

@@ -338,7 +338,7 @@ def gguf_parameters(spec: str, path: Path) -> int:
         from gguf import GGUFReader
         return sum(int(t.n_elements) for t in GGUFReader(str(path)).tensors)
     except Exception as exc:  # noqa: BLE001 — any parse failure means "not a usable GGUF"
-        raise SpecdecError(f"{spec}: not a readable GGUF file ({_first_line(exc)})") from None
+        raise SpecdecError(f"{spec}: could not load the GGUF file: its header is unreadable ({_first_line(exc)})") from None
 
 
 def check_conversion_fits(spec: str, parameters: int, extra_disk: int = 0) -> None:

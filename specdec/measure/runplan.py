@@ -118,7 +118,7 @@ def run_config(*, target: str, draft, methods, draft_lengths, max_new_tokens: in
     if not gammas or gammas[0] < 1 or gammas[-1] > config.MAX_DRAFT_LENGTH:
         raise SpecdecError(f"choose draft lengths γ from 1 to {config.MAX_DRAFT_LENGTH}")
     if not 1 <= int(max_new_tokens) <= config.MAX_NEW_TOKENS:
-        raise SpecdecError(f"max new tokens must be from 1 to {config.MAX_NEW_TOKENS}, got {int(max_new_tokens)}")
+        raise SpecdecError(f"max new tokens must be at least 1 and at most {config.MAX_NEW_TOKENS}, got {int(max_new_tokens)}")
     if max_prompts is not None and int(max_prompts) < 1:
         raise SpecdecError("the number of prompts must be at least 1")
     if temperature < 0 or not 0 < top_p <= 1 or top_k < 0:
