@@ -7,15 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-/tmp/specdec-engine-llamacpp}"
 WORKLOAD="${2:-../shared/data/spec_bench_questions.jsonl}"
-N=12 TOKENS=64
+N=12 TOKENS=64 G="${DRAFT_LENGTHS:-2,4}"
 mkdir -p "$OUT" && rm -f "$OUT/results.json"
 scripts/install_llama_server.sh >/dev/null
 t0=$(date +%s)
-python -m specdec run --workload "$WORKLOAD" --out "$OUT" --max-prompts $N --methods draft --draft-lengths 2,4 \
+python -m specdec run --workload "$WORKLOAD" --out "$OUT" --max-prompts $N --methods draft --draft-lengths "$G" \
   --max-new-tokens $TOKENS --no-store
 t1=$(date +%s)
 python -m specdec engine-run --workload "$WORKLOAD" --out "$OUT" --engine llama.cpp --max-prompts $N \
-  --draft-lengths 2,4 --concurrency 1,2,4 --max-new-tokens $TOKENS
+  --draft-lengths "$G" --concurrency 1,2,4 --max-new-tokens $TOKENS
 t2=$(date +%s)
 python -m specdec decide --results "$OUT/results.json" --hardware this-machine | head -1
 python -m specdec brief --results "$OUT/results.json" --out "$OUT/brief.pdf" --hardware this-machine
