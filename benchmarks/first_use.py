@@ -130,11 +130,19 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+    sys.path.insert(0, str(ROOT))
+    from specdec.store import Store
+    store = Store(tmp / "runs.sqlite")
+    run = store.load_run(store.list_runs()[0]["run_id"])
+    machine = run["manifest"].get("machine") or {}
+    print(f"run {run['manifest']['run_id']}: {run['manifest']['status']}, {len(run['prompts'])} prompts; machine: other CPU "
+          f"{(machine.get('other_cpu') or {}).get('mean')} cores on average, reference drift {machine.get('drift')}, "
+          f"busy={machine.get('busy')}, drifted={machine.get('drifted')}")
     print(f"\nStart run → 'Explore this run': {total:.0f} s ({total / 60:.1f} min), conversion included; "
           f"{len(clicks)} clicks answered in median {sorted(clicks)[len(clicks) // 2] if clicks else None} s, "
           f"max {max(clicks) if clicks else None} s")
     print(json.dumps({"total_s": round(total, 1), "stages": stages, "click_s": clicks, "clone": str(args.clone),
-                      "cache": str(args.cache)}))
+                      "cache": str(args.cache), "machine": machine}))
 
 
 if __name__ == "__main__":
