@@ -478,7 +478,14 @@ def _cmd_runs(args) -> int:
             store.export_json(args.run_id, args.out)
             print(f"wrote {args.out}")
         elif command == "import":
-            print(f"imported run {clean(store.import_json(args.file))}")
+            try:
+                print(f"imported run {clean(store.import_json(args.file))}")
+            except SpecdecError as exc:
+                if "already in the run store" not in str(exc):
+                    raise
+                run_id, added = store.add_missing(args.file)  # the file has prompts the stored run lacks
+                print(f"run {clean(run_id)} was already stored: added {len(added)} prompt(s) it lacked "
+                      f"({clean(', '.join(added[:5]))}{' …' if len(added) > 5 else ''})")
         elif command == "delete":
             store.delete_run(args.run_id)
             print(f"deleted run {clean(args.run_id)}")

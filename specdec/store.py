@@ -413,6 +413,26 @@ class Store:
                 self._insert_prompt(db, manifest["run_id"], prompt)
         return manifest["run_id"]
 
+    def add_missing(self, path: str | Path) -> tuple[str, list[str]]:
+        """A results.json of a run already stored: add the prompts the store lacks (a process killed between
+        its two writes, issue 21), all in one transaction; returns (run_id, ids added). Refused in one line
+        when a prompt both hold differs, or when there is nothing to add."""
+        data = results.load(path)
+        run_id = data["manifest"]["run_id"]
+        stored = {p["id"]: p for p in self.load_run(run_id)["prompts"]}
+        differ = [p["id"] for p in data["prompts"] if p["id"] in stored and p != stored[p["id"]]]
+        if differ:
+            raise SpecdecError(f"run {run_id!r} is already in the run store and {len(differ)} of its prompts differ "
+                               f"from {Path(path).name}'s (first: {differ[0][:40]!r}); delete it first to replace it")
+        missing = [p for p in data["prompts"] if p["id"] not in stored]
+        if not missing:
+            raise SpecdecError(f"run {run_id!r} is already in the run store with every prompt of {Path(path).name}; "
+                               f"delete it first (python -m specdec runs delete {run_id}) to store it again")
+        with self._write() as db:
+            for prompt in missing:
+                self._insert_prompt(db, run_id, prompt)
+        return run_id, [p["id"] for p in missing]
+
     # ---- rows (called inside a transaction) ----
 
     def _require_run(self, db, run_id) -> str:

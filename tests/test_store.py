@@ -560,3 +560,27 @@ def test_a_run_is_running_only_while_its_process_lives(tmp_path):
         s.finish_run(run_id, "complete")
         assert s.list_runs()[0]["status"] == "complete"
         assert not (tmp_path / "runs.sqlite.locks" / f"{run_id}.lock").exists()
+
+
+def test_importing_a_stored_runs_file_adds_the_prompts_the_store_lacks(tmp_path, monkeypatch, capsys):
+    """Issue 21 on load: a results.json written after the store missed its last prompt (old write order,
+    killed between the two writes) brings that prompt in on import; nothing new, or a differing prompt,
+    is one line."""
+    monkeypatch.setenv("SPECDEC_STORE", str(tmp_path / "runs.sqlite"))
+    r = make_results(4)
+    (tmp_path / "partial.json").write_text(json.dumps({**r, "prompts": r["prompts"][:3]}))
+    (tmp_path / "full.json").write_text(json.dumps(r))
+    assert cli.main(["runs", "import", str(tmp_path / "partial.json")]) == 0
+    capsys.readouterr()
+    assert cli.main(["runs", "import", str(tmp_path / "full.json")]) == 0
+    assert "added 1 prompt(s) it lacked (" + r["prompts"][3]["id"] + ")" in capsys.readouterr().out
+    with Store(tmp_path / "runs.sqlite") as s:
+        assert s.load_run(r["manifest"]["run_id"])["prompts"] == r["prompts"]
+    assert cli.main(["runs", "import", str(tmp_path / "full.json")]) == 2
+    assert "with every prompt of full.json" in capsys.readouterr().err
+    changed = copy.deepcopy(r)
+    changed["prompts"][0]["baseline"]["decode_s"] += 1.0
+    (tmp_path / "changed.json").write_text(json.dumps(changed))
+    assert cli.main(["runs", "import", str(tmp_path / "changed.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "1 of its prompts differ" in err
