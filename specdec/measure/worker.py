@@ -27,6 +27,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import pickle
 import re
 import signal
 import subprocess
@@ -333,7 +334,7 @@ class Worker:
         if isolate:  # started now, so its imports (torch, transformers: ~10 s) are done by the first Start
             try:
                 self._child = _Child(self._factories, self._heads_root, self._log_dir, self._receive)
-            except OSError:
+            except (OSError, SpecdecError):
                 self._child = None  # _start tries again and reports what fails
 
     # ---- what the page calls ----
@@ -485,6 +486,11 @@ class _Child:
     Messages are pickled over two OS pipes (multiprocessing Connections): jobs in, snapshots out."""
 
     def __init__(self, factories: tuple, heads_root: Path, log_dir: Path, on_message):
+        try:
+            pickle.dumps(factories)
+        except Exception as exc:  # noqa: BLE001 — a lambda or a local function cannot cross a pipe
+            raise SpecdecError(f"the job's store factory and loaders cannot be sent to the measuring process "
+                               f"({type(exc).__name__}); pass module-level functions or isolate=False") from None
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log = log_dir / f"measure-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
         to_child_r, to_child_w = os.pipe()
