@@ -480,3 +480,33 @@ def test_setup_estimate_counts_conversion_only_when_not_cached(tmp_path, monkeyp
     assert runplan.setup_estimate(cfg, loaded=True).total_s == 0
     local = runplan.setup_estimate(replace(cfg, target=str(tiny_model_dirs[0]), drafts=("org/some-hub-model",)), False)
     assert local.convert_s == 0 and local.load_s > 0 and local.unknown == ("org/some-hub-model",)
+
+
+def test_cancel_during_a_conversion_leaves_no_cache_entry(tmp_path, monkeypatch):
+    """Cancel while the measuring process converts a .gguf: it stops at once (SIGINT), the job ends
+    'interrupted', and neither a finished entry nor a half-written one is left in the cache."""
+    import slowload
+    from test_models import write_tiny_gguf
+    import tiny
+    gguf = tmp_path / "slow.gguf"
+    write_tiny_gguf(gguf, tiny.tiny_qwen2(seed=7), tiny.tiny_tokenizer())
+    monkeypatch.setenv(config.CACHE_ENV_VAR, str(tmp_path / "cache"))
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # so the child can unpickle slowload
+    w = worker.Worker(store_factory=functools.partial(Store, tmp_path / "r.sqlite"),
+                      load_with_drafts=slowload.load_with_drafts, log_dir=tmp_path / "logs")
+    try:
+        w.start_calibration(runplan.run_config(target=str(gguf), draft=[], methods=["prompt-lookup"],
+                                               draft_lengths=[2], max_new_tokens=4, dtype="float32", device="cpu"))
+        deadline = time.monotonic() + 60
+        while "de-quantise" not in w.status().detail and time.monotonic() < deadline:
+            time.sleep(0.05)
+        s = w.status()
+        assert s.busy and 0 < (s.fraction or 0) < 1 and "converting slow.gguf" in s.detail, s
+        cancelled = time.monotonic()
+        w.cancel()
+        assert w.join(30) and w.status().state == "interrupted"
+        assert time.monotonic() - cancelled < worker.CANCEL_GRACE_S  # stopped by SIGINT, not the terminate
+        left = [p.name for p in (tmp_path / "cache" / "models").iterdir() if not p.name.endswith(".lock")]
+        assert left == []  # no .tmp-* work dir, no entry: the next use converts from scratch
+    finally:
+        w.close()
