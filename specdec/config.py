@@ -140,7 +140,7 @@ DEFAULT_CATEGORY = "uncategorised"  # for prompts whose file gives no category
 # second (joining parts, header, de-quantising, writing safetensors, tokenizer), and seconds to load a
 # converted model per byte of its GGUF (reading bf16 safetensors, casting, timing the matmul backends).
 # Measured: the pair's 1.61 GB converted in 179 s (112 + 67) at load average 9–11, before the header parse
-# went from ~40 s to ~1 s a model; loading is not measured yet (15 s/GB is the recorded runs' order).
+# went from ~40 s to ~1 s a model. LOAD_S_PER_GGUF_BYTE is an assumption, not yet measured here.
 CONVERT_BYTES_PER_S = 10e6
 LOAD_S_PER_GGUF_BYTE = 15.0 / 1e9
 LOAD_BYTES_PER_S = 150e6  # a local HF directory's weight files
