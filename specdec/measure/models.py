@@ -335,8 +335,7 @@ def check_memory(spec: str, path: Path, torch_dtype: torch.dtype, torch_device: 
 def gguf_parameters(spec: str, path: Path) -> int:
     """Weights in a GGUF file, from its tensor table alone (memory-mapped: nothing is read or converted)."""
     try:
-        from gguf import GGUFReader
-        return sum(int(t.n_elements) for t in GGUFReader(str(path)).tensors)
+        return sum(int(t.n_elements) for t in bundled.gguf_reader(path).tensors)  # ~1 s, not 15–30 s
     except Exception as exc:  # noqa: BLE001 — any parse failure means "not a usable GGUF"
         raise SpecdecError(f"{spec}: could not load the GGUF file: its header is unreadable ({_first_line(exc)})") from None
 
