@@ -30,7 +30,7 @@ def metric(page, label: str) -> str:
     return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
 
 
-def nudge(page, slider, key: str, done, limit: int = 12) -> None:
+def nudge(page, slider, key: str, done, limit: int = 40) -> None:
     """Press an arrow key on a slider, one press per script run, until done() holds (a press that lands
     while the script is rerunning can be dropped, so count results, not presses)."""
     for _ in range(limit):
