@@ -85,7 +85,10 @@ def log_ratio_t(X: np.ndarray, signs, W: np.ndarray, level: float = config.CI_LE
         return out
     tail = (1.0 - level) / 2.0
     q_lo, q_hi = np.quantile(t, [tail, 1.0 - tail])
-    out.update(lo=math.exp(theta0 - q_hi * se0), hi=math.exp(theta0 - q_lo * se0), se_log=se0)
+    # A near-degenerate resample (se* ≈ 0) gives huge |t|: the interval is then honestly unbounded;
+    # clip the exponent so it reads as 0 / inf-like instead of overflowing.
+    out.update(lo=math.exp(max(-700.0, min(700.0, theta0 - q_hi * se0))),
+               hi=math.exp(max(-700.0, min(700.0, theta0 - q_lo * se0))), se_log=se0)
     if threshold is not None and threshold > 0:
         t_obs = (theta0 - math.log(threshold)) / se0
         out["p_value"] = float((1 + np.count_nonzero(t >= t_obs)) / (len(t) + 1))
