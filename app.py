@@ -9,6 +9,7 @@ from pages import ui
 
 st.set_page_config(page_title="specdec — speculative decoding, measured", page_icon=":material/speed:",
                    layout="wide")
+ui.refuse_foreign_host()
 ui.init_state()
 goto = ui.mark_app_run()
 page = st.navigation([

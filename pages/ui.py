@@ -17,7 +17,7 @@ from pathlib import Path
 import streamlit as st
 
 from specdec.analysis import summary as A
-from specdec import config, results as R, store as S
+from specdec import config, localonly, results as R, store as S
 from specdec.analysis import decision
 from specdec.analysis import hardware
 from specdec.decoding import medusa
@@ -81,6 +81,21 @@ def enter(page: str) -> None:
         return
     st.session_state[_GOTO] = page
     st.switch_page("app.py")
+
+
+def refuse_foreign_host() -> None:
+    """Stop here when the page was addressed by a non-loopback name to a loopback-bound server (a DNS
+    rebinding page would otherwise drive the app from the user's browser); see specdec/localonly.py."""
+    host = st.context.headers.get("Host")
+    if localonly.host_allowed(host, st.get_option("server.address")):
+        return
+
+    def refused() -> None:
+        st.error(f"This app serves 127.0.0.1 and localhost only, not {esc(host)}: open http://127.0.0.1:"
+                 f"{st.get_option('server.port')} instead.")
+    # A one-page, hidden navigation: without it Streamlit would list pages/ in the sidebar.
+    st.navigation([st.Page(refused, title="specdec")], position="hidden").run()
+    st.stop()
 
 
 def mark_app_run() -> str | None:
@@ -233,7 +248,7 @@ def run_config(max_prompts: int | None) -> config.RunConfig:
 
 def models_loaded(cfg: config.RunConfig) -> bool:
     """The measuring process already holds cfg's models (nothing to convert or load before the run)."""
-    return worker().loaded() == model_key(cfg, bool(st.session_state.get("run_trust")))
+    return worker().loaded() == model_key(cfg, trust_remote_code())
 
 
 def setup_note(setup: runplan.Setup) -> str:

@@ -478,3 +478,38 @@ def test_a_failed_run_shows_its_reason_and_escaped_names_on_the_explore_page(tmp
     assert "This run failed: RuntimeError\\: CUDA error\\: an illegal memory access" in errors
     captions = "\n".join(c.value for c in at.caption)
     assert "\\[click me\\]\\(http\\://evil\\.example\\)" in captions and "[click me](http" not in captions
+
+
+@pytest.mark.parametrize("host, bind, allowed", [
+    ("127.0.0.1:8501", "127.0.0.1", True), ("localhost:8501", "127.0.0.1", True), ("[::1]:8501", "127.0.0.1", True),
+    ("LOCALHOST", "localhost", True), ("app.localhost:8501", "127.0.0.1", True),
+    ("rebind.example:8501", "127.0.0.1", False), ("127.0.0.1.evil.example:8501", "127.0.0.1", False),
+    ("10.0.0.5:8501", "127.0.0.1", False), ("localhost.evil.example", "127.0.0.1", False),
+    ("rebind.example:8501", "0.0.0.0", True), (None, "127.0.0.1", True)])
+def test_a_loopback_server_answers_loopback_names_only(host, bind, allowed):
+    from specdec import localonly
+    assert localonly.host_allowed(host, bind) is allowed
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_dns_rebinding_page_gets_no_app(tmp_path):
+    """A name resolving to 127.0.0.1 (chromium's host-resolver-rules stands in for the attacker's DNS)
+    reaches the loopback-bound server, which must answer with one line and nothing of the app."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import screenshots as shots
+    if not os.access(shots.CHROMIUM, os.X_OK):
+        pytest.skip(f"no chromium at {shots.CHROMIUM}")
+    with shots.serve(tmp_path / "runs.sqlite") as url, playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shots.CHROMIUM, args=[
+            *shots.CHROMIUM_ARGS, "--host-resolver-rules=MAP rebind.example 127.0.0.1"])
+        page = browser.new_page()
+        page.goto(url.replace("127.0.0.1", "rebind.example"))
+        page.get_by_text("serves 127.0.0.1 and localhost only").first.wait_for(timeout=60_000)
+        shots.settle(page)
+        assert page.locator('[data-testid="stSidebarNav"]').count() == 0
+        assert page.get_by_text("Upload a file").count() == 0
+        page.goto(url)  # the same server by its loopback address still serves the app
+        page.get_by_text("Upload a file").first.wait_for(timeout=60_000)
+        browser.close()
