@@ -15,7 +15,7 @@ import synthetic as S
 from specdec import cli, results
 from specdec.analysis import summary as analysis
 from specdec.analysis import decision
-from specdec.present import report
+from specdec.present import brief_deploy, brief_sections, report
 from specdec.present.chart_images import ChartRenderer, ChartsUnavailable, find_browser
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_run" / "results.json"
@@ -101,8 +101,8 @@ def test_key_numbers_match_the_analysis(plain, a):
 
 def test_summary_has_three_to_five_sentences(a):
     d = decision.decide(a)
-    sentences = report._summary(a, d, decision.Thresholds(), "H100-SXM", "prompt-lookup",
-                                report._whatif_all(a, "prompt-lookup", "H100-SXM", (1, 8, 64)))
+    sentences = brief_sections.summary(a, d, decision.Thresholds(), "H100-SXM", "prompt-lookup",
+                                       brief_deploy.whatif_all(a, "prompt-lookup", "H100-SXM", (1, 8, 64)))
     assert 3 <= len(sentences) <= 5
     assert all(re.search(r"\d", s) for s in sentences[:2])
 

@@ -37,6 +37,7 @@ from specdec.analysis import deploy as dp
 from specdec.analysis import hardware as hw
 from specdec.measure import machine
 from specdec.present import snippets as snip
+from specdec.present import words
 from specdec.analysis.summary import ALL, Analysis, analyze
 
 VERDICTS = ("GO", "GO-SEGMENTS", "NO-GO", "INSUFFICIENT-EVIDENCE")
@@ -414,20 +415,15 @@ def _drafter_ref(a: Analysis, method: str) -> str | None:
 
 # ---- words ----
 
-def _x(v) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.2f}×"
-
-
 def _ci(s: dict) -> str:
     """Three decimals: a bound of 1.047 must not print as the 1.05 it failed to reach."""
-    if s["speedup_lo"] is None or s["speedup_hi"] is None:
-        return f"none: too few prompts (< {config.MIN_CI_PROMPTS}) for an interval"
-    return f"{s['speedup_lo']:.3f}–{s['speedup_hi']:.3f}×"
+    return words.ci(s["speedup_lo"], s["speedup_hi"],
+                    missing=f"none: too few prompts (< {config.MIN_CI_PROMPTS}) for an interval")
 
 
 def _span(lo, hi, unit: str = "×") -> str:
     if unit:
-        return _x(lo) if f"{lo:.2f}" == f"{hi:.2f}" else f"{_x(lo)}–{_x(hi)}"
+        return words.x(lo) if f"{lo:.2f}" == f"{hi:.2f}" else f"{words.x(lo)}–{words.x(hi)}"
     return f"{lo}" if lo == hi else f"{lo}–{hi}"
 
 
@@ -449,7 +445,7 @@ def _reasons(a: Analysis, verdict, overall, cats, segments, cfg, hardware, th: T
              f"(a confident verdict needs ≥ {th.min_prompts}, a category ≥ {th.min_prompts_per_segment}).")
     if overall["method"]:
         r.append(f"Pooled, the best configuration is {a.label(overall['method'])} γ={overall['draft_length']}: decode speedup "
-                 f"{_x(overall['speedup'])} (95% CI {_ci(overall)}) on this "
+                 f"{words.x(overall['speedup'])} (95% CI {_ci(overall)}) on this "
                  f"machine, {overall['base_tpot_ms']:.1f} → {overall['tpot_ms']:.1f} ms per token "
                  f"({_saving(overall)}); the bar is a lower bound ≥ {th.min_speedup_lo:.2f}×.")
     r.append(_tests_reason(j, th))
@@ -542,7 +538,7 @@ def _methods_reason(a: Analysis) -> list[str]:
     if len(t) < 2:
         return []
     t = t.sort_values("speedup", ascending=False)
-    parts = [f"{r['label']} {_x(r['speedup'])} at γ={r['draft_length']}" for _, r in t.iterrows()]
+    parts = [f"{r['label']} {words.x(r['speedup'])} at γ={r['draft_length']}" for _, r in t.iterrows()]
     return [f"{len(t)} methods measured; each at its best γ, pooled: " + ", ".join(parts) + "."]
 
 
@@ -568,7 +564,7 @@ def _segment_reason(s: dict, th: Thresholds, a: Analysis) -> str:
     head = f"{s['category']} (n={s['n_prompts']}): "
     if s["method"] is None:
         return head + "no measured configuration."
-    cfg = f"{a.label(s['method'])} γ={s['draft_length']} {_x(s['speedup'])} (CI {_ci(s)})"
+    cfg = f"{a.label(s['method'])} γ={s['draft_length']} {words.x(s['speedup'])} (CI {_ci(s)})"
     return head + {
         "on": f"on — {cfg}, {_saving(s)} per token.",
         "off": f"off — even the best, {cfg}, stays below {th.min_speedup_lo:.2f}× at its upper bound.",
