@@ -120,7 +120,7 @@ def test_worker_runs_in_a_measuring_process_and_stores_results(tiny_model_dirs, 
     try:
         wl = load_workload(FIXTURE_WORKLOAD, max_prompts=3)
         threads = {t.name for t in threading.enumerate()}
-        w.start_run(_tiny_cfg(tiny_model_dirs), wl)
+        w.start_run(_tiny_cfg(tiny_model_dirs, max_new_tokens=48), wl)  # long enough to be seen running
         assert w.status().busy
         with pytest.raises(SpecdecError, match="already running"):
             w.start_run(_tiny_cfg(tiny_model_dirs), wl)

@@ -57,7 +57,7 @@ BUSY = (LOADING, CALIBRATING, RUNNING, TRAINING)
 HEADS_DIRNAME = "heads"  # beside the run store: <data dir>/specdec/heads/<one directory per training>
 LOGS_DIRNAME = "logs"  # beside the run store: one log per measuring process
 CANCEL_GRACE_S = 20.0  # after SIGINT, how long a job may take to save and stop before it is terminated
-PUBLISH_EVERY_S = 0.2  # how often the measuring process looks for a changed Status to send
+PUBLISH_EVERY_S = 0.2  # the measuring process sends a changed Status at once, and looks again this often
 
 
 @dataclass(frozen=True)
@@ -161,8 +161,10 @@ class Jobs:
     / fit: specdec.measure.models / specdec.decoding.medusa unless injected; heads_root: where train-heads
     jobs save."""
 
-    def __init__(self, store_factory, load_with_drafts, fit, heads_root: Path, should_stop=lambda: False):
+    def __init__(self, store_factory, load_with_drafts, fit, heads_root: Path, should_stop=lambda: False,
+                 on_change=lambda: None):
         self._store_factory, self._load_with_drafts, self._fit = store_factory, load_with_drafts, fit
+        self._on_change = on_change  # called after every Status change (the measuring process publishes it)
         self._heads_root = heads_root
         self._lock = threading.Lock()
         self._should_stop = should_stop
@@ -180,6 +182,7 @@ class Jobs:
     def begin(self, status: Status) -> None:
         with self._lock:
             self._status = status
+        self._on_change()
 
     def abort(self) -> None:
         """A Cancel that landed outside guard (between receiving a job and starting it)."""
@@ -214,6 +217,7 @@ class Jobs:
     def _update(self, **changes) -> None:
         with self._lock:
             self._status = replace(self._status, **changes)
+        self._on_change()
 
     def _models_for(self, key: tuple):
         """(target, [drafts]) for a model_key: the loaded set when it holds every model asked for,
@@ -305,6 +309,7 @@ class Jobs:
         with self._lock:
             detail = self._status.detail if self._status.cancel_requested else f"{p.stage} {p.prompt_id}"
             self._status = replace(self._status, progress=p, detail=detail)
+        self._on_change()
 
 
 class Worker:
@@ -569,7 +574,8 @@ def _serve(conn_in: Connection, conn_out: Connection) -> None:
         kind, *rest = conn_in.recv()
         if kind == "init":
             factories, heads_root = rest
-    jobs = Jobs(*factories, heads_root)
+    changed = threading.Event()
+    jobs = Jobs(*factories, heads_root, on_change=changed.set)
     send_lock = threading.Lock()
     last = [None]
 
@@ -582,7 +588,8 @@ def _serve(conn_in: Connection, conn_out: Connection) -> None:
 
     def publisher() -> None:
         while True:
-            time.sleep(PUBLISH_EVERY_S)
+            changed.wait(PUBLISH_EVERY_S)  # a change is sent at once; the timeout catches anything else
+            changed.clear()
             try:
                 publish()
             except (OSError, EOFError):  # the server has gone: nothing to report to
