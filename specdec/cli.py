@@ -7,7 +7,9 @@ stderr and exit code 2; nothing the user typed produces a traceback.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from specdec import config
 from specdec.errors import SpecdecError
@@ -602,9 +604,17 @@ def _cmd_brief(args) -> int:
     return 0
 
 
+def _terminated(signum, frame) -> None:
+    """SIGTERM (kill, systemd, a CI timeout) ends a command as Ctrl-C does: the run is stored as
+    interrupted and servers started for it are stopped, instead of Python dying without cleanup."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = globals()["_cmd_" + args.command.replace("-", "_")]
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         return handler(args)
     except SpecdecError as exc:

@@ -391,3 +391,82 @@ def test_real_llama_server_speculates_and_matches_greedy_text(tmp_path):
         assert all(r["output_tokens"] == 16 for r in b["per_request"] + s["per_request"])
     assert results.load(tmp_path / "out" / "results.json")["engine"]["levels"]
     assert (tmp_path / "out" / "llama-server-spec-g3.log").stat().st_size > 0
+
+
+# ---- a server started by specdec never outlives it ----------------------------------------------
+
+FAKE_SERVER = """\
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+HTTPServer(("127.0.0.1", int(sys.argv[sys.argv.index("--port") + 1])), H).serve_forever()
+"""
+
+PARENT = """\
+import sys, time
+from pathlib import Path
+from specdec.engines import llamacpp
+binary, log = Path(sys.argv[1]), Path(sys.argv[2])
+port = llamacpp.free_port()
+with llamacpp.LlamaServer(binary, ["--port", str(port)], log, port) as server:
+    print(server.proc.pid, flush=True)
+    time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    import os
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}/stat").exists() else "X"
+    return state not in ("Z", "X")  # a zombie has exited: only its parent has not reaped it yet
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="PR_SET_PDEATHSIG and /proc are Linux's")
+def test_a_killed_run_takes_its_llama_server_with_it(tmp_path):
+    """SIGKILL (or the OOM killer) gives specdec no chance to clean up: the kernel must stop the server."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    binary = tmp_path / "llama-server"
+    binary.write_text(f"#!{sys.executable}\n{FAKE_SERVER}")
+    binary.chmod(0o755)
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(binary), str(tmp_path / "server.log")],
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    pid = int(parent.stdout.readline())
+    assert _alive(pid)
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = _alive(pid)
+    if alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "llama-server outlived the specdec process that started it"
+
+
+def test_sigterm_ends_engine_run_as_interrupted_with_nothing_recorded(serve, tmp_path):
+    """`kill <pid>` (systemd, a CI timeout) mid-level: out promptly, one line, no results.json."""
+    import signal
+    import subprocess
+    import sys
+    base = serve(Fake(per_token_s=0.2))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "specdec", "engine-run", "--workload", str(_workload(tmp_path, 8)), "--out", str(out),
+         "--baseline-url", base, "--spec-url", base, "--concurrency", "1", "--max-new-tokens", "50"],
+        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)  # detection done, the first level under way (8 requests × 10 s)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - t0 < 15
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
+    assert not (out / "results.json").exists()

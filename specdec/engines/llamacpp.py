@@ -9,9 +9,12 @@ and `--spec-draft-p-min 0` (draft all γ tokens, never stop early, so γ is what
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +27,7 @@ from specdec.measure import bundled
 
 INSTALL_HINT = "build it with scripts/install_llama_server.sh (16 CPU-minutes; under an hour on 2 busy cores)"
 SPEC_FLAGS = ("--spec-type", "--spec-draft-n-max", "--spec-draft-p-min", "-md")
+STOP_GRACE_S = 5.0  # SIGTERM, then this long for in-flight slots to end, then SIGKILL
 BASE_FLAGS = ("-m", "--host", "--port", "-np", "-c", "-t", "--metrics", "--no-webui", "--cache-ram", "--alias")
 
 
@@ -132,7 +136,8 @@ class LlamaServer:
     def __enter__(self) -> "LlamaServer":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         try:
             self._wait_healthy()
         except BaseException:
@@ -164,7 +169,7 @@ class LlamaServer:
             return
         self.proc.terminate()
         try:
-            self.proc.wait(timeout=15)
+            self.proc.wait(timeout=STOP_GRACE_S)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=15)
@@ -176,6 +181,12 @@ class LlamaServer:
             return "no log"
         errors = [ln for ln in lines if "error" in ln.lower()]
         return (errors or lines or ["empty log"])[-1].strip()[:300]
+
+
+def _die_with_parent() -> None:
+    """In the server's process before exec: the kernel sends it SIGTERM when specdec dies, however it
+    dies (SIGKILL, OOM), so no llama-server outlives the run that started it (Linux prctl PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def which_help_flags_missing(help_out: str, flags) -> list[str]:
