@@ -7,7 +7,7 @@ import streamlit as st
 
 from pages import ui
 from specdec import config
-from specdec.present import charts
+from specdec.present import charts, deploy_charts
 from specdec.analysis import compare
 from specdec.analysis import hardware
 from specdec.present import views
@@ -24,7 +24,7 @@ ui.run_banner(source, results["manifest"])
 if results.get("engine"):  # an engine-run merged into this results.json (python -m specdec engine-run)
     with st.expander(f"Measured on the serving engine: {results['engine']['engine']}", expanded=True):
         st.caption(results["engine"]["decision"]["headline"])
-        st.plotly_chart(charts.engine_chart(results["engine"]), key="engine_chart")
+        st.plotly_chart(deploy_charts.engine_chart(results["engine"]), key="engine_chart")
 
 projected = set(a.projection["method"])
 methods = [m for m in a.methods if m in projected]  # every method key, in display order
@@ -121,7 +121,7 @@ with payoff_tab:
         else:
             c[0].metric(f"Batch {batch}", "does not fit", help="weights + KV cache exceed the device memory")
         g_run = int(a.prompts.loc[a.prompts["method"] == pay_method, "draft_length"].max())
-        fig = charts.payoff_chart(wi, hw, pay_method, g_run, drafters)
+        fig = deploy_charts.payoff_chart(wi, hw, pay_method, g_run, drafters)
         fig.add_vrect(x0=math.log2(batch) - 0.5, x1=math.log2(batch) + 0.5, line=dict(color="#111", width=2))
         st.plotly_chart(fig, key="payoff_chart")
         with st.expander("Assumptions"):

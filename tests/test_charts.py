@@ -9,7 +9,7 @@ import pytest
 
 from specdec import config, results
 from specdec.analysis import summary as analysis
-from specdec.present import charts
+from specdec.present import chart_style, charts, deploy_charts
 from specdec.analysis import decision
 from specdec.analysis import hardware
 
@@ -136,7 +136,7 @@ def _grid(speedups):
 def test_payoff_chart_heat_map_and_break_even_contour():
     batches, gammas = (1, 8, 64, 256), (1, 2, 3)
     df = _grid({(b, g): 2.0 / (1 + b / 32) * (1 + 0.1 * g) for b in batches for g in gammas})
-    fig = charts.payoff_chart(df, "L4", "draft", max_gamma_run=2)
+    fig = deploy_charts.payoff_chart(df, "L4", "draft", max_gamma_run=2)
     heat = _traces(fig, "heatmap")[0]
     z = np.asarray(heat.z, dtype=float)
     assert z.shape == (3, 4)
@@ -147,7 +147,7 @@ def test_payoff_chart_heat_map_and_break_even_contour():
     assert contour and contour[0].contours.start == 0 == contour[0].contours.end  # log2(1×) = 0
     assert any(s.y0 == 2.5 for s in fig.layout.shapes)  # above γ=2: extrapolated
     # Every cell above break-even: no contour to draw.
-    fig = charts.payoff_chart(_grid({(b, g): 1.5 for b in batches for g in gammas}), "L4", "draft")
+    fig = deploy_charts.payoff_chart(_grid({(b, g): 1.5 for b in batches for g in gammas}), "L4", "draft")
     assert not _traces(fig, "contour")
 
 
@@ -159,21 +159,21 @@ def test_payoff_data_is_the_hardware_whatif(a):
 
 
 def test_okabe_ito_colours_and_one_colour_per_method(figs):
-    palette = set(charts.OKABE_ITO.values()) | {charts.METHOD_COLOURS["baseline"]}
+    palette = set(chart_style.OKABE_ITO.values()) | {chart_style.METHOD_COLOURS["baseline"]}
     for name in ("categories", "gamma"):
         for t in figs[name].data:
             colour = t.marker.color if t.mode == "markers" else t.line.color
             if isinstance(colour, str):
                 assert colour in palette, (name, t.name, colour)
     cat = {t.meta: t.marker.color for t in figs["categories"].data}  # legends show labels; meta keeps the key
-    assert cat["draft"] == charts.METHOD_COLOURS["draft"]
-    assert cat["prompt-lookup"] == charts.METHOD_COLOURS["prompt-lookup"]
+    assert cat["draft"] == chart_style.METHOD_COLOURS["draft"]
+    assert cat["prompt-lookup"] == chart_style.METHOD_COLOURS["prompt-lookup"]
 
 
 def test_empty_inputs_give_a_figure_that_says_why():
     fig = charts.acceptance_chart(pd.DataFrame())
     assert "no speculative rounds" in fig.layout.annotations[0].text
-    assert "no what-if" in charts.payoff_chart(pd.DataFrame()).layout.annotations[0].text
+    assert "no what-if" in deploy_charts.payoff_chart(pd.DataFrame()).layout.annotations[0].text
     empty = pd.DataFrame(columns=["method", "draft_length", "category", "speedup", "speedup_lo", "speedup_hi",
                                   "n_prompts"])
     assert "no speculative" in charts.category_chart(empty).layout.annotations[0].text

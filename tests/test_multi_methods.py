@@ -13,7 +13,7 @@ import pytest
 import synthetic as S
 from specdec import methods, results
 from specdec.analysis import summary as analysis
-from specdec.present import charts
+from specdec.present import chart_style, charts
 from specdec.analysis import compare
 from specdec.analysis import costs
 from specdec.analysis import decision
@@ -169,10 +169,10 @@ def test_charts_show_every_method_side_by_side(a, d):
     for name in ("categories", "gamma", "distribution"):
         shown = {t.name for t in figs[name].data if t.showlegend is not False and t.name}
         assert labels <= shown, name
-    colours = charts.method_colours(KEYS)
+    colours = chart_style.method_colours(KEYS)
     assert len({colours[k] for k in KEYS}) == len(KEYS)  # distinct
-    assert set(colours.values()) <= set(charts.OKABE_ITO.values()) | {charts.METHOD_COLOURS["baseline"]}
-    assert colours["draft:a"] == charts.FAMILY_COLOURS["draft"] and colours["medusa"] == charts.FAMILY_COLOURS["medusa"]
+    assert set(colours.values()) <= set(chart_style.OKABE_ITO.values()) | {chart_style.METHOD_COLOURS["baseline"]}
+    assert colours["draft:a"] == chart_style.FAMILY_COLOURS["draft"] and colours["medusa"] == chart_style.FAMILY_COLOURS["medusa"]
     cat = {t.meta: t.marker.color for t in figs["categories"].data}
     assert all(cat[k] == colours[k] for k in KEYS)
     m = figs["methods"]

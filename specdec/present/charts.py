@@ -3,8 +3,9 @@ the PDF brief embeds PNGs of the same figures, so the two can never disagree.
 
 Every function takes the analysis output named in its docstring (specdec.analysis.analyze →
 Analysis; specdec.hardware.whatif → DataFrame) and returns a go.Figure. Colours are Okabe & Ito's
-colour-blind-safe palette; a method keeps its colour in every chart (method_colours: a family's
-colour for its first method, then the palette's spare colours). Any number of methods is shown side
+colour-blind-safe palette; a method keeps its colour in every chart (chart_style.method_colours: a family's
+colour for its first method, then the palette's spare colours). The house style is specdec.present.chart_style;
+the payoff map and the serving-engine chart are in specdec.present.deploy_charts. Any number of methods is shown side
 by side. `drafters` (Analysis.drafters) turns method keys into labels (specdec.methods.label, short
 labels where space is tight); without it the raw keys are shown.
 
@@ -14,13 +15,11 @@ Public API
     gamma_chart(summary, projection, category="all") -> Figure   τ and speedup vs γ, measured + projected
     category_chart(summary_by_category, summary=None, min_speedup_lo=…) -> Figure   speedup by category
     distribution_chart(prompts) -> Figure                         per-prompt speedup per configuration
-    payoff_chart(whatif_df, hardware, method) -> Figure           projected speedup over batch × γ
     throughput_chart(summary) -> Figure                           baseline vs speculative tokens/s
     costs_chart(costs) -> Figure                                  draft cost c and the verify-cost curve
     primary_method(analysis, decision=None) -> str | None         the method the single-method charts show
     payoff_data(analysis, hardware, method, batch_sizes=…, category="all") -> DataFrame   whatif for payoff_chart
     figures(analysis, decision=None, hardware=…, method=None, batch_sizes=…) -> {name: Figure}
-    method_colours(keys) -> {key: colour}
     CHART_NAMES, CHART_TITLES
 """
 
@@ -36,21 +35,11 @@ from plotly.subplots import make_subplots
 from specdec import config, methods
 from specdec.analysis import compare
 from specdec.analysis import hardware as hw
+from specdec.present.chart_style import (OKABE_ITO, SEQUENCE, ci_bars, empty_chart, house_style, method_colours,
+                                         method_label, method_order, method_tick, ratio_axis, speculative_rows)
+from specdec.present.deploy_charts import payoff_chart
 
 ALL = "all"
-
-# Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision deficiencies.
-OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
-             "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7"}
-FAMILY_COLOURS = {"draft": OKABE_ITO["blue"], "prompt-lookup": OKABE_ITO["vermillion"],
-                  "layer-skip": OKABE_ITO["green"], "medusa": OKABE_ITO["purple"]}
-METHOD_COLOURS = {"baseline": "#6E6E6E", **FAMILY_COLOURS}
-# A family's second method (draft:b beside draft:a) takes the first spare colour; yellow is left out
-# everywhere: it vanishes on white.
-SPARE_COLOURS = [OKABE_ITO[k] for k in ("orange", "sky", "black")]
-# Successive γ values of one method.
-SEQUENCE = [OKABE_ITO[k] for k in ("sky", "blue", "green", "orange", "purple", "vermillion", "black")]
-FONT = "DejaVu Sans, Arial, sans-serif"  # DejaVu carries γ α τ ≥ ×, and the PDF uses it too
 
 CHART_NAMES = ("methods", "categories", "gamma", "acceptance", "distribution", "throughput", "payoff", "costs")
 CHART_TITLES = {
@@ -65,93 +54,6 @@ CHART_TITLES = {
 }
 
 
-def method_colour(method: str, i: int = 0) -> str:
-    """One method's colour on its own: its family's (use method_colours for several of a family)."""
-    fam = methods.family(method) if methods.is_valid(method) else method
-    return METHOD_COLOURS.get(fam, SEQUENCE[i % len(SEQUENCE)])
-
-
-def method_colours(keys) -> dict[str, str]:
-    """{key: colour} for the methods shown together, stable for a given set of keys: in display order
-    (methods.order) each takes its family's colour, or — when that is taken (a second draft model) —
-    the next spare Okabe–Ito colour; only past eight methods do colours repeat."""
-    out = {"baseline": METHOD_COLOURS["baseline"]}
-    used: set[str] = set()
-    for i, k in enumerate(methods.order([k for k in keys if k != "baseline"])):
-        colour = FAMILY_COLOURS.get(methods.family(k)) if methods.is_valid(k) else None
-        if colour is None or colour in used:
-            colour = next((c for c in SPARE_COLOURS + SEQUENCE if c not in used), SEQUENCE[i % len(SEQUENCE)])
-        out[k] = colour
-        used.add(colour)
-    return out
-
-
-def _label(key: str, drafters: dict | None) -> str:
-    """Legend text: methods.label with drafter names, or the raw key when no drafters are given."""
-    return key if drafters is None or not methods.is_valid(key) else methods.label(key, drafters)
-
-
-def _tick(key: str, drafters: dict | None) -> str:
-    return key if drafters is None or not methods.is_valid(key) else methods.short_label(key, drafters)
-
-
-def _order(keys) -> list[str]:
-    return methods.order(keys)
-
-
-def _style(fig: go.Figure, title: str, subtitle: str | None = None, height: int = config.CHART_HEIGHT_PX) -> go.Figure:
-    """House layout: white background, large enough type for a PDF at 100 %, legend under the plot."""
-    fig.update_layout(
-        template="plotly_white", width=config.CHART_WIDTH_PX, height=height,
-        font=dict(family=FONT, size=config.CHART_FONT_PX, color="#222"),
-        title=dict(text=f"<b>{title}</b>", x=0.01, xanchor="left", yref="container", y=0.975, yanchor="top",
-                   font=dict(size=config.CHART_FONT_PX + 3),
-                   subtitle=dict(text=subtitle or "", font=dict(size=config.CHART_FONT_PX - 2, color="#555"))),
-        margin=dict(l=80, r=30, t=95 if subtitle else 70, b=120),
-        # The legend sits at the very bottom of the figure, below the x-axis title, never on the data.
-        legend=dict(orientation="h", yref="container", y=0.01, yanchor="bottom", x=0.0, xanchor="left"),
-        hoverlabel=dict(font_family=FONT),
-    )
-    fig.update_xaxes(showline=True, linecolor="#888", ticks="outside", zeroline=False)
-    fig.update_yaxes(showline=True, linecolor="#888", ticks="outside", zeroline=False)
-    return fig
-
-
-def _empty(title: str, why: str) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=why, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                       font=dict(size=config.CHART_FONT_PX + 1, color="#555"))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _style(fig, title)
-
-
-def _err(point, lo, hi) -> dict:
-    """Asymmetric error bars from CI bounds (NaN bounds draw no bar)."""
-    p, lo, hi = (np.asarray(v, dtype=float) for v in (point, lo, hi))
-    return dict(type="data", symmetric=False, array=np.nan_to_num(hi - p, nan=0.0).clip(min=0),
-                arrayminus=np.nan_to_num(p - lo, nan=0.0).clip(min=0), thickness=1.5, width=5)
-
-
-def _speculative(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["method"] != "baseline"] if "method" in df.columns else df
-
-
-def _ratio_axis(values) -> dict:
-    """A log axis for speedups (0.5× and 2× equally far from break-even) with × tick labels."""
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x) and x > 0], dtype=float)
-    lo = min(v.min(initial=1.0), 0.9) / 1.15
-    hi = max(v.max(initial=1.0), 1.1) * 1.15
-    span = math.log10(hi / lo)
-    # Ticks about evenly spaced on the log axis: 1-2-5 beyond ~16×, ~1.4× steps beyond ~3×, finer inside.
-    steps = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50) if span > 1.2 else (
-        0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.4, 2, 3, 5, 7, 10) if span > 0.5 else (
-        0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 4, 6, 8)
-    ticks = [t for t in steps if lo <= t <= hi]
-    return dict(type="log", range=[math.log10(lo), math.log10(hi)], tickvals=ticks,
-                ticktext=[f"{t:g}×" for t in ticks])
-
-
 # ---- 1. acceptance by draft position ----
 
 def acceptance_chart(positions: pd.DataFrame, category: str = ALL, drafters: dict | None = None) -> go.Figure:
@@ -164,13 +66,13 @@ def acceptance_chart(positions: pd.DataFrame, category: str = ALL, drafters: dic
     title = "Acceptance by draft position"
     df = positions[positions["category"] == category] if len(positions) else positions
     if df.empty:
-        return _empty(title, "no speculative rounds recorded")
-    keys = _order(df["method"].unique())
+        return empty_chart(title, "no speculative rounds recorded")
+    keys = method_order(df["method"].unique())
     n_cols = min(len(keys), 3)
     n_rows = math.ceil(len(keys) / n_cols)
     fig = make_subplots(rows=n_rows, cols=n_cols, shared_yaxes=True, horizontal_spacing=0.06,
                         vertical_spacing=0.16 if n_rows > 1 else 0.0,
-                        subplot_titles=[_label(m, drafters) for m in keys])
+                        subplot_titles=[method_label(m, drafters) for m in keys])
     shown = set()
     gammas = sorted(df["draft_length"].unique())
     for k, m in enumerate(keys):
@@ -183,8 +85,8 @@ def acceptance_chart(positions: pd.DataFrame, category: str = ALL, drafters: dic
             fig.add_trace(go.Scatter(
                 x=d["position"], y=d["p_ge"], mode="lines+markers", name=name, legendgroup=name, meta=m,
                 showlegend=name not in shown, line=dict(color=SEQUENCE[gammas.index(g) % len(SEQUENCE)], width=2.5),
-                marker=dict(size=8), error_y=_err(d["p_ge"], d["p_ge_lo"], d["p_ge_hi"]),
-                hovertemplate=f"{_tick(m, drafters)} γ={g}<br>position %{{x}}: %{{y:.2f}}<extra></extra>"),
+                marker=dict(size=8), error_y=ci_bars(d["p_ge"], d["p_ge_lo"], d["p_ge_hi"]),
+                hovertemplate=f"{method_tick(m, drafters)} γ={g}<br>position %{{x}}: %{{y:.2f}}<extra></extra>"),
                 row=row, col=col)
             shown.add(name)
         top = dm[dm["draft_length"] == dm["draft_length"].max()].sort_values("position")
@@ -194,7 +96,7 @@ def acceptance_chart(positions: pd.DataFrame, category: str = ALL, drafters: dic
             fig.add_trace(go.Scatter(
                 x=top["position"], y=top["iid_p_ge"], mode="lines", name=name, legendgroup=name, meta=m,
                 showlegend=name not in shown, line=dict(color="#444", dash="dash", width=1.5),
-                hovertemplate=f"{_tick(m, drafters)}: α={alpha:.2f}, α^%{{x}} = %{{y:.2f}}<extra></extra>"),
+                hovertemplate=f"{method_tick(m, drafters)}: α={alpha:.2f}, α^%{{x}} = %{{y:.2f}}<extra></extra>"),
                 row=row, col=col)
             shown.add(name)
             fig.add_annotation(text=f"α = {alpha:.2f}", xref=f"x{axis} domain",
@@ -207,7 +109,7 @@ def acceptance_chart(positions: pd.DataFrame, category: str = ALL, drafters: dic
     fig.update_yaxes(range=[0, 1.05])
     sub = "share of rounds whose first i drafted tokens were all accepted; bars: 95% CI over prompts"
     height = config.CHART_HEIGHT_PX + (n_rows - 1) * 260
-    return _style(fig, title + ("" if category == ALL else f" — {category}"), sub, height=height)
+    return house_style(fig, title + ("" if category == ALL else f" — {category}"), sub, height=height)
 
 
 # ---- 2. τ and speedup vs γ ----
@@ -223,17 +125,17 @@ def gamma_chart(summary: pd.DataFrame, projection: pd.DataFrame, category: str =
     — method, category, gamma, tau, speedup, extrapolated. One legend entry per method (line and point);
     the traces are named "<label>: projected" / "<label>: measured" / "<label>: extrapolated"."""
     title = "τ and speedup vs draft length γ"
-    meas = _speculative(summary)
+    meas = speculative_rows(summary)
     meas = meas[meas["category"] == category] if len(meas) else meas
     proj = projection[projection["category"] == category] if len(projection) else projection
     if meas.empty and proj.empty:
-        return _empty(title, "no speculative runs recorded")
+        return empty_chart(title, "no speculative runs recorded")
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
                         subplot_titles=("τ: tokens per target pass", "decode speedup vs baseline"))
-    keys = _order(set(meas["method"]) | set(proj["method"]))
+    keys = method_order(set(meas["method"]) | set(proj["method"]))
     colours = method_colours(keys)
     for m in keys:
-        colour, lab = colours[m], _label(m, drafters)
+        colour, lab = colours[m], method_label(m, drafters)
         pm = proj[proj["method"] == m].sort_values("gamma")
         mm = meas[meas["method"] == m].sort_values("draft_length")
         # The legend entry: one per method, drawn as line + point (the traces below stay out of it).
@@ -256,7 +158,7 @@ def gamma_chart(summary: pd.DataFrame, projection: pd.DataFrame, category: str =
                 fig.add_trace(go.Scatter(x=mm["draft_length"], y=mm[key], mode="markers", name=f"{lab}: measured",
                                          legendgroup=m, showlegend=False, meta=m,
                                          marker=dict(color=colour, size=11, symbol="circle", line=dict(color="white", width=1)),
-                                         error_y=_err(mm[key], mm[f"{key}_lo"], mm[f"{key}_hi"]),
+                                         error_y=ci_bars(mm[key], mm[f"{key}_lo"], mm[f"{key}_hi"]),
                                          hovertemplate=f"{lab} measured γ=%{{x}}: %{{y:.2f}}<extra></extra>"),
                               row=1, col=col)
     fig.add_hline(y=1.0, line=dict(color="#222", width=1.2, dash="dash"), row=1, col=2,
@@ -266,14 +168,14 @@ def gamma_chart(summary: pd.DataFrame, projection: pd.DataFrame, category: str =
     fig.update_yaxes(title_text="τ (tokens per pass)", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title_text="speedup (×)", rangemode="tozero", row=1, col=2)
     sub = "points: measured, 95% CI; lines: projection from the largest γ run; dotted: beyond any run"
-    return _style(fig, title + ("" if category == ALL else f" — {category}"), sub)
+    return house_style(fig, title + ("" if category == ALL else f" — {category}"), sub)
 
 
 # ---- 3. speedup by category ----
 
 def best_per_method(summary: pd.DataFrame) -> pd.DataFrame:
     """Per category × method, the γ whose speedup CI has the highest lower bound (the decision's rule)."""
-    df = _speculative(summary).dropna(subset=["speedup"])
+    df = speculative_rows(summary).dropna(subset=["speedup"])
     if df.empty:
         return df
     df = df.sort_values(["speedup_lo", "speedup"], ascending=False, na_position="last")
@@ -292,14 +194,14 @@ def category_chart(summary_by_category: pd.DataFrame, summary: pd.DataFrame | No
     parts = [summary_by_category] + ([summary] if summary is not None else [])
     best = best_per_method(pd.concat(parts, ignore_index=True))
     if best.empty:
-        return _empty(title, "no speculative runs recorded")
+        return empty_chart(title, "no speculative runs recorded")
     cats = sorted(c for c in best["category"].unique() if c != ALL)
     n = dict(zip(best["category"], best["n_prompts"]))
     order = ([ALL] if ALL in n else []) + cats  # top to bottom
     label = {c: f"{c} (n={int(n[c])})" for c in cats}
     label[ALL] = f"<b>all prompts</b> (n={int(n.get(ALL, 0))})"
     row_y = {c: len(order) - 1 - i for i, c in enumerate(order)}
-    keys = _order(best["method"].unique())
+    keys = method_order(best["method"].unique())
     colours = method_colours(keys)
     step = min(0.3, 0.84 / len(keys))  # all methods fit inside their category's band
     fig = go.Figure()
@@ -309,10 +211,10 @@ def category_chart(summary_by_category: pd.DataFrame, summary: pd.DataFrame | No
         y = [row_y[c] + step * ((len(keys) - 1) / 2 - k) for c in d["category"]]
         colour = colours[m]
         fig.add_trace(go.Scatter(
-            x=d["speedup"], y=y, mode="markers", name=_label(m, drafters), meta=m,
+            x=d["speedup"], y=y, mode="markers", name=method_label(m, drafters), meta=m,
             marker=dict(color=colour, size=12 if len(keys) <= 3 else 10),
-            error_x=_err(d["speedup"], d["speedup_lo"], d["speedup_hi"]),
-            hovertemplate=[f"{_tick(m, drafters)} γ={g}: %{{x:.2f}}× (CI {lo:.2f}–{hi:.2f})<extra>{c}</extra>"
+            error_x=ci_bars(d["speedup"], d["speedup_lo"], d["speedup_hi"]),
+            hovertemplate=[f"{method_tick(m, drafters)} γ={g}: %{{x:.2f}}× (CI {lo:.2f}–{hi:.2f})<extra>{c}</extra>"
                            for g, lo, hi, c in zip(d["draft_length"], d["speedup_lo"], d["speedup_hi"], d["category"])]))
         # The configuration and value, just right of the interval (on a white patch over any line).
         for x_hi, yv, g, v in zip(d["speedup_hi"].fillna(d["speedup"]), y, d["draft_length"], d["speedup"]):
@@ -327,7 +229,7 @@ def category_chart(summary_by_category: pd.DataFrame, summary: pd.DataFrame | No
                        showarrow=False, xanchor="left", yanchor="bottom",
                        font=dict(size=config.CHART_FONT_PX - 2, color=OKABE_ITO["green"]))
     xs = list(best["speedup_lo"]) + list(best["speedup_hi"] * 2.2) + [min_speedup_lo]  # room for the labels
-    fig.update_xaxes(title_text="decode speedup (× baseline, log scale)", **_ratio_axis(xs))
+    fig.update_xaxes(title_text="decode speedup (× baseline, log scale)", **ratio_axis(xs))
     fig.update_yaxes(tickvals=list(row_y.values()), ticktext=[label[c] for c in row_y], range=[-0.6, len(order) - 0.4],
                      showgrid=False, title_text=None)
     for c, yv in row_y.items():  # light bands separate the rows
@@ -335,7 +237,7 @@ def category_chart(summary_by_category: pd.DataFrame, summary: pd.DataFrame | No
             fig.add_hrect(y0=yv - 0.5, y1=yv + 0.5, fillcolor="#F2F2F2", line_width=0, layer="below")
     height = max(config.CHART_HEIGHT_PX, 230 + max(75, 24 * len(keys)) * len(order))
     sub = "best γ per method (highest CI lower bound); bars: 95% CI over prompts"
-    fig = _style(fig, title, sub, height=height)
+    fig = house_style(fig, title, sub, height=height)
     fig.update_layout(margin=dict(l=190, t=105))
     return fig
 
@@ -356,20 +258,20 @@ def distribution_chart(prompts: pd.DataFrame, drafters: dict | None = None) -> g
     df = prompts.dropna(subset=["speedup"])
     df = df[np.isfinite(df["speedup"]) & (df["speedup"] > 0)]
     if df.empty:
-        return _empty(title, "no per-prompt speedups recorded")
+        return empty_chart(title, "no per-prompt speedups recorded")
     fig = go.Figure()
     order = []
-    keys = _order(df["method"].unique())
+    keys = method_order(df["method"].unique())
     colours = method_colours(keys)
     n_boxes = len(df.groupby(["method", "draft_length"]))
     for m in keys:
         colour = colours[m]
         for j, g in enumerate(sorted(df.loc[df["method"] == m, "draft_length"].unique())):
             d = df[(df["method"] == m) & (df["draft_length"] == g)]
-            lab = _config_label(_tick(m, drafters), g, "<br>")
+            lab = _config_label(method_tick(m, drafters), g, "<br>")
             order.append(lab)
             fig.add_trace(go.Box(
-                y=d["speedup"], x=[lab] * len(d), name=_label(m, drafters), legendgroup=m, showlegend=j == 0, meta=m,
+                y=d["speedup"], x=[lab] * len(d), name=method_label(m, drafters), legendgroup=m, showlegend=j == 0, meta=m,
                 marker=dict(color=colour, size=5, opacity=0.7), line=dict(color=colour, width=1.5),
                 fillcolor="rgba(0,0,0,0)", boxpoints="all", jitter=0.4, pointpos=0,
                 customdata=np.column_stack([d["prompt_id"], d["category"]]),
@@ -379,13 +281,13 @@ def distribution_chart(prompts: pd.DataFrame, drafters: dict | None = None) -> g
                                showarrow=False,
                                yanchor="bottom", font=dict(size=config.CHART_FONT_PX - 3, color="#444"))
     fig.add_hline(y=1.0, line=dict(color="#222", width=1.2, dash="dash"))
-    fig.update_yaxes(title_text="speedup (×, log scale)", **_ratio_axis(df["speedup"]))
+    fig.update_yaxes(title_text="speedup (×, log scale)", **ratio_axis(df["speedup"]))
     fig.update_xaxes(categoryorder="array", categoryarray=order, title_text=None,
                      tickfont=dict(size=config.CHART_FONT_PX - (2 if n_boxes <= 8 else 4)))
     sub = "each prompt's own decode speedup, one point per prompt; box: median and quartiles; dashed: break-even"
     if n_boxes > 8:
         sub += "<br>above each box: share of prompts faster than the baseline"
-    fig = _style(fig, title, sub)
+    fig = house_style(fig, title, sub)
     fig.update_layout(margin=dict(t=100))
     return fig
 
@@ -402,65 +304,6 @@ def payoff_data(analysis, hardware: str = config.DEFAULT_HARDWARE, method: str |
     return hw.whatif(analysis, hardware=[hardware], batch_sizes=batch_sizes, methods=[method], category=category)
 
 
-def payoff_chart(whatif_df: pd.DataFrame, hardware: str | None = None, method: str | None = None,
-                 max_gamma_run: int | None = None, drafters: dict | None = None) -> go.Figure:
-    """Projected speedup for every batch size (x) × γ (y) on one hardware profile, as a heat map
-    (blue = faster, vermillion = slower, white = 1×) with the break-even contour at 1×. Cells that do
-    not fit in device memory are left blank. max_gamma_run (optional) draws a line above the largest
-    γ measured: rows above it use extrapolated acceptance.
-
-    whatif_df: specdec.hardware.whatif(...) (or payoff_data) — hardware, method, batch_size, gamma,
-    speedup, fits_memory; filtered to `hardware` and `method` when given (else the first of each)."""
-    title = "Where it pays off"
-    if whatif_df is None or whatif_df.empty:
-        return _empty(title, "no what-if projection: the run has no speculative rounds")
-    hardware = hardware or whatif_df["hardware"].iloc[0]
-    method = method or whatif_df["method"].iloc[0]
-    df = whatif_df[(whatif_df["hardware"] == hardware) & (whatif_df["method"] == method)]
-    if "context_len" in df.columns and df["context_len"].nunique() > 1:
-        df = df[df["context_len"] == df["context_len"].min()]
-    if df.empty:
-        return _empty(title, f"no projection for {_label(method, drafters)} on {hardware}")
-    batches = sorted(df["batch_size"].unique())
-    gammas = sorted(df["gamma"].unique())
-    grid = df.pivot_table(index="gamma", columns="batch_size", values="speedup", aggfunc="first").reindex(
-        index=gammas, columns=batches)
-    fits = df.pivot_table(index="gamma", columns="batch_size", values="fits_memory", aggfunc="first").reindex(
-        index=gammas, columns=batches).fillna(False).astype(bool)
-    z = np.log2(grid.to_numpy(dtype=float))
-    z_fit = np.where(fits.to_numpy(), z, np.nan)
-    x = np.log2(np.asarray(batches, dtype=float))
-    text = np.where(fits.to_numpy(), np.vectorize(lambda v: f"{v:.2f}" if np.isfinite(v) else "")(grid.to_numpy(float)),
-                    "")
-    span = max(1.0, float(np.nanmax(np.abs(z_fit))) if np.isfinite(z_fit).any() else 1.0)
-    scale = [[0.0, OKABE_ITO["vermillion"]], [0.5, "#FFFFFF"], [1.0, OKABE_ITO["blue"]]]
-    ticks = [t for t in (-4, -3, -2, -1, 0, 1, 2, 3, 4) if abs(t) <= span]
-    fig = go.Figure(go.Heatmap(
-        x=x, y=gammas, z=z_fit, zmin=-span, zmax=span, colorscale=scale, text=text, texttemplate="%{text}",
-        textfont=dict(size=config.CHART_FONT_PX - 3),
-        colorbar=dict(title=dict(text="speedup", side="right"), tickvals=ticks, ticktext=[f"{2.0 ** t:g}×" for t in ticks],
-                      thickness=14, len=0.8),
-        customdata=np.dstack([np.broadcast_to(batches, grid.shape), grid.to_numpy(float)]),
-        hovertemplate="batch %{customdata[0]}, γ=%{y}: %{customdata[1]:.2f}×<extra></extra>", xgap=1, ygap=1))
-    if np.nanmin(z) < 0 < np.nanmax(z) and len(batches) > 1 and len(gammas) > 1:
-        fig.add_trace(go.Contour(
-            x=x, y=gammas, z=z, contours=dict(start=0, end=0, size=1, coloring="none", showlabels=False),
-            line=dict(color="#111", width=3), showscale=False, hoverinfo="skip", name="break-even 1×", showlegend=True))
-    extrapolated = max_gamma_run is not None and max_gamma_run < max(gammas)
-    if extrapolated:
-        fig.add_hline(y=max_gamma_run + 0.5, line=dict(color="#555", width=2, dash="dot"))
-    fig.update_xaxes(title_text="batch size (sequences decoded together)", tickvals=x, ticktext=[str(b) for b in batches])
-    fig.update_yaxes(title_text="draft length γ", dtick=1)
-    sub = f"{_label(method, drafters)}, roofline projection of the measured acceptance; black line: break-even 1×"
-    if extrapolated:
-        sub += f"<br>above the dotted line: γ > {max_gamma_run}, beyond the largest run (extrapolated)"
-    if not fits.to_numpy().all():
-        sub += "; blank: does not fit in memory"
-    fig = _style(fig, f"{title}: projected speedup on {hardware}", sub, height=config.CHART_HEIGHT_PX + 40)
-    fig.update_layout(margin=dict(t=115 if extrapolated else 95, r=20))
-    return fig
-
-
 # ---- 6. throughput ----
 
 def throughput_chart(summary: pd.DataFrame, drafters: dict | None = None) -> go.Figure:
@@ -474,12 +317,12 @@ def throughput_chart(summary: pd.DataFrame, drafters: dict | None = None) -> go.
     df = summary[summary["category"] == ALL] if "category" in summary.columns else summary
     df = df.dropna(subset=["tpot_ms"])
     if df.empty:
-        return _empty(title, "no timings recorded")
-    spec = _speculative(df)
-    rank = {k: i for i, k in enumerate(_order(spec["method"].unique()))}
+        return empty_chart(title, "no timings recorded")
+    spec = speculative_rows(df)
+    rank = {k: i for i, k in enumerate(method_order(spec["method"].unique()))}
     spec = spec.assign(_rank=spec["method"].map(rank)).sort_values(["_rank", "draft_length"]).drop(columns="_rank")
     df = pd.concat([df[df["method"] == "baseline"], spec])
-    labels = ["baseline" if m == "baseline" else _config_label(_tick(m, drafters), g, "<br>")
+    labels = ["baseline" if m == "baseline" else _config_label(method_tick(m, drafters), g, "<br>")
               for m, g in zip(df["method"], df["draft_length"])]
     with np.errstate(divide="ignore"):
         dec = 1e3 / df["tpot_ms"].to_numpy(float)
@@ -489,11 +332,11 @@ def throughput_chart(summary: pd.DataFrame, drafters: dict | None = None) -> go.
     colours = [palette[m] for m in df["method"]]
     fig = go.Figure()
     fig.add_trace(go.Bar(x=labels, y=dec, name="decode (1000 / ms per token)", marker=dict(color=colours),
-                         error_y=_err(dec, dec_lo, dec_hi),
+                         error_y=ci_bars(dec, dec_lo, dec_hi),
                          hovertemplate="%{x}: %{y:.1f} tokens/s decode<extra></extra>"))
     fig.add_trace(go.Bar(x=labels, y=df["tokens_per_s"], name="end to end (incl. prefill)",
                          marker=dict(color=colours, pattern=dict(shape="/", fgcolor="white", size=8), opacity=0.55),
-                         error_y=_err(df["tokens_per_s"], df["tokens_per_s_lo"], df["tokens_per_s_hi"]),
+                         error_y=ci_bars(df["tokens_per_s"], df["tokens_per_s_lo"], df["tokens_per_s_hi"]),
                          hovertemplate="%{x}: %{y:.1f} tokens/s end to end<extra></extra>"))
     base = df[df["method"] == "baseline"]
     if len(base):
@@ -504,7 +347,7 @@ def throughput_chart(summary: pd.DataFrame, drafters: dict | None = None) -> go.
     fig.update_xaxes(tickfont=dict(size=config.CHART_FONT_PX - (2 if len(labels) <= 9 else 4)))
     fig.update_yaxes(title_text="tokens per second", rangemode="tozero")
     sub = "solid: decode phase; hatched: end to end including prefill; bars: 95% CI over prompts"
-    return _style(fig, title, sub)
+    return house_style(fig, title, sub)
 
 
 # ---- 7. costs ----
@@ -520,9 +363,9 @@ def costs_chart(costs, drafters: dict | None = None) -> go.Figure:
     title = "Draft cost c and verify cost"
     fig = make_subplots(rows=1, cols=2, column_widths=[0.38, 0.62], horizontal_spacing=0.12,
                         subplot_titles=("drafting, in target steps", "verify pass, in target steps"))
-    keys = _order(costs.c)
+    keys = method_order(costs.c)
     palette = method_colours(keys)
-    ticks = [_tick(m, drafters) for m in keys]
+    ticks = [method_tick(m, drafters) for m in keys]
     c_vals = [costs.c[m] for m in keys]
     d0 = [costs.draft_round_s.get(m, 0.0) / costs.target_step_s for m in keys]
     many = len(keys) > 3  # value labels on every bar would collide
@@ -559,7 +402,7 @@ def costs_chart(costs, drafters: dict | None = None) -> go.Figure:
         fig.update_xaxes(tickangle=-35, tickfont=dict(size=config.CHART_FONT_PX - 3), row=1, col=1)
     fig.update_layout(barmode="group")
     sub = f"target step (baseline decode) = {1e3 * costs.target_step_s:.2f} ms on the measuring machine"
-    fig = _style(fig, title, sub)
+    fig = house_style(fig, title, sub)
     fig.update_layout(margin=dict(b=150))
     return fig
 
@@ -579,7 +422,7 @@ def methods_chart(table: pd.DataFrame) -> go.Figure:
     speedup_hi, extra_weights_gb, extra_kv_gb_per_seq."""
     title = "Methods compared"
     if table is None or table.empty:
-        return _empty(title, "no speculative runs recorded")
+        return empty_chart(title, "no speculative runs recorded")
     t = table.iloc[::-1]  # first method on top
     colours = method_colours(table["method"])
     y = [f"{lab}  γ={int(g)}" for lab, g in zip(t["label"], t["draft_length"])]
@@ -588,7 +431,7 @@ def methods_chart(table: pd.DataFrame) -> go.Figure:
     fig.add_trace(go.Scatter(
         x=t["speedup"], y=y, mode="markers", showlegend=False, meta=list(t["method"]),
         marker=dict(color=[colours[m] for m in t["method"]], size=13),
-        error_x=_err(t["speedup"], t["speedup_lo"], t["speedup_hi"]),
+        error_x=ci_bars(t["speedup"], t["speedup_lo"], t["speedup_hi"]),
         text=[f"{v:.2f}×" for v in t["speedup"]],
         hovertemplate="%{y}: %{x:.2f}×<extra></extra>"), row=1, col=1)
     for x_hi, yv, v, m in zip(t["speedup_hi"].fillna(t["speedup"]), y, t["speedup"], t["method"]):
@@ -614,14 +457,14 @@ def methods_chart(table: pd.DataFrame) -> go.Figure:
                            font=dict(size=config.CHART_FONT_PX - 2, color="#444"), row=1, col=2)
     fig.add_vline(x=1.0, line=dict(color="#222", width=1.2, dash="dash"), row=1, col=1)
     xs = list(t["speedup_lo"]) + list(t["speedup_hi"] * 1.5)
-    fig.update_xaxes(title_text="× baseline, log scale", row=1, col=1, **_ratio_axis(xs))
+    fig.update_xaxes(title_text="× baseline, log scale", row=1, col=1, **ratio_axis(xs))
     top = float((weights + kv).max())
     fig.update_xaxes(title_text="GB", rangemode="tozero", range=[0, max(top, 0.01) * 1.35], row=1, col=2)
     fig.update_yaxes(tickfont=dict(size=config.CHART_FONT_PX - 2), showgrid=False)
     fig.update_layout(barmode="stack", bargap=0.35)
     height = max(config.CHART_HEIGHT_PX - 60, 200 + 48 * len(t))
     sub = "each method at its fastest measured γ, 95% CI over prompts; memory: weights only drafting needs + its KV cache"
-    fig = _style(fig, title, sub, height=height)
+    fig = house_style(fig, title, sub, height=height)
     fig.update_layout(margin=dict(l=260))
     return fig
 
@@ -638,7 +481,7 @@ def primary_method(analysis, decision=None) -> str | None:
     target = (getattr(decision, "evidence", None) or {}).get("target") or {}
     if target.get("method"):  # a verdict about a deployment: the method its projection or engine run chose
         return target["method"]
-    s = _speculative(analysis.summary).dropna(subset=["speedup"])
+    s = speculative_rows(analysis.summary).dropna(subset=["speedup"])
     s = s[s["method"].map(methods.decidable).astype(bool)]  # not training-prompt figures, not a lossy rule
     if s.empty:
         return None
@@ -673,44 +516,3 @@ def figures(analysis, decision=None, hardware: str | None = None, method: str | 
         "payoff": payoff_chart(whatif_df, hardware, method, g_run, d),
         "costs": costs_chart(analysis.costs, d),
     }
-
-
-# ---- engine runs (specdec.engines, analysis.engine) ----
-
-def engine_chart(engine: dict) -> go.Figure:
-    """Measured SD/baseline output tokens/s (y, log) against concurrency (x, log) on a serving engine, one
-    line per γ with 95% CI bars (bootstrap over requests), the break-even 1× line, and the crossover (where
-    the best γ's ratio crosses 1×) marked when it lies inside the measured range.
-
-    engine: a results.json `engine` block (its `levels` rows and `decision`, from analysis.engine)."""
-    title = f"Speedup vs concurrency on {engine.get('engine', 'the engine')}"
-    rows = [r for r in engine.get("levels", []) if r["ratio"]["estimate"] is not None]
-    if not rows:
-        return _empty(title, "no level has both a baseline and a speculative measurement")
-    fig = go.Figure()
-    gammas = sorted({r["draft_length"] or 0 for r in rows})
-    for i, g in enumerate(gammas):
-        rs = sorted((r for r in rows if (r["draft_length"] or 0) == g), key=lambda r: r["concurrency"])
-        est = [r["ratio"]["estimate"] for r in rs]
-        lo = [r["ratio"]["lo"] if r["ratio"]["lo"] is not None else np.nan for r in rs]
-        hi = [r["ratio"]["hi"] if r["ratio"]["hi"] is not None else np.nan for r in rs]
-        fig.add_trace(go.Scatter(
-            x=[r["concurrency"] for r in rs], y=est, mode="lines+markers", name=f"γ = {g}" if g else rs[0]["label"],
-            line=dict(color=SEQUENCE[i % len(SEQUENCE)], width=3), marker=dict(size=9), error_y=_err(est, lo, hi),
-            customdata=[[r["alpha"] if r["alpha"] is not None else np.nan, r["tau"] or np.nan] for r in rs],
-            hovertemplate="C=%{x}: %{y:.2f}× (α %{customdata[0]:.2f}, τ %{customdata[1]:.2f})<extra></extra>"))
-    fig.add_hline(y=1.0, line=dict(color="#111", width=1.5, dash="dash"))
-    cross = (engine.get("decision") or {}).get("crossover")
-    if cross:
-        fig.add_vline(x=cross, line=dict(color=OKABE_ITO["vermillion"], width=2, dash="dot"))
-        fig.add_annotation(x=math.log10(cross), y=1.0, yref="y", text=f"crossover ≈ C {cross:.1f}",
-                           showarrow=True, arrowhead=2, ax=40, ay=-40, font=dict(color=OKABE_ITO["vermillion"]))
-    cs = sorted({r["concurrency"] for r in rows})
-    fig.update_xaxes(type="log", tickvals=cs, ticktext=[str(c) for c in cs],
-                     title_text="concurrency (requests in flight)")
-    fig.update_yaxes(title_text="SD / baseline output tokens/s",
-                     **_ratio_axis([r["ratio"][k] for r in rows for k in ("estimate", "lo", "hi")]))
-    s = engine.get("settings", {})
-    sub = (f"{engine.get('model', '')} · {s.get('prompts', '?')} prompts × {s.get('max_new_tokens', '?')} tokens · "
-           f"95% CI over requests; dashed: break-even 1×" + ("; dotted: crossover" if cross else ""))
-    return _style(fig, title, sub)

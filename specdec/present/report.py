@@ -28,7 +28,7 @@ from specdec import config
 from specdec.analysis import deploy
 from specdec.analysis.decision import Decision, Thresholds, decide
 from specdec.analysis.summary import Analysis, analyze
-from specdec.present import charts
+from specdec.present import charts, deploy_charts
 from specdec.present.brief_deploy import engine_section, whatif_all, whatif_pages
 from specdec.present.brief_sections import caveats, charts_pages, front_page, losslessness, methodology, run_manifest
 from specdec.present.chart_images import ChartRenderer, ChartsUnavailable
@@ -66,7 +66,7 @@ def build_brief(data, *, decision: Decision | None = None, thresholds: Threshold
                           min_speedup_lo=th.min_speedup_lo,
                           whatif_df=projected[projected["hardware"] == hardware] if len(projected) else projected)
     if engine is not None:
-        figs["engine"] = charts.engine_chart(engine)
+        figs["engine"] = deploy_charts.engine_chart(engine)
     images, chart_note = {}, None
     if charts_on:
         try:
@@ -111,7 +111,7 @@ def _engine_only_brief(data: dict, renderer, charts_on: bool, on_warning, now, p
     png = None
     if charts_on:
         try:
-            png = _render({"engine": charts.engine_chart(engine)}, renderer).get("engine")
+            png = _render({"engine": deploy_charts.engine_chart(engine)}, renderer).get("engine")
         except ChartsUnavailable as exc:
             if on_warning:
                 on_warning(str(exc))
