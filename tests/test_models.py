@@ -18,7 +18,7 @@ import torch
 
 import tiny
 from specdec import config
-from specdec.measure import bundled
+from specdec.measure import bundled, ggufconvert
 from specdec.measure import models
 from specdec.errors import SpecdecError
 
@@ -301,7 +301,7 @@ def test_gguf_save_needs_the_quantizer_dropped(tiny_gguf, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
     with pytest.raises(ValueError, match="not serializable"):
         model.save_pretrained(tmp_path / "refused")
-    bundled.drop_gguf_quantizer(model)
+    ggufconvert.drop_gguf_quantizer(model)
     model.save_pretrained(tmp_path / "saved")
     saved = json.loads((tmp_path / "saved" / "config.json").read_text())
     assert "quantization_config" not in saved

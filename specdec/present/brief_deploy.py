@@ -58,22 +58,10 @@ def whatif_pages(pdf: BriefPdf, a: Analysis, d: Decision, th: Thresholds, hardwa
     rows = []
     for name in dict.fromkeys(projected["hardware"]):
         best = projected_best(a, projected, name, method, th)
-        cells = []
-        for b in cols:
-            r = best[best["batch_size"] == b]
-            if r.empty:
-                cells.append("does not fit")
-            elif pd.isna(r["gamma"].iloc[0]):
-                raw = projected[(projected["hardware"] == name) & (projected["batch_size"] == b)
-                               & (projected["gamma"] <= g_cap)]["speedup"].max()
-                cells.append(f"off ({words.x(raw)})")
-            else:
-                cells.append(f"{words.x(r['speedup'].iloc[0])} γ={int(r['gamma'].iloc[0])}")
+        capped = projected[(projected["hardware"] == name) & (projected["gamma"] <= g_cap)]
         label = name + (" (measured here, calibrated)" if name == hw.THIS_MACHINE else "")
-        rows.append([label] + cells)
-    w0 = 34
-    pdf.table(["Hardware"] + [f"batch {b}" for b in cols], rows, [w0] + [(pdf.epw - w0) / len(cols)] * len(cols),
-              ["LEFT"] + ["RIGHT"] * len(cols), size=8)
+        rows.append([label] + _batch_cells(best, capped, cols))
+    _batch_table(pdf, "Hardware", rows, cols, 34)
     _methods_whatif(pdf, a, th, hardware, cols)
     best = projected_best(a, projected, hardware, method, th)
     detail = projected[(projected["hardware"] == hardware) & (projected["gamma"] <= g_cap)]
@@ -127,20 +115,29 @@ def _methods_whatif(pdf: BriefPdf, a: Analysis, th: Thresholds, hardware: str, c
         if d.empty:
             rows.append([a.label(key)] + ["no sizes"] * len(cols))
             continue
-        best = hw.best_by_batch(d, th.min_projected_speedup)
-        cells = []
-        for b in cols:
-            r = best[best["batch_size"] == b]
-            if r.empty:
-                cells.append("does not fit")
-            elif pd.isna(r["gamma"].iloc[0]):
-                cells.append(f"off ({words.x(d[d['batch_size'] == b]['speedup'].max())})")
-            else:
-                cells.append(f"{words.x(r['speedup'].iloc[0])} γ={int(r['gamma'].iloc[0])}")
-        rows.append([a.label(key)] + cells)
+        rows.append([a.label(key)] + _batch_cells(hw.best_by_batch(d, th.min_projected_speedup), d, cols))
     pdf.para(f"Every method on {hardware}, at its best γ per batch size:", size=9)
-    w0 = 40
-    pdf.table(["Method"] + [f"batch {b}" for b in cols], rows, [w0] + [(pdf.epw - w0) / len(cols)] * len(cols),
+    _batch_table(pdf, "Method", rows, cols, 40)
+
+
+def _batch_cells(best: pd.DataFrame, capped: pd.DataFrame, cols: list) -> list[str]:
+    """Per batch size in cols: 'does not fit', 'off (<the best speedup among capped>)' or '1.23× γ=3'.
+    best: hw.best_by_batch rows; capped: the projection rows it was chosen from (γ ≤ the largest run)."""
+    cells = []
+    for b in cols:
+        r = best[best["batch_size"] == b]
+        if r.empty:
+            cells.append("does not fit")
+        elif pd.isna(r["gamma"].iloc[0]):
+            cells.append(f"off ({words.x(capped[capped['batch_size'] == b]['speedup'].max())})")
+        else:
+            cells.append(f"{words.x(r['speedup'].iloc[0])} γ={int(r['gamma'].iloc[0])}")
+    return cells
+
+
+def _batch_table(pdf: BriefPdf, head: str, rows: list[list], cols: list, w0: float):
+    """A table of one label column (w0 mm) and one column per batch size."""
+    pdf.table([head] + [f"batch {b}" for b in cols], rows, [w0] + [(pdf.epw - w0) / len(cols)] * len(cols),
               ["LEFT"] + ["RIGHT"] * len(cols), size=8)
 
 
