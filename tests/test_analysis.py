@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-import synthetic as S
+import synthetic
 from specdec.analysis import summary as analysis
 from specdec.analysis.bootstrap import percentile_ci, prompts_needed, ratio, resample_weights
 from specdec.errors import SpecdecError
@@ -9,8 +9,8 @@ from specdec.errors import SpecdecError
 
 def _hand_results():
     """Two prompts, one run each, numbers small enough to check by hand."""
-    spec = S.Spec([S.Category("x", 1)], gammas=(2,))
-    res = S.make_results(spec)
+    spec = synthetic.Spec([synthetic.Category("x", 1)], gammas=(2,))
+    res = synthetic.make_results(spec)
     gen = {"text": "", "prefill_s": 0.1}
     p1 = {"id": "p1", "category": "a", "prompt": "", "prompt_tokens": 10,
           "baseline": {**gen, "tokens": [1, 2, 3, 4, 5], "new_tokens": 5, "decode_s": 0.4},
@@ -73,9 +73,9 @@ def test_empty_results_are_an_error():
 
 @pytest.fixture(scope="module")
 def iid():
-    spec = S.Spec([S.Category("a", 30, (0.7,)), S.Category("b", 30, (0.7,))], gammas=(2, 4), max_new_tokens=128,
+    spec = synthetic.Spec([synthetic.Category("a", 30, (0.7,)), synthetic.Category("b", 30, (0.7,))], gammas=(2, 4), max_new_tokens=128,
                   seed=1)
-    return analysis.collect(S.make_results(spec))
+    return analysis.collect(synthetic.make_results(spec))
 
 
 def test_three_alpha_estimates_agree_when_iid(iid):
@@ -85,29 +85,29 @@ def test_three_alpha_estimates_agree_when_iid(iid):
             assert row[k] == pytest.approx(0.7, abs=0.025), k
         assert row["alpha_iid"] is True and row["alpha_beta_comparable"]
         assert row["rho"] < row["alpha_pos"]  # ρ understates α (design.md)
-        assert row["tau"] == pytest.approx(S.true_tau((0.7,), row["draft_length"]), rel=0.04)
+        assert row["tau"] == pytest.approx(synthetic.true_tau((0.7,), row["draft_length"]), rel=0.04)
         assert row["tau_lo"] < row["tau"] < row["tau_hi"]
 
 
 def test_disagreement_flags_non_iid_acceptance():
-    spec = S.Spec([S.Category("a", 30, (0.95, 0.3))], gammas=(4,), seed=2)
-    s = analysis.summary_table(S.make_results(spec), n_boot=200)
+    spec = synthetic.Spec([synthetic.Category("a", 30, (0.95, 0.3))], gammas=(4,), seed=2)
+    s = analysis.summary_table(synthetic.make_results(spec), n_boot=200)
     row = s[s["method"] == "draft"].iloc[0]
     assert row["alpha_spread"] > 0.05 and row["alpha_iid"] is False
 
 
 def test_greedy_beta_is_not_compared():
-    spec = S.Spec([S.Category("a", 10, (0.7,))], gammas=(2,), temperature=0.0)
-    row = analysis.summary_table(S.make_results(spec), n_boot=50).iloc[1]
+    spec = synthetic.Spec([synthetic.Category("a", 10, (0.7,))], gammas=(2,), temperature=0.0)
+    row = analysis.summary_table(synthetic.make_results(spec), n_boot=50).iloc[1]
     assert not row["alpha_beta_comparable"]
 
 
 def test_position_acceptance_recovers_known_rates():
     rates = (0.9, 0.6, 0.4)
-    spec = S.Spec([S.Category("a", 40, rates)], gammas=(4,), max_new_tokens=160, seed=4)
-    pos = analysis.position_acceptance(S.make_results(spec), n_boot=200)
+    spec = synthetic.Spec([synthetic.Category("a", 40, rates)], gammas=(4,), max_new_tokens=160, seed=4)
+    pos = analysis.position_acceptance(synthetic.make_results(spec), n_boot=200)
     assert pos["position"].tolist() == [1, 2, 3, 4]
-    surv = np.cumprod([S.rate_at(rates, i) for i in range(1, 5)])
+    surv = np.cumprod([synthetic.rate_at(rates, i) for i in range(1, 5)])
     assert np.allclose(pos["p_ge"], surv, atol=0.035)
     assert np.allclose(pos["cond_rate"], [0.9, 0.6, 0.4, 0.4], atol=0.05)
     assert np.allclose(pos["beta_mean"], [0.9, 0.6, 0.4, 0.4], atol=1e-6)
@@ -138,20 +138,20 @@ def test_resample_weights_are_multinomial_counts():
 def test_bootstrap_is_deterministic():
     """Same data, same intervals. (Its speed is a benchmark's claim: benchmarks/brief.py times the
     analysis stage, bootstrap included, side by side with the rest of the brief.)"""
-    spec = S.Spec([S.Category(f"c{i}", 20, (0.7,), spread=0.1) for i in range(5)],
+    spec = synthetic.Spec([synthetic.Category(f"c{i}", 20, (0.7,), spread=0.1) for i in range(5)],
                   methods=("draft", "prompt-lookup"), gammas=(2, 4, 6, 8), max_new_tokens=32)
-    m = analysis.collect(S.make_results(spec))
+    m = analysis.collect(synthetic.make_results(spec))
     a = analysis.summary_table(m)  # 100 prompts × 8 configs + baseline, 2000 resamples
     b = analysis.summary_table(m)
     assert a.equals(b) and a["speedup_lo"].notna().any()
 
 
 def test_losslessness(tmp_path):
-    spec = S.Spec([S.Category("a", 10, (0.7,))], gammas=(2, 4), temperature=0.0, diverge={3: 5, 7: 40})
-    loss = analysis.losslessness(S.make_results(spec))
+    spec = synthetic.Spec([synthetic.Category("a", 10, (0.7,))], gammas=(2, 4), temperature=0.0, diverge={3: 5, 7: 40})
+    loss = analysis.losslessness(synthetic.make_results(spec))
     assert loss["applicable"] and loss["runs"] == 20 and loss["identical"] == 16
     assert sorted(loss["first_divergence"]) == [5, 5, 40, 40]
-    sampled = analysis.losslessness(S.make_results(S.Spec([S.Category("a", 3)], gammas=(2,))))
+    sampled = analysis.losslessness(synthetic.make_results(synthetic.Spec([synthetic.Category("a", 3)], gammas=(2,))))
     assert not sampled["applicable"] and "distribution" in sampled["note"]
 
 

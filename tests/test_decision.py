@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-import synthetic as S
+import synthetic
 from specdec import cli, results
 from specdec.analysis import summary as analysis
 from specdec.analysis import decision
@@ -13,7 +13,7 @@ from specdec.errors import SpecdecError
 
 
 def _decide(spec, **kw):
-    return decision.decide(analysis.analyze(S.make_results(spec), n_boot=400), **kw)
+    return decision.decide(analysis.analyze(synthetic.make_results(spec), n_boot=400), **kw)
 
 
 def _has_number(text: str) -> bool:
@@ -22,7 +22,7 @@ def _has_number(text: str) -> bool:
 
 @pytest.fixture(scope="module")
 def go():
-    spec = S.Spec([S.Category("code", 25, (0.85,), spread=0.05), S.Category("chat", 25, (0.8,), spread=0.05)],
+    spec = synthetic.Spec([synthetic.Category("code", 25, (0.85,), spread=0.05), synthetic.Category("chat", 25, (0.8,), spread=0.05)],
                   temperature=0.0, seed=11)
     return _decide(spec)
 
@@ -44,7 +44,7 @@ def test_clear_go(go):
 
 
 def test_clear_no_go():
-    d = _decide(S.Spec([S.Category("code", 25, (0.1,)), S.Category("chat", 25, (0.15,))], seed=12))
+    d = _decide(synthetic.Spec([synthetic.Category("code", 25, (0.1,)), synthetic.Category("chat", 25, (0.15,))], seed=12))
     assert d.verdict == "NO-GO"
     assert d.config is None and d.snippets == {}
     assert all(s["status"] == "off" for s in d.segments)
@@ -52,7 +52,7 @@ def test_clear_no_go():
 
 
 def test_mixed_segments():
-    d = _decide(S.Spec([S.Category("code", 25, (0.9,)), S.Category("chat", 25, (0.1,))], seed=13))
+    d = _decide(synthetic.Spec([synthetic.Category("code", 25, (0.9,)), synthetic.Category("chat", 25, (0.1,))], seed=13))
     assert d.verdict == "GO-SEGMENTS"
     status = {s["category"]: s["status"] for s in d.segments}
     assert status == {"code": "on", "chat": "off"}
@@ -61,7 +61,7 @@ def test_mixed_segments():
 
 
 def test_too_small_sample_is_not_a_confident_verdict():
-    d = _decide(S.Spec([S.Category("code", 6, (0.9,))], seed=14))
+    d = _decide(synthetic.Spec([synthetic.Category("code", 6, (0.9,))], seed=14))
     assert d.verdict == "INSUFFICIENT-EVIDENCE"
     assert d.snippets == {}
     assert any("Not enough evidence" in r for r in d.reasons)
@@ -69,8 +69,8 @@ def test_too_small_sample_is_not_a_confident_verdict():
 
 def test_straddling_interval_is_insufficient():
     # Noisy timings and a gain near the bar: the CI must straddle 1.05.
-    costs = S.Costs(noise=0.6, draft_s=0.0085)
-    d = _decide(S.Spec([S.Category("a", 24, (0.65,), spread=0.3)], gammas=(2,), costs=costs, seed=3))
+    costs = synthetic.Costs(noise=0.6, draft_s=0.0085)
+    d = _decide(synthetic.Spec([synthetic.Category("a", 24, (0.65,), spread=0.3)], gammas=(2,), costs=costs, seed=3))
     s = d.segments[0]
     assert s["speedup_lo"] < 1.05 <= s["speedup_hi"], s
     assert d.verdict == "INSUFFICIENT-EVIDENCE"
@@ -81,21 +81,21 @@ def test_thresholds_are_parameters():
     th = decision.Thresholds(min_speedup_lo=5.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         th.min_speedup_lo = 1.0  # type: ignore[misc]
-    d = _decide(S.Spec([S.Category("code", 25, (0.85,))], seed=15), thresholds=th)
+    d = _decide(synthetic.Spec([synthetic.Category("code", 25, (0.85,))], seed=15), thresholds=th)
     assert d.verdict == "NO-GO"
-    d = _decide(S.Spec([S.Category("code", 25, (0.85,))], seed=15), thresholds=decision.Thresholds(min_prompts=100))
+    d = _decide(synthetic.Spec([synthetic.Category("code", 25, (0.85,))], seed=15), thresholds=decision.Thresholds(min_prompts=100))
     assert d.verdict == "INSUFFICIENT-EVIDENCE"
 
 
 def test_float32_divergence_is_flagged():
-    d = _decide(S.Spec([S.Category("code", 25, (0.85,))], temperature=0.0, dtype="float32",
+    d = _decide(synthetic.Spec([synthetic.Category("code", 25, (0.85,))], temperature=0.0, dtype="float32",
                        diverge={i: 3 for i in range(5)}, seed=16))
     text = next(r for r in d.reasons if r.startswith("Losslessness"))
     assert "decoder bug" in text and "80%" in text
 
 
 def test_prompt_lookup_maps_to_ngram_methods():
-    spec = S.Spec([S.Category("docs", 25, (0.1,), lookup_match=0.9, lookup_rate=0.9)],
+    spec = synthetic.Spec([synthetic.Category("docs", 25, (0.1,), lookup_match=0.9, lookup_rate=0.9)],
                   methods=("prompt-lookup",), seed=17)
     d = _decide(spec, hardware="this-machine")
     assert d.verdict == "GO" and d.config["method"] == "prompt-lookup"
@@ -131,9 +131,9 @@ def test_draft_snippets_use_documented_flags():
 
 
 def test_cli_decide_json(tmp_path, capsys):
-    spec = S.Spec([S.Category("code", 22, (0.85,))], gammas=(2, 4), seed=18)
+    spec = synthetic.Spec([synthetic.Category("code", 22, (0.85,))], gammas=(2, 4), seed=18)
     path = tmp_path / "results.json"
-    results.dump_atomic(S.make_results(spec), path)
+    results.dump_atomic(synthetic.make_results(spec), path)
     assert cli.main(["decide", "--results", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     # The CLI prints the library's decision on the same file: α 0.85 on 22 prompts is a clear GO for γ=4.
@@ -144,7 +144,7 @@ def test_cli_decide_json(tmp_path, capsys):
 
 
 def test_run_without_speculative_results_yet():
-    res = S.make_results(S.Spec([S.Category("a", 25, (0.8,))], seed=19))
+    res = synthetic.make_results(synthetic.Spec([synthetic.Category("a", 25, (0.8,))], seed=19))
     for p in res["prompts"]:
         p["runs"] = []
     d = decision.decide(res)
@@ -153,8 +153,8 @@ def test_run_without_speculative_results_yet():
 
 
 def test_small_category_follows_pooled_go_and_gamma_stays_measured():
-    spec = S.Spec([S.Category("a", 25, (0.1,), lookup_match=0.9, lookup_rate=0.9),
-                   S.Category("b", 3, (0.1,), lookup_match=0.9, lookup_rate=0.9)],
+    spec = synthetic.Spec([synthetic.Category("a", 25, (0.1,), lookup_match=0.9, lookup_rate=0.9),
+                   synthetic.Category("b", 3, (0.1,), lookup_match=0.9, lookup_rate=0.9)],
                   methods=("prompt-lookup",), gammas=(2, 4), seed=20)
     d = _decide(spec)
     assert d.verdict == "GO"

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-import synthetic as S
+import synthetic
 from specdec import cli, results
 from specdec.analysis import decision, deploy
 from specdec.analysis import summary as analysis
@@ -13,9 +13,9 @@ from specdec.errors import SpecdecError
 
 @pytest.fixture(scope="module")
 def lookup_run():
-    spec = S.Spec([S.Category("docs", 24, (0.1,), lookup_match=0.9, lookup_rate=0.9)],
+    spec = synthetic.Spec([synthetic.Category("docs", 24, (0.1,), lookup_match=0.9, lookup_rate=0.9)],
                   methods=("prompt-lookup", "draft"), gammas=(2, 4), seed=51)
-    return S.make_results(spec)
+    return synthetic.make_results(spec)
 
 
 def test_parse_deploy_and_concurrency():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-import synthetic as S
+import synthetic
 from specdec.analysis import summary as analysis
 from specdec.analysis import hardware
 from specdec.analysis.costs import ModelSize, bytes_per_param, memory_overhead, model_size
@@ -12,9 +12,9 @@ QWEN_1_5B = ModelSize(1_540_000_000, 28, 1536, 2 * 128, False)
 
 @pytest.fixture(scope="module")
 def bundle():
-    spec = S.Spec([S.Category("a", 30, (0.8,), spread=0.05)], methods=("draft", "prompt-lookup"),
-                  gammas=(2, 4, 6), costs=S.Costs(noise=0.02), seed=5)
-    return analysis.analyze(S.make_results(spec), n_boot=100)
+    spec = synthetic.Spec([synthetic.Category("a", 30, (0.8,), spread=0.05)], methods=("draft", "prompt-lookup"),
+                  gammas=(2, 4, 6), costs=synthetic.Costs(noise=0.02), seed=5)
+    return analysis.analyze(synthetic.make_results(spec), n_boot=100)
 
 
 def test_profiles_cover_the_required_hardware():
@@ -70,8 +70,8 @@ def test_whatif_columns_and_assumptions(bundle):
 
 
 def test_memory_fit_fails_for_huge_batches():
-    spec = S.Spec([S.Category("a", 10, (0.8,))], gammas=(2,))
-    a = analysis.analyze(S.make_results(spec), n_boot=50)
+    spec = synthetic.Spec([synthetic.Category("a", 10, (0.8,))], gammas=(2,))
+    a = analysis.analyze(synthetic.make_results(spec), n_boot=50)
     w = hardware.whatif(a, hardware=["L4"], batch_sizes=[1, 256], gammas=[2], context_lens=[32_000], methods=["draft"])
     assert w.set_index("batch_size")["fits_memory"].to_dict() == {1: True, 256: False}
     assert hardware.best_by_batch(w)["batch_size"].tolist() == [1]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import synthetic as S
+import synthetic
 from specdec import config
 from specdec.analysis import inference
 from specdec.analysis import summary as analysis
@@ -50,19 +50,19 @@ def test_holm_step_down():
 
 
 def test_no_interval_below_eight_prompts():
-    res = S.make_results(S.Spec([S.Category("a", config.MIN_CI_PROMPTS - 1, (0.8,))], gammas=(2,)))
+    res = synthetic.make_results(synthetic.Spec([synthetic.Category("a", config.MIN_CI_PROMPTS - 1, (0.8,))], gammas=(2,)))
     row = analysis.summary_table(res, n_boot=200).iloc[1]
     assert row["speedup"] > 1 and np.isnan(row["speedup_lo"]) and np.isnan(row["speedup_hi"])
 
 
 def test_heterogeneity_finds_real_differences_only():
-    same = S.Spec([S.Category(c, 12, (0.8,), spread=0.1) for c in ("a", "b", "c")], gammas=(2, 4), seed=31,
-                  costs=S.Costs(noise=0.1))
-    diff = S.Spec([S.Category("a", 12, (0.9,)), S.Category("b", 12, (0.2,))], gammas=(2, 4), seed=32)
-    m = analysis.collect(S.make_results(diff))
+    same = synthetic.Spec([synthetic.Category(c, 12, (0.8,), spread=0.1) for c in ("a", "b", "c")], gammas=(2, 4), seed=31,
+                  costs=synthetic.Costs(noise=0.1))
+    diff = synthetic.Spec([synthetic.Category("a", 12, (0.9,)), synthetic.Category("b", 12, (0.2,))], gammas=(2, 4), seed=32)
+    m = analysis.collect(synthetic.make_results(diff))
     cfgs = {("draft", 2), ("draft", 4)}
     assert inference.heterogeneity(m, cfgs, ["a", "b"], n_perm=199)["p_value"] <= 0.01
-    m = analysis.collect(S.make_results(same))
+    m = analysis.collect(synthetic.make_results(same))
     h = inference.heterogeneity(m, cfgs, ["a", "b", "c"], n_perm=199)
     assert 0 < h["p_value"] <= 1 and h["config"] in ([*c] for c in cfgs)
     assert np.isnan(inference.heterogeneity(m, cfgs, ["a"])["p_value"])
@@ -73,9 +73,9 @@ def test_identical_categories_do_not_make_segments(seed):
     """One true acceptance in every category: the verdict is about all traffic, never GO-SEGMENTS
     by chance (the simulation in benchmarks/decision_sim.py measures the rate: ≤ 5%)."""
     from specdec.analysis import decision
-    spec = S.Spec([S.Category(c, 10, (0.7,), spread=0.2) for c in ("a", "b", "c")], gammas=(2, 4, 6),
-                  costs=S.Costs(noise=0.25), seed=40 + seed)
-    m = analysis.collect(S.make_results(spec))
+    spec = synthetic.Spec([synthetic.Category(c, 10, (0.7,), spread=0.2) for c in ("a", "b", "c")], gammas=(2, 4, 6),
+                  costs=synthetic.Costs(noise=0.25), seed=40 + seed)
+    m = analysis.collect(synthetic.make_results(spec))
     j = decision.judge(m, analysis.summary_table(m, n_boot=400), analysis.summary_table(m, level="category", n_boot=400),
                        n_boot=400)
     assert j["heterogeneity"]["p_value"] > config.HETEROGENEITY_ALPHA and not j["heterogeneity"]["differ"]

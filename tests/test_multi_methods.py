@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import synthetic as S
+import synthetic
 from specdec import methods, results
 from specdec.analysis import summary as analysis
 from specdec.present import chart_style, charts
@@ -23,12 +23,12 @@ from specdec.present import snippets
 from specdec.present import views
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_run" / "results.json"
-KEYS = list(S.MULTI_METHODS)
+KEYS = list(synthetic.MULTI_METHODS)
 
 
 @pytest.fixture(scope="module")
 def res():
-    return S.make_results(S.multi_spec(n_per_category=16))
+    return synthetic.make_results(synthetic.multi_spec(n_per_category=16))
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_old_results_derive_drafters_from_models_draft():
 
 def test_recorded_drafters_win_and_order_is_by_family(a):
     assert a.methods == KEYS
-    assert a.drafters["draft:b"]["parameters"] == S.MULTI_DRAFTERS["draft:b"]["parameters"]
+    assert a.drafters["draft:b"]["parameters"] == synthetic.MULTI_DRAFTERS["draft:b"]["parameters"]
     assert methods.order(["medusa", "layer-skip:L12", "draft:b", "layer-skip:L4", "prompt-lookup", "draft:a"]) == [
         "draft:a", "draft:b", "prompt-lookup", "layer-skip:L4", "layer-skip:L12", "medusa"]
 
@@ -105,7 +105,7 @@ def test_whatif_uses_each_drafters_size_and_steps(a):
     assert here.loc["layer-skip:L4", "draft_step_ms"] == pytest.approx(1e3 * a.costs.draft_step_s["layer-skip:L4"])
     medusa_round = a.costs.draft_round_s["medusa"] + a.costs.draft_step_s["medusa"] * 2  # one pass drafts 2
     assert here.loc["medusa", "draft_step_ms"] == pytest.approx(1e3 * medusa_round, rel=0.02)
-    assert here.loc["medusa", "draft_step_ms"] == pytest.approx(1e3 * S.MULTI_COSTS.steps["medusa"], rel=0.1)
+    assert here.loc["medusa", "draft_step_ms"] == pytest.approx(1e3 * synthetic.MULTI_COSTS.steps["medusa"], rel=0.1)
 
 
 def test_memory_fit_counts_only_what_a_method_adds(a):
@@ -124,7 +124,7 @@ def test_best_per_category_picks_the_known_best(a):
     assert best.loc["chat", "speedup_lo"] <= best.loc["chat", "speedup"] <= best.loc["chat", "speedup_hi"]
     assert best.loc["chat", "extra_total_gb"] == pytest.approx(a.memory["by_method"]["medusa"]["extra_total_gb"])
     for cat in ("code", "chat"):
-        truth = {k: S.true_speedup(S.multi_spec().categories[cat == "chat"].rates_of(k), 4, S.MULTI_COSTS, k)
+        truth = {k: synthetic.true_speedup(synthetic.multi_spec().categories[cat == "chat"].rates_of(k), 4, synthetic.MULTI_COSTS, k)
                  for k in KEYS if k != "prompt-lookup"}
         assert best.loc[cat, "method"] == max(truth, key=truth.get)
     t = compare.methods_table(a)

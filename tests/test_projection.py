@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import synthetic as S
+import synthetic
 from specdec import cli
 from specdec.analysis import summary as analysis
 from specdec.analysis import costs
@@ -61,7 +61,7 @@ def test_bad_inputs_are_one_line_errors():
 def _simulate_rounds(rates, gamma, n, seed=0):
     rng = np.random.default_rng(seed)
     u = rng.random((n, gamma))
-    p = np.array([S.rate_at(rates, i) for i in range(1, gamma + 1)])
+    p = np.array([synthetic.rate_at(rates, i) for i in range(1, gamma + 1)])
     ok = u < p
     accepted = np.where(ok.all(1), gamma, ok.argmin(1))
     return np.full(n, gamma), accepted
@@ -73,19 +73,19 @@ def test_profile_matches_simulated_decoder_with_known_positions():
     prof = projection.acceptance_profile(drafted, accepted, range(1, 11))
     for g in range(1, 11):
         tau = prof.loc[prof["gamma"] == g, "tau"].item()
-        assert tau == pytest.approx(S.true_tau(rates, g), rel=0.01), g  # 7–10 are extrapolated
+        assert tau == pytest.approx(synthetic.true_tau(rates, g), rel=0.01), g  # 7–10 are extrapolated
     assert prof["extrapolated"].tolist() == [g > 6 for g in range(1, 11)]
     assert projection.tail_rate(drafted, accepted) == pytest.approx(0.5, abs=0.02)
     # The i.i.d. closed form at the pooled α would get this wrong: the profile must not be Eq. (1).
     alpha = accepted.sum() / np.minimum(accepted + 1, drafted).sum()
-    assert abs(projection.expected_tokens(alpha, 2) - S.true_tau(rates, 2)) > 0.05
+    assert abs(projection.expected_tokens(alpha, 2) - synthetic.true_tau(rates, 2)) > 0.05
 
 
 @pytest.fixture(scope="module")
 def measured():
-    spec = S.Spec([S.Category("a", 40, (0.9, 0.75, 0.6), spread=0.05)], methods=("draft", "prompt-lookup"),
-                  gammas=(2, 4, 6), max_new_tokens=96, costs=S.Costs(noise=0.03), seed=3)
-    return analysis.analyze(S.make_results(spec), n_boot=300)
+    spec = synthetic.Spec([synthetic.Category("a", 40, (0.9, 0.75, 0.6), spread=0.05)], methods=("draft", "prompt-lookup"),
+                  gammas=(2, 4, 6), max_new_tokens=96, costs=synthetic.Costs(noise=0.03), seed=3)
+    return analysis.analyze(synthetic.make_results(spec), n_boot=300)
 
 
 def test_projection_error_small_at_every_gamma_run(measured):
@@ -101,8 +101,8 @@ def test_projection_error_small_at_every_gamma_run(measured):
 def test_projection_agrees_with_known_costs(measured):
     p = measured.projection
     row = p[(p["method"] == "draft") & (p["gamma"] == 3)].iloc[0]
-    c = S.Costs(noise=0.03)
-    assert row["speedup"] == pytest.approx(S.true_speedup((0.9, 0.75, 0.6), 3, c), rel=0.06)
+    c = synthetic.Costs(noise=0.03)
+    assert row["speedup"] == pytest.approx(synthetic.true_speedup((0.9, 0.75, 0.6), 3, c), rel=0.06)
     cm = measured.costs
     assert cm.c["draft"] == pytest.approx(c.draft_s / c.target_s, rel=0.05)
     assert cm.verify_slope == pytest.approx(c.verify_slope, abs=0.02)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-import synthetic as S
+import synthetic
 from specdec import cli, results
 from specdec.analysis import summary as analysis
 from specdec.analysis import decision
@@ -189,9 +189,9 @@ def test_no_browser_gives_a_brief_with_a_note_and_one_warning(a, monkeypatch, tm
 
 
 def test_go_brief_shows_the_configuration_to_apply():
-    spec = S.Spec([S.Category("code", 25, (0.85,), spread=0.05), S.Category("chat", 25, (0.8,), spread=0.05)],
+    spec = synthetic.Spec([synthetic.Category("code", 25, (0.85,), spread=0.05), synthetic.Category("chat", 25, (0.8,), spread=0.05)],
                   temperature=0.0, seed=11)
-    a = analysis.analyze(S.make_results(spec), n_boot=300)
+    a = analysis.analyze(synthetic.make_results(spec), n_boot=300)
     d = decision.decide(a, hardware="L4")
     assert d.verdict == "GO"
     pdf = report.build_brief(a, decision=d, charts_on=False, now=NOW)
