@@ -101,8 +101,8 @@ def engine_manifest(block: dict, workload: Workload, plan: run.Plan, draft_lengt
 
 
 def _this_machine() -> dict:
-    from specdec.measure.runner import hardware
-    return hardware()
+    from specdec.measure.runner import machine_facts
+    return machine_facts()
 
 
 def _version(package: str) -> str:

@@ -59,7 +59,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
-def hardware() -> dict:
+def machine_facts() -> dict:
     """CPU model and cores, GPU name, memory: where these timings belong."""
     cpu = platform.processor() or platform.machine()
     try:
@@ -91,7 +91,7 @@ def build_manifest(cfg: RunConfig, workload: Workload, target_info: dict, draft_
         "settings": settings,
         "versions": {"specdec": specdec.__version__, "torch": torch.__version__,
                      "transformers": transformers.__version__, "python": sys.version.split()[0]},
-        "hardware": hardware(),
+        "hardware": machine_facts(),
         "models": {"target": target_info, "draft": draft_info, **({"drafters": drafters} if drafters else {})},
         "workload": {"name": workload.name, "prompts": len(workload.prompts), "format": workload.format,
                      "warnings": len(workload.warnings), "skipped": len(workload.skipped)},
