@@ -41,7 +41,7 @@ DEFAULTS = {
     "wl_source": "A sample workload", "wl_sample_file": "mixed.jsonl", "wl_sample_size": QUICK.max_prompts,
     "run_preset": "quick", "run_target": config.BUNDLED_TARGET, "run_draft": config.BUNDLED_DRAFT,
     "run_methods": list(QUICK.methods), "run_gammas": list(QUICK.draft_lengths),
-    "run_max_new": QUICK.max_new_tokens, "run_decoding": "greedy", "run_temperature": SAMPLING_TEMPERATURE,
+    "run_max_new": QUICK.max_new_tokens, "run_real_prompts": QUICK.real_prompts, "run_decoding": "greedy", "run_temperature": SAMPLING_TEMPERATURE,
     "run_top_p": config.SamplingConfig.top_p, "run_top_k": config.SamplingConfig.top_k,
     "run_seed": config.DEFAULT_SEED, "run_dtype": config.DEFAULT_DTYPE, "run_device": config.DEFAULT_DEVICE,
     "run_layers": "", "run_medusa_heads": None, "run_train_heads": config.MEDUSA_HEADS,
@@ -202,7 +202,8 @@ def apply_preset() -> None:
     if preset is None:
         return
     st.session_state.update(run_methods=list(preset.methods), run_gammas=list(preset.draft_lengths),
-                            run_max_new=preset.max_new_tokens, wl_sample_size=preset.max_prompts)
+                            run_max_new=preset.max_new_tokens, wl_sample_size=preset.max_prompts,
+                            run_real_prompts=preset.real_prompts)
 
 
 def mark_custom() -> None:
@@ -243,7 +244,8 @@ def run_config(max_prompts: int | None) -> config.RunConfig:
         temperature=float(s["run_temperature"]) if sampling else 0.0,
         top_p=float(s["run_top_p"]) if sampling else 1.0, top_k=int(s["run_top_k"]) if sampling else 0,
         seed=int(s["run_seed"]), dtype=s["run_dtype"], device=s["run_device"], layer_skip_layers=layers,
-        medusa_heads=heads, medusa_typical="medusa" in chosen and bool(s.get("run_medusa_typical")))
+        medusa_heads=heads, medusa_typical="medusa" in chosen and bool(s.get("run_medusa_typical")),
+        real_prompts=int(s["run_real_prompts"]))
 
 
 def models_loaded(cfg: config.RunConfig) -> bool:

@@ -67,8 +67,8 @@ def wait_for(at, done, timeout_s: float = 180.0) -> None:
 def test_workload_page_sample_then_upload_and_slider():
     at = open_page()
     assert at.title[0].value == "1 · Workload"
-    m = metrics(at)  # a sample workload is preselected, all of it (the quick preset measures up to 50 prompts)
-    assert m["Prompts to measure"] == "27 of 27" and m["Format"] == "JSON Lines"
+    m = metrics(at)  # a sample workload is preselected, 20 of its 27 prompts (the quick preset's)
+    assert m["Prompts to measure"] == "20 of 27" and m["Format"] == "JSON Lines"
     at.radio(key="wl_source").set_value("Upload a file").run()
     bad_line = b'{"prompt": ""}\n'
     at.file_uploader(key="wl_upload").set_value(

@@ -63,6 +63,7 @@ class Preset:
     methods: tuple[str, ...]
     draft_lengths: tuple[int, ...]
     description: str
+    real_prompts: int = config.DEFAULT_REAL_PROMPTS  # traced mode: prompts also decoded for real (timing + check)
 
 
 # Sized for 2 CPU cores and the bundled pair in traced mode (specdec.traces: every γ 1–8 from one batched
@@ -70,10 +71,9 @@ class Preset:
 # minutes are benchmarks/traced.py's on a 2-core AMD EPYC, float32, models cached. Sampling runs real
 # (every prompt × configuration decoded), far slower: fewer prompts there.
 PRESETS: dict[str, Preset] = {p.name: p for p in (
-    Preset("quick", "Quick look", 50, 64, ("draft", "prompt-lookup"), tuple(range(1, 9)),
-           "50 prompts × 64 tokens, every γ from 1 to 8 traced (4 prompts also run for real as the check): "
-           "enough prompts for a pooled verdict; about half an hour on a 2-core CPU with the bundled pair "
-           "(measured: 12 prompts with three methods in 20 minutes)"),
+    Preset("quick", "Quick look", 20, 32, ("draft", "prompt-lookup"), tuple(range(1, 9)),
+           "20 prompts × 32 tokens, every γ from 1 to 8 traced (2 prompts also run for real: the timing and the "
+           "check): the first answer in minutes, and the fewest prompts a pooled verdict accepts", real_prompts=2),
     Preset("standard", "Standard", 200, 64, ("draft", "prompt-lookup"), tuple(range(1, 9)),
            "200 prompts × 64 tokens, γ 1–8 traced: per-category verdicts (≥ 8 prompts each) on a mixed "
            "workload; under an hour on a 2-core CPU"),
