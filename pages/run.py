@@ -176,7 +176,7 @@ if est:
     c[1].caption(f"{basis} {ui.setup_note(setup)} Generations that stop early make it shorter.")
     with c[1].expander("Per prompt, by configuration"):
         st.dataframe({"configuration": list(est.by_config), "seconds": [round(v, 1) for v in est.by_config.values()],
-                      "draft speed": ["" if k == "baseline" else est.how.get(k.split(" γ=")[0], "") for k in est.by_config]},
+                      "draft speed": [est.draft_speed.get(k, "") for k in est.by_config]},
                      hide_index=True)
 elif cfg:
     st.info((f"{missing[0].upper()}{missing[1:]}. " if missing else "") +

@@ -17,12 +17,12 @@ from pathlib import Path
 import streamlit as st
 
 from specdec.analysis import summary as A
-from specdec import config, localonly, results as R, store as S
+from specdec import config, localonly, results as R
+from specdec import store as run_store
 from specdec.analysis import decision
 from specdec.analysis import hardware
-from specdec.decoding import medusa
 from specdec.measure import models
-from specdec.measure import runplan
+from specdec.measure import runplan, speeds
 from specdec.present import views
 from specdec.measure import workloads
 from specdec.errors import SpecdecError
@@ -117,25 +117,25 @@ def init_state() -> None:
 # ---- resources ----
 
 @st.cache_resource(show_spinner=False)
-def _store(path: str) -> S.Store:
-    return S.Store(path)
+def _store(path: str) -> run_store.Store:
+    return run_store.Store(path)
 
 
-def store() -> S.Store:
+def store() -> run_store.Store:
     """The run history ($SPECDEC_STORE or the default path); one connection per server process."""
-    return _store(str(S.default_path()))
+    return _store(str(run_store.default_path()))
 
 
 @st.cache_resource(show_spinner=False)
 def _worker(path: str) -> Worker:
     # partial, not a lambda: the factory is pickled to the measuring process.
-    return Worker(store_factory=functools.partial(S.Store, path), heads_root=Path(path).parent / HEADS_DIRNAME)
+    return Worker(store_factory=functools.partial(run_store.Store, path), heads_root=Path(path).parent / HEADS_DIRNAME)
 
 
 def worker() -> Worker:
     """The background worker: one job at a time for the whole server, in a measuring process of its own
     that keeps the loaded models."""
-    return _worker(str(S.default_path()))
+    return _worker(str(run_store.default_path()))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -305,70 +305,52 @@ def medusa_k(cfg: config.RunConfig) -> int | None:
 
 
 def _recorded_speeds(target: str):
-    """Speeds measured by the recorded example and the stored runs of this target, in that order."""
+    """Speeds of the recorded example and of the stored runs of this target (speeds.recorded), cached."""
     example = _example_source()
+    example_target = None
     if example is not None:
-        models_ = _load_results(example.kind, example.ident, example.version, "")["manifest"]["models"]
-        if models_["target"]["spec"] == target:
-            yield _speeds_from_example(example.ident, example.version)
-    for row in store().list_runs():
-        if row["target"] == target and row["n_prompts"]:
-            yield _speeds_from_run(str(store().path), row["run_id"], f"{row['n_prompts']}:{row['status']}")
+        example_target = _load_results(example.kind, example.ident, example.version, "")["manifest"]["models"]["target"]["spec"]
+    return speeds.recorded(
+        target, example_target, store().list_runs(),
+        load_example=lambda: _speeds_from_example(example.ident, example.version),
+        load_run=lambda row: _speeds_from_run(str(store().path), row["run_id"], f"{row['n_prompts']}:{row['status']}"))
 
 
 def training_estimate(workload) -> runplan.TrainingEstimate | None:
-    """What training heads on this workload would take with the chosen target, from the first recorded run
-    of it that trained heads (else the first that only gives its speed); None when nothing is recorded."""
+    """What training heads on this workload would take with the chosen target (speeds.for_training);
+    None when nothing is recorded."""
     target = st.session_state["run_target"].strip()
-    speeds = None
-    for found in _recorded_speeds(target) if target else ():
-        if found is not None and (speeds is None or found.medusa_train_step_s):
-            speeds = found
-            if found.medusa_train_step_s:
-                break
-    if speeds is None:
+    found = speeds.for_training(_recorded_speeds(target)) if target else None
+    if found is None:
         return None
-    train, held = medusa.split(workload.prompts)
-    prompt_tokens = runplan.approx_prompt_tokens([len(p.input_text) for p in workload.prompts])
-    return runplan.estimate_training(len(train) + min(len(held), config.MEDUSA_EVAL_PROMPTS), prompt_tokens,
-                                     int(st.session_state["run_train_steps"]), speeds,
-                                     heads=int(st.session_state["run_train_heads"]))
+    return speeds.training_estimate(workload.prompts, int(st.session_state["run_train_steps"]),
+                                    int(st.session_state["run_train_heads"]), found)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _speeds_from_run(store_path: str, run_id: str, version: str) -> runplan.Speeds | None:
+def _speeds_from_run(store_path: str, run_id: str, version: str) -> speeds.Speeds | None:
     try:
-        return runplan.speeds_from_results(S.Store(store_path).load_run(run_id))
+        return speeds.speeds_from_results(run_store.Store(store_path).load_run(run_id))
     except SpecdecError:
         return None
 
 
 @st.cache_data(show_spinner=False, max_entries=2)
-def _speeds_from_example(path: str, version: str) -> runplan.Speeds | None:
+def _speeds_from_example(path: str, version: str) -> speeds.Speeds | None:
     try:
-        return runplan.speeds_from_results(R.load(path))
+        return speeds.speeds_from_results(R.load(path))
     except SpecdecError:
         return None
 
 
-def speeds_for(cfg: config.RunConfig) -> runplan.Speeds | None:
-    """Speeds that price every drafter of cfg: this process's calibration of the target, else the
-    recorded example or the newest stored run of the same target. When none covers every drafter, the
-    first found (the estimate then says which model to time), else None."""
+def speeds_for(cfg: config.RunConfig) -> speeds.Speeds | None:
+    """Speeds that price every drafter of cfg (speeds.for_run): this process's calibration of the target
+    first, then the recorded example and the stored runs of the same target."""
     def found():
         yield worker().speeds(cfg, trust_remote_code())
         yield from _recorded_speeds(cfg.target)
 
-    first = None
-    for speeds in found():
-        if speeds is None:
-            continue
-        try:
-            runplan.drafter_costs(cfg, speeds)
-            return speeds
-        except SpecdecError:
-            first = first or speeds
-    return first
+    return speeds.for_run(cfg, found())
 
 
 # ---- the active run (Explore and Brief show it) ----
@@ -465,7 +447,7 @@ def _sha(data: bytes) -> str:
 def _load_results(kind: str, ident: str, version: str, store_path: str) -> dict:
     if kind == EXAMPLE:
         return R.load(ident)
-    return S.Store(store_path).load_run(ident)
+    return run_store.Store(store_path).load_run(ident)
 
 
 def results_of(source: Source) -> dict:

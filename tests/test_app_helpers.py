@@ -16,6 +16,8 @@ from specdec.present import views
 from specdec.measure import worker
 from specdec.errors import SpecdecError
 from specdec.store import Store
+from specdec.measure.calibrate import calibrate
+from specdec.measure.speeds import Speeds, speeds_from_results
 from specdec.measure.workloads import load_workload
 
 FIXTURE_WORKLOAD = Path(__file__).parent / "fixtures" / "tiny_workload.jsonl"
@@ -47,9 +49,9 @@ def test_quick_preset_is_a_traced_run_of_twenty_prompts_in_minutes():
                              draft_lengths=q.draft_lengths, max_new_tokens=q.max_new_tokens,
                              real_prompts=q.real_prompts)
     assert cfg.mode == "traced" and q.max_prompts >= config.MIN_PROMPTS and cfg.draft_lengths == tuple(range(1, 9))
-    assumed = runplan.Speeds(target_step_s=0.25, draft_step_s=0.08, verify_slope=0.08, prefill_s_per_token=0.008,
+    assumed = Speeds(target_step_s=0.25, draft_step_s=0.08, verify_slope=0.08, prefill_s_per_token=0.008,
                              draft_prefill_s_per_token=0.003, source="assumed")
-    measured = runplan.speeds_from_results(json.loads(views.example_results_path().read_text()))
+    measured = speeds_from_results(json.loads(views.example_results_path().read_text()))
     for speeds in (assumed, measured):
         assert 2 * 60 < runplan.estimate_run(cfg, q.max_prompts, 150, speeds).total_s < 15 * 60
     est = runplan.estimate_run(cfg, q.max_prompts, 150, assumed)
@@ -61,7 +63,7 @@ def test_quick_preset_is_a_traced_run_of_twenty_prompts_in_minutes():
 
 
 def test_traced_estimate_by_hand():
-    s = runplan.Speeds(target_step_s=0.1, draft_step_s=0.02, verify_slope=0.0, prefill_s_per_token=0.0,
+    s = Speeds(target_step_s=0.1, draft_step_s=0.02, verify_slope=0.0, prefill_s_per_token=0.0,
                        draft_prefill_s_per_token=0.0, source="x", acceptance={"prompt-lookup": 0.0})
     cfg = runplan.run_config(target="t", draft="", methods=["prompt-lookup"], draft_lengths=[2], max_new_tokens=10,
                              real_prompts=1)
@@ -75,7 +77,7 @@ def test_traced_estimate_by_hand():
 
 
 def test_estimate_formula_by_hand():
-    s = runplan.Speeds(target_step_s=0.1, draft_step_s=0.02, verify_slope=0.0, prefill_s_per_token=0.0,
+    s = Speeds(target_step_s=0.1, draft_step_s=0.02, verify_slope=0.0, prefill_s_per_token=0.0,
                        draft_prefill_s_per_token=0.0, source="x", acceptance={"draft": 0.0})
     # α = 0 → τ = 1: every one of the 9 later tokens costs γ draft steps + one verify.
     assert runplan.generation_s("draft", 2, 10, 0, s, 0.0) == pytest.approx(9 * (2 * 0.02 + 0.1))
@@ -94,11 +96,11 @@ def test_estimate_formula_by_hand():
 def test_calibrate_and_speeds_from_results(tiny_model_dirs):
     from specdec.measure.models import load_pair
     target, draft = load_pair(str(tiny_model_dirs[0]), str(tiny_model_dirs[1]), dtype="float32", device="cpu")
-    s = runplan.calibrate(target, draft, max_gamma=4)
+    s = calibrate(target, draft, max_gamma=4)
     assert s.target_step_s > 0 and s.draft_step_s > 0 and s.prefill_s_per_token > 0 and s.verify_slope >= 0
     assert f"(matmul: {target.model.specdec_linear})" in s.source  # the speeds belong to the chosen kernels
     example = json.loads(views.example_results_path().read_text())
-    r = runplan.speeds_from_results(example)
+    r = speeds_from_results(example)
     measured = {run["method"] for p in example["prompts"] for run in p["runs"]}
     assert r.target_step_s > 0 and set(r.acceptance) == measured
     assert all(0 <= v <= 1 for v in r.acceptance.values())
@@ -295,14 +297,14 @@ def test_sample_files_and_upload_errors():
 # ---- issue 8: several draft models, layer-skip, Medusa heads ----
 
 def test_estimate_prices_every_method_by_hand():
-    s = runplan.Speeds(target_step_s=0.1, draft_step_s=0.02, verify_slope=0.0, prefill_s_per_token=0.0,
+    s = Speeds(target_step_s=0.1, draft_step_s=0.02, verify_slope=0.0, prefill_s_per_token=0.0,
                        draft_prefill_s_per_token=0.0, source="x", draft_steps={"a": 0.02},
                        draft_parameters={"a": 500}, target_parameters=2000, target_layers=28, medusa_round_s=0.01)
     cfg = runplan.run_config(target="t", draft="a, org/b", methods=["draft", "layer-skip", "medusa"],
                              draft_lengths=[4], max_new_tokens=10, layer_skip_layers=[7], medusa_heads="h", mode="real")
     with pytest.raises(SpecdecError, match="no speed measured for the draft model org/b"):
         runplan.estimate_run(cfg, 1, 0, s)
-    s = runplan.Speeds(**{**s.__dict__, "draft_parameters": {"a": 500, "org/b": 1000}})
+    s = Speeds(**{**s.__dict__, "draft_parameters": {"a": 500, "org/b": 1000}})
     costs = {c.key: c for c in runplan.drafter_costs(cfg, s, medusa_k=2)}
     assert list(costs) == ["draft:a", "draft:b", "layer-skip:L7", "medusa"]
     assert costs["draft:a"].step_s == 0.02 and costs["draft:a"].how == "measured"
@@ -312,11 +314,13 @@ def test_estimate_prices_every_method_by_hand():
     ls = runplan.generation_s("layer-skip:L7", 4, 10, 0, s, 0.0, costs["layer-skip:L7"])
     assert ls == pytest.approx(9 * (4 * 0.025 + 0.1))
     assert runplan.generation_s("medusa", 4, 10, 0, s, 0.0, costs["medusa"]) == pytest.approx(9 * (0.01 + 0.1))
-    s1 = runplan.Speeds(**{**s.__dict__, "verify_slope": 1.0})  # the cap shows in the verify width
+    s1 = Speeds(**{**s.__dict__, "verify_slope": 1.0})  # the cap shows in the verify width
     assert runplan.generation_s("medusa", 4, 10, 0, s1, 0.0, costs["medusa"]) == pytest.approx(9 * (0.01 + 0.3))
     est = runplan.estimate_run(cfg, 2, 0, s, medusa_k=2)
     assert set(est.by_config) == {"baseline", "draft:a γ=4", "draft:b γ=4", "layer-skip:L7 γ=4", "medusa γ=4"}
     assert est.how["draft:b"] == "scaled by size" and est.acceptance["medusa"] == runplan.ACCEPTANCE_GUESS["medusa"]
+    assert est.draft_speed["draft:b γ=4"] == "scaled by size" and est.draft_speed["draft:a γ=4"] == "measured"
+    assert set(est.draft_speed) == set(est.by_config) - {"baseline"}  # the Run page's table reads it per row
     # No L given: half the target's layers; an L the target does not have is one line.
     half = runplan.drafter_costs(runplan.run_config(**{**_cfg_args(), "layer_skip_layers": []}), s)
     assert [c.key for c in half] == ["layer-skip:L14"]
@@ -336,7 +340,7 @@ def test_parse_layers_and_presets():
     c = runplan.PRESETS["compare"]
     cfg = runplan.run_config(target="t", draft="d", methods=c.methods, draft_lengths=c.draft_lengths,
                              max_new_tokens=c.max_new_tokens)
-    speeds = runplan.Speeds(target_step_s=0.25, draft_step_s=0.08, verify_slope=0.08, prefill_s_per_token=0.008,
+    speeds = Speeds(target_step_s=0.25, draft_step_s=0.08, verify_slope=0.08, prefill_s_per_token=0.008,
                             draft_prefill_s_per_token=0.003, source="assumed", target_layers=28)
     est = runplan.estimate_run(cfg, c.max_prompts, 150, speeds)
     assert est.total_s < 25 * 60 and c.max_prompts >= config.MIN_PROMPTS  # traced: 50 prompts, γ 1–8
@@ -345,7 +349,7 @@ def test_parse_layers_and_presets():
 
 def test_speeds_from_a_run_of_five_methods():
     import synthetic
-    s = runplan.speeds_from_results(synthetic.make_results(synthetic.multi_spec(n_per_category=4)))
+    s = speeds_from_results(synthetic.make_results(synthetic.multi_spec(n_per_category=4)))
     assert set(s.draft_steps) == {"org/model-a", "org/model-b"}
     assert s.draft_steps["org/model-a"] == pytest.approx(0.004, rel=0.05)
     assert s.draft_steps["org/model-b"] == pytest.approx(0.0025, rel=0.05)
@@ -364,7 +368,7 @@ def test_calibrate_times_every_drafter(tiny_model_dirs, tmp_path):
     other.symlink_to(tiny_model_dirs[1], target_is_directory=True)
     target, drafts = load_with_drafts(str(tiny_model_dirs[0]), [str(tiny_model_dirs[1]), str(other)],
                                       dtype="float32", device="cpu")
-    s = runplan.calibrate(target, drafts, max_gamma=2, layer_skip=(1, 5))
+    s = calibrate(target, drafts, max_gamma=2, layer_skip=(1, 5))
     assert set(s.draft_steps) == {str(tiny_model_dirs[1]), str(other)} and all(v > 0 for v in s.draft_steps.values())
     assert set(s.layer_steps) == {1} and s.medusa_round_s > 0 and s.target_layers == 2  # L=5 ≥ 2 layers: skipped
     cfg = _tiny_cfg(tiny_model_dirs, draft=[str(tiny_model_dirs[1]), str(other)],
@@ -454,7 +458,7 @@ def test_worker_cancels_training_and_saves_nothing(tiny_model_dirs, tmp_path):
 def test_training_estimate_collects_then_steps():
     """Collecting = a baseline generation plus one forward over prompt + continuation per prompt; the steps
     at the step time a stored run recorded (none recorded: no figure, never a guess)."""
-    s = runplan.Speeds(target_step_s=0.3, draft_step_s=None, verify_slope=0.1, prefill_s_per_token=0.02,
+    s = Speeds(target_step_s=0.3, draft_step_s=None, verify_slope=0.1, prefill_s_per_token=0.02,
                        draft_prefill_s_per_token=0.0, source="run X", medusa_train_step_s=1.5)
     te = runplan.estimate_training(10, 100.0, 200, s, new_tokens=96)
     assert te.collect_s == pytest.approx(10 * (0.02 * (2 * 100 + 96) + 95 * 0.3))
@@ -465,7 +469,7 @@ def test_training_estimate_collects_then_steps():
     example = json.loads(views.example_results_path().read_text())
     training = (example["manifest"]["models"].get("drafters") or {}).get("medusa", {}).get("training")
     if training:  # the recorded example trained heads: its step time comes through
-        assert runplan.speeds_from_results(example).medusa_train_step_s == pytest.approx(
+        assert speeds_from_results(example).medusa_train_step_s == pytest.approx(
             training["train_s"] / training["steps"])
 
 

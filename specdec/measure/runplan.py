@@ -1,9 +1,10 @@
 """Planning a run before it starts: presets, checked settings, and how long it will take.
 
 The estimate is a formula over measured speeds (`Speeds`): one target step, one draft step, how a
-verify pass over k + 1 tokens grows with k, and prefill per prompt token. The speeds come either
-from a short calibration with the loaded models (`calibrate`: a few timed forwards, ~5 s for the
-bundled pair on 2 CPU cores) or from an earlier run of the same pair (`speeds_from_results`).
+verify pass over k + 1 tokens grows with k, and prefill per prompt token (specdec.measure.speeds). The
+speeds come either from a short calibration with the loaded models (specdec.measure.calibrate: a few timed
+forwards, ~5 s for the bundled pair on 2 CPU cores) or from an earlier run of the same pair
+(speeds.speeds_from_results). This module is arithmetic only: it runs no model.
 Acceptance is unknown before the run, so the estimate is a range over plausible α (the run's own
 measured α when the speeds come from a run): low acceptance means more target passes, a longer run.
 
@@ -18,7 +19,7 @@ Per prompt with N new tokens and P prompt tokens (τ(α, γ) = Leviathan Eq. 1):
 plus one warm-up pass (runner.execute: WARMUP_TOKENS at the largest γ). Generations that stop at
 EOS early make the real run shorter; model loading is not included.
 
-Every draft model of a run has its own t_draft: measured by `calibrate`, taken from a stored run that
+Every draft model of a run has its own t_draft: measured by calibration, taken from a stored run that
 measured it, or scaled from the target's step by parameter count (decoding at batch 1 reads every
 weight once per step, so step time follows model size).
 """
@@ -30,13 +31,12 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from specdec import config, methods
 from specdec.measure import bundled
 from specdec.measure.bench import WARMUP_TOKENS
 from specdec.config import RunConfig, SamplingConfig
 from specdec.errors import SpecdecError
+from specdec.measure.speeds import Speeds
 from specdec.analysis.projection import expected_tokens
 
 # α assumed before anything is measured: (optimistic, typical, pessimistic). A same-family draft
@@ -47,11 +47,6 @@ ACCEPTANCE_GUESS = {"draft": (0.85, 0.6, 0.3), "prompt-lookup": (0.6, 0.3, 0.1),
                     "medusa": (0.7, 0.45, 0.2)}
 CHARS_PER_TOKEN = 3.5  # rough BPE ratio for English prose and code, for prompt lengths before tokenizing
 CHAT_TEMPLATE_TOKENS = 20  # role markers and the generation prompt a chat template adds
-CALIBRATION_STEPS = 6  # timed one-token steps per model
-VERIFY_REPEATS = 3  # timed verify passes over max_gamma + 1 tokens (the median counts)
-CALIBRATION_TEXT = ("Speculative decoding lets a small draft model propose several tokens that the large "
-                    "target model then checks in a single forward pass, so that each expensive pass can "
-                    "emit more than one token when the draft guesses well.")
 
 
 @dataclass(frozen=True)
@@ -145,174 +140,6 @@ def run_config(*, target: str, draft, methods, draft_lengths, max_new_tokens: in
                      sampling=SamplingConfig(temperature=float(temperature), top_p=float(top_p), top_k=int(top_k)),
                      seed=int(seed), dtype=dtype, device=device, mode=mode, real_prompts=int(real_prompts),
                      responses=bool(responses))
-
-
-# ---- speeds ----
-
-@dataclass(frozen=True)
-class Speeds:
-    """Seconds on this machine. verify_slope: a target pass over k + 1 tokens costs
-    target_step_s · (1 + verify_slope · k). acceptance: method key → α measured by a stored run.
-
-    draft_step_s / draft_prefill_s_per_token: the first draft model's; draft_steps, draft_prefills,
-    draft_parameters, draft_acceptance: every draft model's, by spec. layer_steps: L → seconds per
-    layer-skip step where measured; medusa_round_s: one pass of K heads (None: not measured).
-    target_layers / target_parameters / head_parameters (the lm_head's): what unmeasured drafters are
-    scaled by."""
-
-    target_step_s: float
-    draft_step_s: float | None
-    verify_slope: float
-    prefill_s_per_token: float
-    draft_prefill_s_per_token: float
-    source: str
-    acceptance: dict[str, float] = field(default_factory=dict)
-    draft_steps: dict[str, float] = field(default_factory=dict)
-    draft_prefills: dict[str, float] = field(default_factory=dict)
-    draft_parameters: dict[str, int] = field(default_factory=dict)
-    draft_acceptance: dict[str, float] = field(default_factory=dict)
-    layer_steps: dict[int, float] = field(default_factory=dict)
-    medusa_round_s: float | None = None
-    medusa_train_step_s: float | None = None  # one optimiser step of Medusa training, as a stored run recorded it
-    medusa_train_heads: int | None = None  # the K that step trained (the step's cost grows with K: K × batch rows)
-    target_layers: int | None = None
-    target_parameters: int | None = None
-    head_parameters: int | None = None
-
-
-def calibrate(target, draft=None, max_gamma: int = 4, text: str = CALIBRATION_TEXT,
-              steps: int = CALIBRATION_STEPS, layer_skip=(), medusa_heads: int = config.MEDUSA_HEADS) -> Speeds:
-    """Time a few forwards of the loaded models (specdec.models.LoadedModel): a prefill of `text`,
-    `steps` one-token steps, and one pass over max_gamma + 1 tokens; every draft model's step and
-    prefill likewise (draft: one LoadedModel, a list, or None); the target's first L layers for each
-    L in layer_skip; and one pass of `medusa_heads` untrained Medusa heads (the same arithmetic as
-    trained ones). Each model warms up once first. Takes a few seconds; a measurement, never cache it."""
-    from specdec.decoding.drafters import layer_skip_model
-    from specdec.decoding.forward import clock, forward, new_cache, rollback
-    from specdec.decoding.medusa import MedusaHeads
-
-    drafts = [d for d in (draft if isinstance(draft, (list, tuple)) else [draft]) if d is not None]
-    ids = target.tokenizer(text)["input_ids"]
-    t_prefill, t_step, t_verify = _time_model(target.model, ids, steps, max_gamma + 1, clock, forward, new_cache, rollback)
-    slope = max((t_verify / t_step - 1.0) / max_gamma, 0.0) if max_gamma else 0.0
-    d_steps, d_prefills = {}, {}
-    for d in drafts:
-        d_prefill, d_steps[d.spec], _ = _time_model(d.model, ids, steps, 0, clock, forward, new_cache, rollback)
-        d_prefills[d.spec] = d_prefill / len(ids)
-    tcfg = target.model.config.get_text_config()
-    n_layers = int(tcfg.num_hidden_layers)
-    layer_steps = {}
-    for L in sorted({int(x) for x in layer_skip if 1 <= int(x) < n_layers}):
-        view = layer_skip_model(target.model, L)
-        layer_steps[L] = _time_model(view, ids, steps, 0, clock, forward, new_cache, rollback)[1]
-    lm_head = target.model.get_output_embeddings()
-    heads = MedusaHeads(tcfg.hidden_size, medusa_heads).to(lm_head.weight.device, lm_head.weight.dtype)
-    first = drafts[0].spec if drafts else None
-    return Speeds(target_step_s=t_step, draft_step_s=d_steps.get(first), verify_slope=slope,
-                  prefill_s_per_token=t_prefill / len(ids), draft_prefill_s_per_token=d_prefills.get(first, 0.0),
-                  source=f"a {steps}-step timed decode with the loaded models "
-                         f"(matmul: {getattr(target.model, 'specdec_linear', 'default')})", draft_steps=d_steps,
-                  draft_prefills=d_prefills, draft_parameters={d.spec: d.parameters for d in drafts},
-                  layer_steps=layer_steps, medusa_round_s=_time_heads(heads, lm_head, steps, clock),
-                  target_layers=n_layers, target_parameters=target.parameters,
-                  head_parameters=sum(p.numel() for p in lm_head.parameters()))
-
-
-def _time_heads(heads, lm_head, steps, clock) -> float:
-    """Seconds for one Medusa round's drafting: all K heads on one hidden state, read out by lm_head."""
-    device = lm_head.weight.device
-    h = torch.randn(heads.hidden_size, device=device, dtype=lm_head.weight.dtype)
-    with torch.inference_mode():
-        heads.logits(h, lm_head)  # warm-up
-        t0 = clock(device)
-        for _ in range(steps):
-            heads.logits(h, lm_head)
-        return (clock(device) - t0) / steps
-
-
-def _time_model(model, ids, steps, verify_tokens, clock, forward, new_cache, rollback):
-    device = next(model.parameters()).device
-    prompt = torch.tensor(ids, device=device)
-    with torch.inference_mode():
-        warm = new_cache(model)
-        forward(model, prompt[:8], warm)
-        forward(model, prompt[8:9], warm)
-        cache = new_cache(model)
-        t0 = clock(device)
-        forward(model, prompt, cache)
-        t1 = clock(device)
-        for i in range(steps):
-            forward(model, prompt[i:i + 1], cache)
-        t2 = clock(device)
-        t_verify = 0.0
-        if verify_tokens:
-            # The median of a few passes: one pass of a new shape on a busy machine can cost several
-            # steps' worth and would inflate the verify slope (and the estimate) many times over.
-            length = cache.get_seq_length()
-            times = []
-            for _ in range(VERIFY_REPEATS):
-                t3 = clock(device)
-                forward(model, prompt[:verify_tokens], cache, keep=verify_tokens)
-                times.append(clock(device) - t3)
-                rollback(cache, length)
-            t_verify = statistics.median(times)
-    return t1 - t0, (t2 - t1) / steps, t_verify
-
-
-def speeds_from_results(results: dict) -> Speeds:
-    """Speeds measured by an earlier run (its cost model), with its measured α per method key and the
-    step of every drafter it measured (draft models by spec, layer-skip by L, Medusa per round)."""
-    from specdec.analysis import summary as analysis
-    from specdec.analysis import costs
-
-    m = analysis.collect(results)
-    cm = costs.cost_model(m)
-    runs, rounds = m.runs, m.rounds
-    manifest = results["manifest"]
-    models = manifest.get("models") or {}
-    acceptance = {}
-    for method, g in runs.groupby("method"):
-        tested = g["tested"].sum()
-        if tested:
-            acceptance[method] = float(g["accepted"].sum() / tested)
-    prompts = m.prompts
-    per_token = float(prompts["base_prefill_s"].sum() / max(prompts["prompt_tokens"].sum(), 1))
-    drafters = models.get("drafters") or {}
-    d_steps, d_prefills, d_params, d_accept, layer_steps = {}, {}, {}, {}, {}
-    medusa_keys = []
-    for key in runs["method"].unique():
-        fam = methods.family(key)
-        if fam == "draft":
-            info = drafters.get(key) or models.get("draft") or {}
-            spec = info.get("spec")
-            if not spec or key not in cm.draft_step_s:
-                continue
-            # A draft run's prefill is target + draft prefill; what exceeds the baseline's is the draft's.
-            r = runs[runs["method"] == key]
-            extra = (r["prefill_s"] - r["base_prefill_s"]).clip(lower=0).sum()
-            d_steps[spec] = cm.draft_step_s[key]
-            d_prefills[spec] = float(extra / max(r["prompt_tokens"].sum(), 1))
-            d_params[spec] = int(info.get("parameters") or 0) or None
-            if key in acceptance:
-                d_accept[spec] = acceptance[key]
-        elif fam == "layer-skip" and key in cm.draft_step_s:
-            layer_steps[methods.layer_skip_layers(key)] = cm.draft_step_s[key]
-        elif fam == "medusa":
-            medusa_keys.append(key)
-    medusa_rounds = rounds[rounds["method"].isin(medusa_keys) & (rounds["drafted"] > 0)]
-    training = (drafters.get("medusa") or {}).get("training") or {}
-    train_step = training["train_s"] / training["steps"] if training.get("steps") and training.get("train_s") else None
-    first = (models.get("draft") or {}).get("spec")
-    target = models.get("target") or {}
-    return Speeds(target_step_s=cm.target_step_s, draft_step_s=d_steps.get(first, cm.draft_step_s.get("draft")),
-                  verify_slope=max(cm.verify_slope, 0.0), prefill_s_per_token=per_token,
-                  draft_prefill_s_per_token=d_prefills.get(first, 0.0),
-                  source=f"run {manifest.get('run_id', '?')}", acceptance=acceptance, draft_steps=d_steps,
-                  draft_prefills=d_prefills, draft_parameters={k: v for k, v in d_params.items() if v},
-                  draft_acceptance=d_accept, layer_steps=layer_steps,
-                  medusa_round_s=float(medusa_rounds["draft_s"].mean()) if len(medusa_rounds) else None,
-                  medusa_train_step_s=train_step, medusa_train_heads=(drafters.get("medusa") or {}).get("heads"),
-                  target_layers=target.get("num_layers"), target_parameters=target.get("parameters"))
 
 
 # ---- the estimate ----
@@ -414,7 +241,8 @@ def _short_name(spec: str) -> str:
 class Estimate:
     """Seconds for the whole run at typical acceptance (total_s) and the range over acceptance
     (low_s optimistic, high_s pessimistic); by_config: typical seconds per prompt per configuration
-    ("baseline", "<method key> γ=<g>"); how: method key → where its draft speed came from."""
+    ("baseline", "<method key> γ=<g>"); how: method key → where its draft speed came from; draft_speed: the
+    same per by_config row (none for the baseline), so a table of by_config never parses a row back into a key."""
 
     total_s: float
     low_s: float
@@ -424,6 +252,12 @@ class Estimate:
     acceptance: dict[str, tuple[float, float, float]]
     source: str
     how: dict[str, str] = field(default_factory=dict)
+    draft_speed: dict[str, str] = field(default_factory=dict)
+
+
+def _config_label(key: str, gamma: int) -> str:
+    """A row of Estimate.by_config: 'draft:a γ=4'."""
+    return f"{key} γ={gamma}"
 
 
 def approx_prompt_tokens(prompt_chars: list[int]) -> float:
@@ -466,6 +300,7 @@ def estimate_run(cfg: RunConfig, n_prompts: int, prompt_tokens: float, speeds: S
     costs = drafter_costs(cfg, speeds, medusa_k)
     totals = []
     by_config: dict[str, float] = {}
+    draft_speed = {_config_label(c.key, g): c.how for c in costs for g in cfg.draft_lengths}
     for which in range(3):  # optimistic, typical, pessimistic
         def prompt_s(new_tokens: int, gammas) -> float:
             s = generation_s("baseline", 0, new_tokens, prompt_tokens, speeds, 0.0)
@@ -473,7 +308,7 @@ def estimate_run(cfg: RunConfig, n_prompts: int, prompt_tokens: float, speeds: S
                 for g in gammas:
                     part = generation_s(c.key, g, new_tokens, prompt_tokens, speeds, c.acceptance[which], c)
                     if which == 1 and new_tokens == cfg.max_new_tokens:
-                        by_config[f"{c.key} γ={g}"] = part
+                        by_config[_config_label(c.key, g)] = part
                     s += part
             return s
 
@@ -482,7 +317,7 @@ def estimate_run(cfg: RunConfig, n_prompts: int, prompt_tokens: float, speeds: S
     by_config = {"baseline": generation_s("baseline", 0, cfg.max_new_tokens, prompt_tokens, speeds, 0.0), **by_config}
     return Estimate(total_s=totals[1], low_s=totals[0], high_s=totals[2], n_prompts=n_prompts, by_config=by_config,
                     acceptance={c.key: c.acceptance for c in costs}, source=speeds.source,
-                    how={c.key: c.how for c in costs})
+                    how={c.key: c.how for c in costs}, draft_speed=draft_speed)
 
 
 def estimate_traced(cfg: RunConfig, n_prompts: int, prompt_tokens: float, speeds: Speeds,

@@ -45,10 +45,11 @@ from specdec.measure import bundled
 from specdec.measure import machine
 from specdec.measure import models
 from specdec.measure import runner
-from specdec.measure import runplan
+from specdec.measure.calibrate import calibrate
 from specdec.config import RunConfig
 from specdec.errors import SpecdecError
 from specdec.measure.runner import Progress
+from specdec.measure.speeds import Speeds
 from specdec.present.views import model_name
 from specdec.measure.workloads import Workload
 
@@ -171,7 +172,7 @@ class Jobs:
         self._status = Status()
         self._loaded_key: tuple | None = None
         self._loaded: tuple | None = None  # (target, [drafts in key order])
-        self._speeds: dict[tuple, runplan.Speeds] = {}
+        self._speeds: dict[tuple, Speeds] = {}
         self._pace = bundled.Pace()
 
     def snapshot(self) -> tuple:
@@ -250,7 +251,7 @@ class Jobs:
         key = model_key(cfg, trust_remote_code)
         target, drafts = self._models_for(key)
         self._update(state=CALIBRATING, detail="timing a short decode", fraction=None, stage_eta_s=None)
-        speeds = runplan.calibrate(target, drafts, max_gamma=max(cfg.draft_lengths),
+        speeds = calibrate(target, drafts, max_gamma=max(cfg.draft_lengths),
                                    layer_skip=cfg.layer_skip_layers if "layer-skip" in cfg.methods else ())
         with self._lock:
             old = self._speeds.get(_speeds_key(key))
@@ -347,7 +348,7 @@ class Worker:
     def status(self) -> Status:
         return self._snapshot()[0]
 
-    def speeds(self, cfg: RunConfig, trust_remote_code: bool = False) -> runplan.Speeds | None:
+    def speeds(self, cfg: RunConfig, trust_remote_code: bool = False) -> Speeds | None:
         """Calibrations of cfg's target (with every draft model timed so far) since the server started."""
         return self._snapshot()[2].get(_speeds_key(model_key(cfg, trust_remote_code)))
 
