@@ -26,7 +26,8 @@ from specdec.measure import runplan, speeds
 from specdec.present import views
 from specdec.measure import workloads
 from specdec.errors import SpecdecError
-from specdec.measure.worker import HEADS_DIRNAME, TrainOptions, Worker, heads_summary, model_key
+from specdec.measure.jobs import HEADS_DIRNAME, TrainOptions, heads_summary, model_key
+from specdec.measure.worker import Worker
 
 APP_DIR = Path(__file__).resolve().parents[1]
 PAGES = {"workload": "pages/workload.py", "run": "pages/run.py", "explore": "pages/explore.py",

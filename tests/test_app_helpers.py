@@ -13,7 +13,7 @@ import pytest
 from specdec import config
 from specdec.measure import bundled, runplan
 from specdec.present import views
-from specdec.measure import worker
+from specdec.measure import jobs, worker
 from specdec.errors import SpecdecError
 from specdec.store import Store
 from specdec.measure.calibrate import calibrate
@@ -143,7 +143,7 @@ def test_worker_runs_in_a_measuring_process_and_stores_results(tiny_model_dirs, 
         assert len(machine["reference_s"]) == 3 + 2 and all(t > 0 for t in machine["reference_s"])
         assert isinstance(machine["busy"], bool) and (s.unreliable is not None) == (machine["busy"] or machine["drifted"])
         # The loaded pair is kept in the child: calibrating the same models loads nothing.
-        assert w.loaded() == worker.model_key(_tiny_cfg(tiny_model_dirs))
+        assert w.loaded() == jobs.model_key(_tiny_cfg(tiny_model_dirs))
         w.start_calibration(_tiny_cfg(tiny_model_dirs))
         details = set()
         while w.status().busy:
@@ -395,7 +395,7 @@ def test_heads_dirs_are_listed_from_disk(tmp_path):
     w = worker.Worker(store_factory=lambda: Store(tmp_path / "r.sqlite"), heads_root=tmp_path / "heads")
     assert w.saved_heads() == []
     (tmp_path / "heads" / "junk").mkdir(parents=True)  # not a heads directory: ignored
-    assert w.saved_heads() == [] and worker.heads_summary(tmp_path / "nowhere") is None
+    assert w.saved_heads() == [] and jobs.heads_summary(tmp_path / "nowhere") is None
 
 
 @pytest.mark.slow
@@ -411,7 +411,7 @@ def test_worker_trains_heads_then_runs_every_method(tiny_model_dirs, tmp_path):
         return medusa.fit(*a, on_progress=tap, **k)
     w = worker.Worker(store_factory=lambda: Store(db), fit=fit, heads_root=tmp_path / "heads", isolate=False)
     wl = load_workload(FIXTURE_WORKLOAD, max_prompts=4)
-    opts = worker.TrainOptions(num_heads=2, steps=20, batch=16, max_new_tokens=8, dtype="float32", device="cpu")
+    opts = jobs.TrainOptions(num_heads=2, steps=20, batch=16, max_new_tokens=8, dtype="float32", device="cpu")
     target = str(tiny_model_dirs[0])
     w.start_training(target, wl, opts)
     assert w.join(120)
@@ -441,7 +441,7 @@ def test_worker_trains_heads_then_runs_every_method(tiny_model_dirs, tmp_path):
 @pytest.mark.slow
 def test_worker_cancels_training_and_saves_nothing(tiny_model_dirs, tmp_path):
     w = worker.Worker(store_factory=lambda: Store(tmp_path / "r.sqlite"), heads_root=tmp_path / "heads", isolate=False)
-    opts = worker.TrainOptions(num_heads=2, steps=1_000_000, batch=8, max_new_tokens=6, dtype="float32", device="cpu")
+    opts = jobs.TrainOptions(num_heads=2, steps=1_000_000, batch=8, max_new_tokens=6, dtype="float32", device="cpu")
     w.start_training(str(tiny_model_dirs[0]), load_workload(FIXTURE_WORKLOAD, max_prompts=4), opts)
     deadline = time.monotonic() + 120
     while (w.status().training is None or w.status().training.stage != "training") and time.monotonic() < deadline:
