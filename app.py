@@ -5,7 +5,7 @@
 
 import streamlit as st
 
-from pages import ui
+from pages import job_status, ui
 
 st.set_page_config(page_title="specdec — speculative decoding, measured", page_icon=":material/speed:",
                    layout="wide")
@@ -20,5 +20,5 @@ page = st.navigation([
 ])
 if goto:
     st.switch_page(ui.PAGES[goto])
-ui.sidebar()
+job_status.sidebar()
 page.run()

@@ -3,7 +3,7 @@ the thresholds it is judged by; downloads (PDF brief, results.json, per-prompt C
 
 import streamlit as st
 
-from pages import ui
+from pages import html_views, ui
 from specdec import config
 from specdec.analysis import decision
 from specdec.analysis import deploy
@@ -58,10 +58,10 @@ st.subheader("Segments")
 st.dataframe(views.segment_rows(d, a), hide_index=True, width="stretch")
 if len(a.methods) > 1:
     st.subheader("Methods compared")
-    st.dataframe(views.method_table(a), hide_index=True, width="stretch", column_config=ui.COMPARE_COLUMNS)
+    st.dataframe(views.method_table(a), hide_index=True, width="stretch", column_config=html_views.COMPARE_COLUMNS)
     st.markdown("**Best choice per category** — the fastest method × γ measured in each; the verdict above also "
                 "asks for a CI lower bound above the bar")
-    st.dataframe(views.best_choice_rows(a), hide_index=True, width="stretch", column_config=ui.COMPARE_COLUMNS)
+    st.dataframe(views.best_choice_rows(a), hide_index=True, width="stretch", column_config=html_views.COMPARE_COLUMNS)
 if d.snippets:
     st.subheader(f"Configuration to apply: {a.label(d.config['method'])}, γ = {d.config['draft_length']}")
     for tab, (engine, text) in zip(st.tabs(list(d.snippets)), d.snippets.items()):

@@ -5,7 +5,7 @@ import math
 
 import streamlit as st
 
-from pages import ui
+from pages import html_views, ui
 from specdec import config
 from specdec.present import charts, deploy_charts
 from specdec.analysis import compare
@@ -52,9 +52,9 @@ with methods_tab:
     st.caption("Every method measured, each at its fastest γ: decode speedup with its 95% CI, and the memory it "
                "adds beside the target (weights only drafting needs + its own KV cache for one sequence).")
     st.plotly_chart(charts.methods_chart(compare.methods_table(a)), key="methods_chart")
-    st.dataframe(views.method_table(a), hide_index=True, width="stretch", column_config=ui.COMPARE_COLUMNS)
+    st.dataframe(views.method_table(a), hide_index=True, width="stretch", column_config=html_views.COMPARE_COLUMNS)
     st.markdown("**Best choice per category** — the fastest method × γ measured in each")
-    st.dataframe(views.best_choice_rows(a), hide_index=True, width="stretch", column_config=ui.COMPARE_COLUMNS)
+    st.dataframe(views.best_choice_rows(a), hide_index=True, width="stretch", column_config=html_views.COMPARE_COLUMNS)
 
 with gamma_tab:
     st.caption("Move γ: τ, speedup and latency are re-projected from the per-position acceptance and the "
@@ -133,7 +133,7 @@ with category_tab:
     cats = sorted(a.measurements.prompts["category"].unique())
     ui.keep_choice("ex_cat", cats, cats[0])
     cat = st.selectbox("Category", cats, key="ex_cat", persist_state="session")
-    st.dataframe(views.category_summary(a, cat), hide_index=True, width="stretch", column_config=ui.SUMMARY_COLUMNS)
+    st.dataframe(views.category_summary(a, cat), hide_index=True, width="stretch", column_config=html_views.SUMMARY_COLUMNS)
     st.plotly_chart(charts.gamma_chart(a.summary_by_category, a.projection_by_category, cat, drafters),
                     key="cat_gamma")
     st.plotly_chart(charts.acceptance_chart(a.positions_by_category, cat, drafters), key="cat_accept")
@@ -167,9 +167,9 @@ with prompt_tab:
         st.caption(f"The outputs part at token {int(row['first_divergence'])} (highlighted).")
     c = st.columns(2)
     c[0].markdown("**Baseline (target alone)**")
-    c[0].html(ui.diverge_html(row["baseline"], int(row["common_chars"])))
+    c[0].html(html_views.diverge_html(row["baseline"], int(row["common_chars"])))
     c[1].markdown(f"**Speculative ({label(pick)})**")
-    c[1].html(ui.diverge_html(row["speculative"], int(row["common_chars"])))
+    c[1].html(html_views.diverge_html(row["speculative"], int(row["common_chars"])))
 
 with cycle_tab:
     c = st.columns([1, 2])
@@ -185,9 +185,9 @@ with cycle_tab:
                + ("Tokens decoded with the target's tokenizer. " if tok is not None else
                   "The target's tokenizer is not available here, so tokens show as ids. ")
                + f"{len(cycles)} verify passes; the first output token comes from the prefill.")
-    st.html(ui.legend_html())
+    st.html(html_views.legend_html())
     with st.container(height=520 if len(cycles) > 10 else "content"):
-        st.html(ui.cycles_html(cycles, lambda ids: views.token_pieces(ids, tok)))
+        st.html(html_views.cycles_html(cycles, lambda ids: views.token_pieces(ids, tok)))
 
 with more_tab:
     st.plotly_chart(charts.acceptance_chart(a.positions, drafters=drafters), key="accept_chart")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages import ui
+from pages import job_status, ui
 from specdec import config, methods
 from specdec.decoding import medusa
 from specdec.measure import runplan
@@ -20,7 +20,7 @@ def live_progress():
     if not status.busy:
         st.rerun()
     st.markdown(f"**{ui.esc(status.label)}**")
-    ui.job_progress(status)
+    job_status.job_progress(status)
     st.button("Cancel", on_click=ui.worker().cancel, disabled=status.cancel_requested, icon=":material/stop:")
 
 
@@ -29,9 +29,9 @@ def job_panel():
     if job.busy:
         live_progress()
     else:
-        ui.job_outcome(job)
+        job_status.job_outcome(job)
         if job.kind == "run" and job.run_id:
-            if st.button("Explore this run", on_click=ui.open_run, args=(job.run_id,), icon=":material/query_stats:"):
+            if st.button("Explore this run", on_click=job_status.open_run, args=(job.run_id,), icon=":material/query_stats:"):
                 st.switch_page(ui.PAGES["explore"])
 
 
