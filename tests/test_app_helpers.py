@@ -50,7 +50,7 @@ def test_quick_preset_is_a_traced_run_of_twenty_prompts_in_minutes():
                              real_prompts=q.real_prompts)
     assert cfg.mode == "traced" and q.max_prompts >= config.MIN_PROMPTS and cfg.draft_lengths == tuple(range(1, 9))
     assumed = Speeds(target_step_s=0.25, draft_step_s=0.08, verify_slope=0.08, prefill_s_per_token=0.008,
-                             draft_prefill_s_per_token=0.003, source="assumed")
+                     draft_prefill_s_per_token=0.003, source="assumed")
     measured = speeds_from_results(json.loads(views.example_results_path().read_text()))
     for speeds in (assumed, measured):
         assert 2 * 60 < runplan.estimate_run(cfg, q.max_prompts, 150, speeds).total_s < 15 * 60
@@ -64,7 +64,7 @@ def test_quick_preset_is_a_traced_run_of_twenty_prompts_in_minutes():
 
 def test_traced_estimate_by_hand():
     s = Speeds(target_step_s=0.1, draft_step_s=0.02, verify_slope=0.0, prefill_s_per_token=0.0,
-                       draft_prefill_s_per_token=0.0, source="x", acceptance={"prompt-lookup": 0.0})
+               draft_prefill_s_per_token=0.0, source="x", acceptance={"prompt-lookup": 0.0})
     cfg = runplan.run_config(target="t", draft="", methods=["prompt-lookup"], draft_lengths=[2], max_new_tokens=10,
                              real_prompts=1)
     est = runplan.estimate_run(cfg, 8, 0, s)
@@ -78,7 +78,7 @@ def test_traced_estimate_by_hand():
 
 def test_estimate_formula_by_hand():
     s = Speeds(target_step_s=0.1, draft_step_s=0.02, verify_slope=0.0, prefill_s_per_token=0.0,
-                       draft_prefill_s_per_token=0.0, source="x", acceptance={"draft": 0.0})
+               draft_prefill_s_per_token=0.0, source="x", acceptance={"draft": 0.0})
     # α = 0 → τ = 1: every one of the 9 later tokens costs γ draft steps + one verify.
     assert runplan.generation_s("draft", 2, 10, 0, s, 0.0) == pytest.approx(9 * (2 * 0.02 + 0.1))
     assert runplan.generation_s("baseline", 0, 10, 0, s, 0.0) == pytest.approx(0.9)
@@ -298,8 +298,8 @@ def test_sample_files_and_upload_errors():
 
 def test_estimate_prices_every_method_by_hand():
     s = Speeds(target_step_s=0.1, draft_step_s=0.02, verify_slope=0.0, prefill_s_per_token=0.0,
-                       draft_prefill_s_per_token=0.0, source="x", draft_steps={"a": 0.02},
-                       draft_parameters={"a": 500}, target_parameters=2000, target_layers=28, medusa_round_s=0.01)
+               draft_prefill_s_per_token=0.0, source="x", draft_steps={"a": 0.02},
+               draft_parameters={"a": 500}, target_parameters=2000, target_layers=28, medusa_round_s=0.01)
     cfg = runplan.run_config(target="t", draft="a, org/b", methods=["draft", "layer-skip", "medusa"],
                              draft_lengths=[4], max_new_tokens=10, layer_skip_layers=[7], medusa_heads="h", mode="real")
     with pytest.raises(SpecdecError, match="no speed measured for the draft model org/b"):
@@ -341,7 +341,7 @@ def test_parse_layers_and_presets():
     cfg = runplan.run_config(target="t", draft="d", methods=c.methods, draft_lengths=c.draft_lengths,
                              max_new_tokens=c.max_new_tokens)
     speeds = Speeds(target_step_s=0.25, draft_step_s=0.08, verify_slope=0.08, prefill_s_per_token=0.008,
-                            draft_prefill_s_per_token=0.003, source="assumed", target_layers=28)
+                    draft_prefill_s_per_token=0.003, source="assumed", target_layers=28)
     est = runplan.estimate_run(cfg, c.max_prompts, 150, speeds)
     assert est.total_s < 25 * 60 and c.max_prompts >= config.MIN_PROMPTS  # traced: 50 prompts, γ 1–8
     assert "layer-skip:L14" in est.acceptance
@@ -459,7 +459,7 @@ def test_training_estimate_collects_then_steps():
     """Collecting = a baseline generation plus one forward over prompt + continuation per prompt; the steps
     at the step time a stored run recorded (none recorded: no figure, never a guess)."""
     s = Speeds(target_step_s=0.3, draft_step_s=None, verify_slope=0.1, prefill_s_per_token=0.02,
-                       draft_prefill_s_per_token=0.0, source="run X", medusa_train_step_s=1.5)
+               draft_prefill_s_per_token=0.0, source="run X", medusa_train_step_s=1.5)
     te = runplan.estimate_training(10, 100.0, 200, s, new_tokens=96)
     assert te.collect_s == pytest.approx(10 * (0.02 * (2 * 100 + 96) + 95 * 0.3))
     assert te.train_s == pytest.approx(300.0) and te.prompts == 10 and te.source == "run X"
