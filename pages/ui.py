@@ -272,7 +272,7 @@ def setup_note(setup: runplan.Setup) -> str:
 
 
 def saved_heads() -> list[dict]:
-    """Medusa heads trained on the chosen target (worker.heads_summary each), newest first."""
+    """Medusa heads trained on the chosen target (jobs.heads_summary each), newest first."""
     return worker().saved_heads(st.session_state["run_target"].strip())
 
 

@@ -2,7 +2,8 @@
 
 Every failure a user can cause (missing path, unsupported architecture, hub unreachable, out of
 memory, draft and target with different vocabularies) becomes one SpecdecError line, never a traceback.
-GGUF files, bundled or not, are de-quantised once into a safetensors cache (specdec/bundled.py).
+GGUF files, bundled or not, are de-quantised once into a safetensors cache (specdec.measure.bundled; the
+conversion itself: specdec.measure.ggufconvert).
 """
 
 from __future__ import annotations
