@@ -10,6 +10,7 @@ from specdec import config
 from specdec.present import charts, deploy_charts
 from specdec.analysis import compare
 from specdec.analysis import hardware
+from specdec.analysis.projection import largest_gamma_run
 from specdec.present import views
 from specdec.errors import SpecdecError
 
@@ -120,7 +121,7 @@ with payoff_tab:
                         help=f"below the {config.MIN_PROJECTED_SPEEDUP:g}× bar: leave speculation off")
         else:
             c[0].metric(f"Batch {batch}", "does not fit", help="weights + KV cache exceed the device memory")
-        g_run = int(a.prompts.loc[a.prompts["method"] == pay_method, "draft_length"].max())
+        g_run = largest_gamma_run(a.prompts, pay_method)
         fig = deploy_charts.payoff_chart(wi, hw, pay_method, g_run, drafters)
         fig.add_vrect(x0=math.log2(batch) - 0.5, x1=math.log2(batch) + 0.5, line=dict(color="#111", width=2))
         st.plotly_chart(fig, key="payoff_chart")

@@ -54,26 +54,25 @@ st.subheader("Models")
 models_help = ("A bundled name, a Hugging Face hub id (owner/name; downloaded once if the network allows), a local "
                "model directory, or a .gguf file. Draft models must share the target's tokenizer.")
 chosen = st.session_state["run_methods"]
+needs = methods.options(chosen)  # the settings the chosen methods need, each shown below
 c = st.columns(2)
 c[0].text_input("Target model (the one you serve)", key="run_target", persist_state="session", help=models_help)
-if "draft" in chosen:
+if "drafts" in needs:
     c[1].text_area("Draft models (one per line; each is measured on its own)", key="run_draft", persist_state="session",
                    height=68, help=models_help + " Add lines to compare several draft models in one run.")
 
 st.subheader("What to measure")
 c = st.columns([4, 2, 1])
-c[0].multiselect("Methods", list(config.METHODS), key="run_methods", persist_state="session", on_change=ui.mark_custom,
-                 format_func=lambda m: methods.FAMILY_LABELS[m],
-                 help="draft model: a smaller model drafts γ tokens; prompt lookup: copy the continuation of an "
-                      "n-gram already in the prompt (no second model); layer-skip: the target's own first L layers "
-                      "draft; Medusa heads: small heads on the target's last hidden state, trained on this workload. "
-                      "Every prompt also runs the plain baseline.")
+c[0].multiselect("Methods", list(methods.FAMILIES), key="run_methods", persist_state="session", on_change=ui.mark_custom,
+                 format_func=lambda m: methods.spec(m).label,
+                 help="; ".join(f"{f.label}: {f.summary}" for f in methods.REGISTRY.values())
+                      + ". Every prompt also runs the plain baseline.")
 c[1].multiselect("Draft lengths γ to measure", list(range(1, config.MAX_DRAFT_LENGTH + 1)), key="run_gammas", persist_state="session",
                  on_change=ui.mark_custom,
                  help="Tokens drafted per verify pass. Other γ values are projected from these on the Explore page.")
 c[2].number_input("Max new tokens", min_value=1, max_value=config.MAX_NEW_TOKENS, step=16, key="run_max_new", persist_state="session", on_change=ui.mark_custom)
 
-if "layer-skip" in chosen:
+if "layer_skip_layers" in needs:
     n_layers = ui.target_layers()
     half = runplan.default_layer_skip(n_layers) if n_layers else None
     c = st.columns([2, 3])
@@ -85,7 +84,7 @@ if "layer-skip" in chosen:
                  "faster but agree less with the full model." if n_layers else
                  "The target's layer count is known once it is loaded (**Load and time models**).")
 
-if "medusa" in chosen:
+if "medusa_heads" in needs:
     ui.adopt_trained_heads(job)
     saved = ui.saved_heads()
     labels = {h["path"]: ui.heads_label(h) for h in saved}
@@ -200,5 +199,5 @@ if st.button("Start run", type="primary", disabled=job.busy or cfg is None, icon
         st.error(str(exc))
 
 
-if job.kind != "train" or "medusa" not in chosen:
+if job.kind != "train" or "medusa_heads" not in needs:
     job_panel()

@@ -17,7 +17,7 @@ from pathlib import Path
 import streamlit as st
 
 from specdec.analysis import summary as A
-from specdec import config, localonly, results as R
+from specdec import config, localonly, methods, results as R
 from specdec import store as run_store
 from specdec.analysis import decision
 from specdec.analysis import hardware
@@ -226,12 +226,13 @@ def run_config(max_prompts: int | None) -> config.RunConfig:
     """The Run page's controls as a checked RunConfig; every problem is one SpecdecError line."""
     s = st.session_state
     chosen = s["run_methods"]
+    needs = methods.options(chosen)
     layers = ()
-    if "layer-skip" in chosen:
+    if "layer_skip_layers" in needs:
         n = target_layers()
         layers = runplan.parse_layers(s["run_layers"], n) or ((runplan.default_layer_skip(n),) if n else ())
-    heads = s.get("run_medusa_heads") if "medusa" in chosen else None
-    if "medusa" in chosen:
+    heads = s.get("run_medusa_heads") if "medusa_heads" in needs else None
+    if "medusa_heads" in needs:
         if not heads:
             raise SpecdecError("Medusa needs trained heads: pick saved heads, type a heads directory, or train "
                                "heads on this workload")
@@ -245,7 +246,7 @@ def run_config(max_prompts: int | None) -> config.RunConfig:
         temperature=float(s["run_temperature"]) if sampling else 0.0,
         top_p=float(s["run_top_p"]) if sampling else 1.0, top_k=int(s["run_top_k"]) if sampling else 0,
         seed=int(s["run_seed"]), dtype=s["run_dtype"], device=s["run_device"], layer_skip_layers=layers,
-        medusa_heads=heads, medusa_typical="medusa" in chosen and bool(s.get("run_medusa_typical")),
+        medusa_heads=heads, medusa_typical="medusa_typical" in needs and bool(s.get("run_medusa_typical")),
         real_prompts=int(s["run_real_prompts"]))
 
 

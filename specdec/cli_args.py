@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from specdec import config
+from specdec import config, methods
 
 DESCRIPTION = "`python -m specdec …`: argument parsing and dispatch only; the work lives in the modules."
 
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--draft", default=config.BUNDLED_DRAFT,
                      help="draft model spec (same forms as --target); several, comma-separated, are compared")
     run.add_argument("--methods", type=_csv(str), default=config.DEFAULT_METHODS,
-                     help="any of draft,prompt-lookup,layer-skip,medusa")
+                     help="any of " + ",".join(methods.FAMILIES))
     run.add_argument("--layer-skip-layers", type=_csv(int), default=(),
                      help="layer-skip: draft with the target's first L layers, one run per L (e.g. 7,14,21); "
                           "default half the target's layers")

@@ -16,7 +16,6 @@ ORIGINAL_MODELS = {
                     "local_weights": "Q4_K_M GGUF, de-quantised"},
 }
 
-METHODS = ("draft", "prompt-lookup", "layer-skip", "medusa")  # families; run keys in specdec/methods.py
 DEFAULT_METHODS = ("draft", "prompt-lookup")
 DEFAULT_DRAFT_LENGTHS = (2, 4, 6)
 MAX_DRAFT_LENGTH = 16
@@ -88,7 +87,7 @@ class RunConfig:
 
     target: str = BUNDLED_TARGET
     drafts: tuple[str, ...] = (BUNDLED_DRAFT,)  # several draft models are measured side by side
-    methods: tuple[str, ...] = DEFAULT_METHODS  # families (config.METHODS)
+    methods: tuple[str, ...] = DEFAULT_METHODS  # families (specdec.methods.FAMILIES)
     layer_skip_layers: tuple[int, ...] = ()  # empty: LAYER_SKIP_DEFAULT_FRACTION of the target's layers
     medusa_heads: str | None = None  # directory of heads saved by `train-heads`; needed for "medusa"
     medusa_typical: bool = False  # also measure the heads with typical acceptance ("medusa:typical"; lossy)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from specdec import methods
 from specdec.measure import runplan
 from specdec.present import views
 from specdec.store import Store
@@ -163,7 +164,9 @@ def test_run_page_rejects_bad_settings():
 
 def test_run_page_new_methods_reject_bad_input_in_one_line(tmp_path):
     at = open_page("run")
-    assert at.multiselect(key="run_methods").options == ["draft model", "prompt lookup", "layer-skip", "Medusa heads"]
+    labels = [methods.spec(f).label for f in methods.FAMILIES]  # every family in the registry, by its label
+    assert at.multiselect(key="run_methods").options == labels and labels[:4] == [
+        "draft model", "prompt lookup", "layer-skip", "Medusa heads"]
     at.multiselect(key="run_methods").set_value(["layer-skip"]).run()
     assert "The target has **28** layers" in texts(at.caption)  # the bundled target, read without loading it
     assert not at.error and "half of 28 layers" in at.text_input(key="run_layers").placeholder

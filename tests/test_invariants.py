@@ -38,6 +38,8 @@ class Checked:
     sequence (checked by assertion, so a skipped rollback fails here rather than crashing inside the
     model); after it, every drafted token and q row must equal a no-cache recompute by `reference`."""
 
+    observes_hidden = learns_responses = replayable = False
+
     def __init__(self, inner, reference, sampling):
         self.inner, self.reference, self.sampling = inner, reference, sampling
         self.proposals = []

@@ -140,7 +140,8 @@ def test_split_is_stratified_and_keeps_a_held_out_prompt_per_category():
 
 
 def test_method_keys():
-    assert methods.parse("layer-skip:L8") == ("layer-skip", "L8")
+    k = methods.parse("layer-skip:L8")  # parsed once, carried as data
+    assert (k.text, k.family, k.variant, k.layers) == ("layer-skip:L8", "layer-skip", "L8", 8)
     assert methods.draft_steps("medusa", 4) == 1 and methods.draft_steps("draft:x", 4) == 4
     assert methods.draft_steps("prompt-lookup", 4) == 0
     assert methods.in_sample("medusa:train") and not methods.in_sample("medusa")

@@ -256,7 +256,7 @@ def test_draft_source_runs_each_gamma_medusa_can_draft_once():
     from types import SimpleNamespace
 
     from specdec.measure.bench import DraftSource
-    assert DraftSource("medusa", heads=SimpleNamespace(num_heads=3)).gammas((1, 2, 4, 6)) == [1, 2, 3]
+    assert DraftSource("medusa", heads=SimpleNamespace(num_heads=3), info={"heads": 3}).gammas((1, 2, 4, 6)) == [1, 2, 3]
     assert DraftSource("draft").gammas((1, 2, 4, 6)) == [1, 2, 4, 6]
     assert methods.max_gamma("medusa:train", {"medusa": {"heads": 3}}) == 3
     assert methods.max_gamma("draft") is None

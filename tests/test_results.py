@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from specdec import results
+from specdec import methods, results
 from specdec.errors import SpecdecError
 
 
@@ -98,7 +98,7 @@ def _set(d, path, value):
     (("prompts", 1, "baseline", "tokens", 2), "x", "prompts[1].baseline.tokens[2]: expected int, got str"),
     (("prompts", 1, "baseline", "new_tokens"), 3, "prompts[1].baseline.new_tokens: 3 but tokens has 24"),
     (("prompts", 2, "runs", 2, "method"), "eagle",
-     "prompts[2].runs[2].method: unknown method 'eagle': choose from draft, prompt-lookup, layer-skip, medusa"),
+     "prompts[2].runs[2].method: unknown method 'eagle': choose from " + ", ".join(methods.FAMILIES)),
     (("prompts", 2, "runs", 2, "method"), "layer-skip",
      "prompts[2].runs[2].method: method 'layer-skip': layer-skip needs its layer count, as in layer-skip:L8"),
     (("prompts", 2, "runs"), {}, "prompts[2].runs: expected list, got dict"),

@@ -34,7 +34,7 @@ def _shell_snippets(target: str, draft: str, builders=True) -> list[str]:
     """Every shell snippet for draft, prompt lookup and Medusa; builders=True calls the builders directly,
     skipping the spec check, to show quoting alone keeps hostile text inert."""
     if builders:
-        out = [snip._draft(3, target, draft), snip._lookup(3, target, 3, 1), snip._medusa(3, target, draft)]
+        out = [snip.draft_snippets(3, target, draft), snip.lookup_snippets(3, target, 3, 1), snip.medusa_snippets(3, target, draft)]
     else:
         out = [snip.snippets("draft", 3, target, draft), snip.snippets("prompt-lookup", 3, target),
                snip.snippets("medusa", 3, target, draft)]
@@ -70,7 +70,7 @@ def test_hostile_specs_in_pasted_snippets_run_nothing_else(spec, tmp_path):
                 assert spec_config["model"] == spec
         if text.startswith(("vllm", "python3")):
             assert spec in printed  # one argument, unchanged
-    for d in (snip._draft(3, spec, spec), snip._lookup(3, spec, 3, 1)):
+    for d in (snip.draft_snippets(3, spec, spec), snip.lookup_snippets(3, spec, 3, 1)):
         tree = ast.parse(d["transformers"])  # the Python snippet is valid and holds the spec as a literal
         assert spec in [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)]
 

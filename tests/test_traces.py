@@ -11,7 +11,7 @@ from specdec.config import SamplingConfig
 from specdec.decoding.drafters import DraftModelDrafter, MedusaDrafter, PromptLookupDrafter, layer_skip_model
 from specdec.decoding.loops import baseline_decode, speculative_decode
 from specdec.traces import scan
-from specdec.traces.generate import TraceDrafter, trace_batch
+from specdec.traces.generate import HEADS, LAYER, MODEL, TraceDrafter, trace_batch
 from test_decoding import prompts
 from test_more_drafters import random_heads
 
@@ -35,8 +35,8 @@ def family(deep):
             "layer-skip:L2": lambda: DraftModelDrafter(view, GREEDY, None, V),
             "medusa": lambda: MedusaDrafter(heads, deep.lm_head, GREEDY, None, V),
             "prompt-lookup": PromptLookupDrafter}
-    traced = [TraceDrafter("draft", "draft", model=draft), TraceDrafter("layer-skip:L2", "layer-skip", layers=2),
-              TraceDrafter("medusa", "medusa", heads=heads)]
+    traced = [TraceDrafter("draft", MODEL, model=draft), TraceDrafter("layer-skip:L2", LAYER, layers=2),
+              TraceDrafter("medusa", HEADS, heads=heads)]
     return real, traced
 
 
@@ -60,7 +60,7 @@ def test_traced_rounds_equal_real_rounds_for_every_family_and_gamma(deep, family
         for key, make in real.items():
             for gamma in GAMMAS:
                 gen = speculative_decode(deep, make(), p, gamma, max_new, GREEDY, eos)
-                rs = scan.rounds(tr, key, gamma, max_new, eos)
+                rs = scan.rounds(tr, tr.drafters.get(key) or make(), gamma, max_new, eos)
                 assert traced_rounds(rs) == real_rounds(gen), (key, gamma)
                 for r, t in zip(gen.rounds, rs):  # the tested drafts and their β are the real ones
                     assert t["draft_tokens"] == r.draft_tokens[: len(t["draft_tokens"])]
@@ -86,7 +86,8 @@ def test_eos_inside_a_round_cuts_it_but_counts_matches_past_it(deep, family):
         for key, make in real.items():
             for gamma in (1, 3, 8):
                 gen = speculative_decode(deep, make(), p, gamma, 24, GREEDY, eos)
-                assert traced_rounds(scan.rounds(tr, key, gamma, 24, eos)) == real_rounds(gen), (key, gamma)
+                traced_as = tr.drafters.get(key) or make()  # a replayable drafter is run along the trace
+                assert traced_rounds(scan.rounds(tr, traced_as, gamma, 24, eos)) == real_rounds(gen), (key, gamma)
                 assert gen.tokens == tr.tokens
         cases += 1
     assert cases >= 2
@@ -116,7 +117,7 @@ def test_sampled_beta_from_traces_matches_the_real_sampled_acceptance(target):
     for seed in range(4):
         gens = [torch.Generator().manual_seed(100 * seed + i) for i in range(len(ps))]
         traces = trace_batch(target, [p.tolist() for p in ps], 24, sampling, set(),
-                             [TraceDrafter("draft", "draft", model=draft)], generators=gens)
+                             [TraceDrafter("draft", MODEL, model=draft)], generators=gens)
         betas += [b for tr in traces for b in tr.drafters["draft"].beta[1: len(tr.tokens)]]
         for i, p in enumerate(ps):
             g = torch.Generator().manual_seed(7_000 + 100 * seed + i)

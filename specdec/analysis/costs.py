@@ -225,35 +225,7 @@ def drafters(manifest: dict, keys=()) -> dict[str, dict]:
     # settings.methods lists families in new runs ("layer-skip"), keys in old ones: only old runs need it.
     listed = [] if recorded else list((manifest.get("settings") or {}).get("methods") or [])
     wanted = methods.order([k for k in list(recorded) + listed + list(keys) if methods.is_valid(k)])
-    return {k: dict(recorded[k]) if k in recorded else _derived(k, models) for k in wanted}
-
-
-def _derived(key: str, models: dict) -> dict:
-    fam = methods.family(key)
-    if fam == "draft" and models.get("draft"):
-        d = models["draft"]
-        return methods.drafter_info(
-            key, parameters=d.get("parameters", 0), extra_parameters=d.get("parameters", 0),
-            num_layers=d.get("num_layers", 0), hidden_size=d.get("hidden_size"),
-            num_key_value_heads=d.get("num_key_value_heads"), head_dim=d.get("head_dim"),
-            kv_layers=d.get("num_layers", 0), spec=d.get("spec"), name=_short(d.get("spec")),
-            local_path=d.get("local_path"))
-    t = models.get("target") or {}
-    if fam == "layer-skip" and t.get("parameters") and t.get("num_layers"):
-        n = min(methods.layer_skip_layers(key), int(t["num_layers"]))
-        # Embedding/lm_head counted once (tied), the rest split evenly over layers: an estimate.
-        head = int(t.get("vocab_size") or 0) * int(t.get("hidden_size") or 0)
-        per_layer = max(int(t["parameters"]) - head, 0) / int(t["num_layers"])
-        return methods.drafter_info(key, parameters=int(n * per_layer + head), num_layers=n,
-                                    hidden_size=t.get("hidden_size"), num_key_value_heads=t.get("num_key_value_heads"),
-                                    head_dim=t.get("head_dim"), spec=t.get("spec"), name=f"first {n} layers",
-                                    estimated=True)
-    # Prompt lookup costs nothing; a model-using method without a record has unknown cost (0, marked).
-    return methods.drafter_info(key, **({"estimated": True} if methods.uses_model(key) else {}))
-
-
-def _short(spec) -> str | None:
-    return str(spec).rstrip("/").split("/")[-1] if spec else None
+    return {k: dict(recorded[k]) if k in recorded else methods.derived_info(k, models) for k in wanted}
 
 
 def _kv_width(key: str, info: dict) -> tuple[int, bool]:
@@ -397,6 +369,6 @@ def memory_overhead(manifest: dict, context_tokens: float | None = None, dtype: 
     guessed = [r["label"] for _, r in table.iterrows() if r["estimated"]]
     if guessed:
         out["notes"].append(f"drafter sizes not recorded in this run, estimated from the models: {', '.join(guessed)}")
-    if draft is None and not table["family"].isin(methods.MODEL_FAMILIES).any():
+    if draft is None and not table["family"].map(methods.uses_model_family).any():
         out["notes"].append("no drafting model in this run: prompt lookup needs no extra weights or KV cache")
     return out

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from specdec import config, methods
-from specdec.analysis import compare, inference
+from specdec.analysis import compare, inference, projection
 from specdec.analysis import reasons as why
 from specdec.analysis import deploy as dp
 from specdec.analysis import hardware as hw
@@ -284,7 +284,7 @@ def _project(a: Analysis, segments: list[dict], hardware: str, batch_sizes, th: 
         cat = s["category"] if s["status"] == "on" else ALL  # too few prompts alone: pooled acceptance
         # Recommend no γ beyond the largest run: acceptance past it is extrapolated, not measured.
         runs = a.measurements.runs
-        g_max = int(runs.loc[runs["method"] == s["method"], "draft_length"].max())
+        g_max = projection.largest_gamma_run(runs, s["method"])
         df = hw.whatif(a, hardware=[hardware], batch_sizes=batch_sizes, gammas=range(1, g_max + 1),
                        methods=[s["method"]], category=cat)
         if df.empty:
@@ -328,16 +328,7 @@ def _primary(a: Analysis, verdict: str, overall: dict, on: list[dict], hardware:
 def _drafter_ref(a: Analysis, method: str) -> str | None:
     """What an engine is given as the drafter of `method`: the draft model (models.draft's local files
     when it is that model), the Medusa heads' spec; None when the method needs none."""
-    info = a.drafters.get(method) or {}
-    fam = methods.family(method)
-    if fam == "draft":
-        first = a.manifest.get("models", {}).get("draft") or {}
-        if first and (method == "draft" or first.get("spec") == info.get("spec")):
-            return snip.model_ref(first, "DRAFT")
-        return snip.model_ref(info, "DRAFT")
-    if fam == "medusa":
-        return info.get("spec") or None
-    return None
+    return methods.engine_ref(method, a.drafters.get(method) or {}, a.manifest.get("models") or {})
 
 
 def _jsonable(x):

@@ -34,6 +34,7 @@ import numpy as np
 
 from specdec import config, methods as M
 from specdec.analysis import hardware as hw
+from specdec.analysis.projection import largest_gamma_run
 from specdec.errors import SpecdecError
 
 
@@ -156,7 +157,7 @@ def from_projection(analysis, deployment: Deployment, bar: float, methods=None, 
     prof = deployment.profile()
     best = None
     for k in keys:
-        g_max = int(runs.loc[runs["method"] == k, "draft_length"].max())
+        g_max = largest_gamma_run(runs, k)
         df = hw.whatif(analysis, hardware=[prof], batch_sizes=batches, gammas=range(1, g_max + 1), methods=[k],
                        category=category, dtype=dtype, ci_level=level)
         if df.empty:

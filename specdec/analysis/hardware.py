@@ -203,14 +203,14 @@ def _profiles(analysis, hardware) -> list[HardwareProfile]:
 
 def _fit_drafter(analysis) -> tuple[str | None, ModelSize | None]:
     """The drafter whose measured step calibrates this machine's profile beside the target: the first
-    draft model (a separate network: a second, independent equation), else the first layer-skip."""
+    drafter with its own network (a draft model: a second, independent equation), else the first that
+    reads the target's own first layers (layer-skip) — the drafters whose step attends over a KV cache."""
     info = drafters(analysis.manifest, analysis.measurements.runs["method"].unique())
-    for fam in ("draft", "layer-skip"):
-        for key, d in info.items():
-            size = draft_size(key, d)
-            if M.family(key) == fam and size is not None and analysis.costs.draft_step_s.get(key):
-                return key, size
-    return None, None
+    fitting = [k for k, d in info.items() if M.reads_kv(k) and draft_size(k, d) is not None
+               and analysis.costs.draft_step_s.get(k)]
+    own = [k for k in fitting if M.spec(k).own_network]
+    key = (own or fitting or [None])[0]
+    return (key, draft_size(key, info[key])) if key else (None, None)
 
 
 def whatif(analysis, hardware=None, batch_sizes=config.WHATIF_BATCH_SIZES, gammas=None, context_lens=None,
@@ -262,7 +262,7 @@ def whatif(analysis, hardware=None, batch_sizes=config.WHATIF_BATCH_SIZES, gamma
         else:
             rep_tau = rep_md = None
         overhead_frac = analysis.costs.overhead_s.get(method, 0.0) / analysis.costs.target_step_s
-        one_pass = M.STEPS_PER_ROUND[M.family(method)] == "one"
+        one_pass = M.steps_per_round(method) == "one"
         for hw in profiles:
             here = hw.name == THIS_MACHINE
             dt = run_dtype if here else dtype
@@ -342,7 +342,7 @@ def _variants(hw: HardwareProfile) -> list[HardwareProfile]:
 def _measured_step_s(costs: CostModel, method: str, drafted: float) -> float:
     """One draft forward of `method` as measured here: the fitted per-token slope for γ-step drafters;
     the whole round's drafting (d0 + slope · drafted) for a one-pass drafter such as Medusa heads."""
-    if M.STEPS_PER_ROUND[M.family(method)] == "one":
+    if M.steps_per_round(method) == "one":
         return costs.draft_round_s.get(method, 0.0) + costs.draft_step_s.get(method, 0.0) * drafted
     return costs.draft_step_s.get(method, 0.0)
 

@@ -244,6 +244,13 @@ def project_rounds(drafted, accepted, gammas, costs, method: str, prompt=None) -
     return prof
 
 
+def largest_gamma_run(runs: pd.DataFrame, method: str) -> int:
+    """The largest γ `method` was run at. The one rule for every recommendation (the decision, the deployment
+    verdict, the brief, the Explore page): no γ beyond it, because τ past it is extrapolated from the deepest
+    positions measured, not measured. runs: one row per prompt × method × γ (columns method, draft_length)."""
+    return int(runs.loc[runs["method"] == method, "draft_length"].max())
+
+
 def gamma_grid(g_src: int, gammas=None, cap: int | None = None) -> list[int]:
     """The γ values to project: `gammas`, or 1 … max(PROJECTION_MAX_GAMMA, g_src); none above `cap`
     (the most a drafter can propose per round, e.g. K Medusa heads)."""

@@ -233,13 +233,12 @@ def _memory_reason(a: Analysis, method: str) -> str:
     if row is None or row.get("estimated") and not row["extra_total_gb"]:
         return f"Memory price of {label}: not recorded in this run."
     if row["extra_total_gb"] == 0:
-        why = ("it reuses the target's weights and KV cache" if methods.family(method) == "layer-skip"
-               else "it needs no model")
+        why = methods.spec(method).free_why
         return f"Memory price: none — {label} adds no weights or KV cache ({why})."
     est = " (estimated)" if row.get("kv_estimated") else ""
     kv = (f" plus {1e3 * row['extra_kv_gb_per_seq']:.1f} MB{est} of its own KV cache per "
           f"{mem['context_tokens']:.0f}-token sequence" if row["extra_kv_gb_per_seq"] else "")
-    what = "heads" if methods.family(method) == "medusa" else "draft weights"
+    what = methods.spec(method).memory_what
     return f"Memory price of {label}: {row['extra_weights_gb']:.2f} GB of {what}{kv} ({mem['dtype']})."
 
 

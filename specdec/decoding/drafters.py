@@ -1,19 +1,28 @@
 """Drafters: who proposes the γ tokens the target verifies.
 
-A drafter has two methods, the shape of Hugging Face's candidate generators:
+A drafter (the `Drafter` protocol) has the shape of Hugging Face's candidate generators:
 
+    start(prompt)                   prefill work; prompt: (P,) ids
     propose(seq, γ) -> Proposal     seq: (L,) committed token ids; at most γ tokens back
     rollback(length)                the first `length` tokens of seq are committed; forget the rest
 
-plus `start(prompt)` for prefill work. A drafter that reads the target's hidden state (Medusa heads)
-also has `observe(h)`: the loop then hands it the final hidden state (d,) that produced the last
-committed token. Layer-skip is a draft model made of the target's own first layers (layer_skip_model).
+and declares its optional capabilities as class attributes, so callers test a flag, never an attribute:
+
+    observes_hidden   the loop hands observe(h) the target's final hidden state (d,) that produced the
+                      last committed token (Medusa heads)
+    learns_responses  the runner hands learn(tokens) each finished response of the workload, in order, so
+                      later prompts can draft from earlier answers (suffix decoding)
+    replayable        proposals are a function of the committed ids (and the responses learned) alone: traced
+                      mode scores it by replaying propose() along the target's own trace (prompt lookup)
+
+Layer-skip is a draft model made of the target's own first layers (layer_skip_model).
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -31,6 +40,27 @@ class Proposal:
     q: torch.Tensor | None
 
 
+class Drafter(Protocol):
+    """What the loops call. Optional capabilities are declared by the flags; a drafter declaring one
+    implements its method (observe / learn)."""
+
+    observes_hidden: ClassVar[bool]
+    learns_responses: ClassVar[bool]
+    replayable: ClassVar[bool]
+
+    def start(self, prompt: torch.Tensor) -> None: ...
+
+    def propose(self, seq: torch.Tensor, gamma: int) -> Proposal: ...
+
+    def rollback(self, length: int) -> None: ...
+
+    def observe(self, h: torch.Tensor) -> None:
+        """(observes_hidden) h: (d,) the target's final hidden state that produced seq[-1]."""
+
+    def learn(self, tokens: list[int]) -> None:
+        """(learns_responses) a finished response of an earlier prompt of the same workload."""
+
+
 class DraftModelDrafter:
     """A smaller model with its own KV cache drafts autoregressively (Leviathan et al. 2023; Chen et al. 2023).
 
@@ -38,6 +68,8 @@ class DraftModelDrafter:
     accepted it lacks x_γ (never fed), so the next round feeds two tokens in one forward instead of
     spending an extra draft step on x_γ, as gpt-fast does.
     """
+
+    observes_hidden = learns_responses = replayable = False
 
     def __init__(self, model, sampling: SamplingConfig, generator: torch.Generator | None, vocab_size: int):
         self.model, self.sampling, self.generator = model, sampling, generator
@@ -109,6 +141,9 @@ class MedusaDrafter:
     warped distribution q_k (sampling): Leviathan's test is exact for any q the draft was sampled from.
     """
 
+    observes_hidden = True
+    learns_responses = replayable = False
+
     def __init__(self, heads, lm_head, sampling: SamplingConfig, generator: torch.Generator | None,
                  vocab_size: int):
         self.heads, self.lm_head = heads, lm_head
@@ -122,7 +157,7 @@ class MedusaDrafter:
         self.h = h
 
     def propose(self, seq: torch.Tensor, gamma: int) -> Proposal:
-        gamma = min(gamma, self.heads.num_heads)
+        # γ arrives capped at K (methods.effective_gamma); the heads' forward takes the first γ heads.
         if gamma == 0:
             return Proposal(seq[:0], torch.empty(0, self.vocab_size, device=seq.device))
         logits = self.heads.logits(self.h, self.lm_head, gamma)[:, : self.vocab_size]  # (γ, V)
@@ -141,6 +176,9 @@ class PromptLookupDrafter:
     Finds the most recent earlier occurrence of the sequence's last n tokens (n from max_ngram down
     to min_ngram) and proposes the tokens that followed it. No model, so q is one-hot (None).
     """
+
+    observes_hidden = learns_responses = False
+    replayable = True
 
     def __init__(self, max_ngram: int = PROMPT_LOOKUP_MAX_NGRAM, min_ngram: int = PROMPT_LOOKUP_MIN_NGRAM):
         self.max_ngram, self.min_ngram = max_ngram, min_ngram

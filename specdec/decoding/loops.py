@@ -91,7 +91,7 @@ def speculative_decode(
     corrected or bonus token is kept. Both caches roll back to the committed prefix.
 
     Invariant between rounds: seq = prompt + emitted tokens, and the target cache holds seq[:-1].
-    A drafter with `observe` (Medusa heads) is given the target's final hidden state that produced
+    A drafter that observes_hidden (Medusa heads) is given the target's final hidden state that produced
     seq[-1]; the target forward then returns it beside the logits, at no extra cost.
 
     typical=(ε, δ) swaps the exact test for Medusa's typical acceptance (S.verify_typical): lossy, so
@@ -99,7 +99,7 @@ def speculative_decode(
     should_stop: () -> bool, polled every round; raises Stopped when it turns true.
     """
     device = prompt.device
-    observe = getattr(drafter, "observe", None)
+    observe = drafter.observe if drafter.observes_hidden else None
     buf = prompt.new_empty(prompt.shape[0] + max_new_tokens + gamma + 1)
     length = prompt.shape[0]
     buf[:length] = prompt

@@ -8,7 +8,7 @@ throttling) hits every configuration alike and the per-prompt ratios stay fair.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -16,7 +16,6 @@ import torch
 from specdec import methods
 from specdec.config import RunConfig
 from specdec.decoding.loops import Generation, Stopped, baseline_decode, speculative_decode
-from specdec.decoding.drafters import DraftModelDrafter, MedusaDrafter, PromptLookupDrafter
 
 WARMUP_TOKENS = 8
 
@@ -27,13 +26,18 @@ class DraftSource:
     or nothing (prompt lookup). key_for(prompt_id) may rename the key per prompt (Medusa heads
     measured on a prompt they were trained on are reported as 'medusa:train') or skip the prompt
     (None: typical acceptance is measured on held-out prompts only). typical: (ε, δ) of Medusa's
-    typical acceptance, None for the exact test."""
+    typical acceptance, None for the exact test. info: the manifest's drafter entry (methods.drafter_info).
+    responses: the finished responses of the run so far, in the order learned; learner: the run's one drafter
+    that learns_responses (built once, it keeps what it learned across prompts; start() resets the rest)."""
 
     key: str
     model: Any = None
     heads: Any = None
     train_prompts: frozenset = frozenset()
     typical: tuple[float, float] | None = None
+    info: dict = field(default_factory=dict)
+    responses: list = field(default_factory=list)
+    learner: Any = None
 
     def key_for(self, prompt_id: str) -> str | None:
         if prompt_id not in self.train_prompts:
@@ -41,21 +45,32 @@ class DraftSource:
         return None if self.typical is not None else f"{self.key}:train"
 
     def gammas(self, draft_lengths) -> list[int]:
-        """The γ values this drafter can really run, in order, without repeats: K heads draft at most K."""
-        cap = self.heads.num_heads if self.heads is not None else None
-        return list(dict.fromkeys(g if cap is None else min(g, cap) for g in draft_lengths))
+        """The γ values this drafter can really run, in order, without repeats (methods.effective_gamma)."""
+        return list(dict.fromkeys(methods.effective_gamma(self.key, g, {self.key: self.info}) for g in draft_lengths))
 
 
-def make_drafter(source: DraftSource, target, cfg: RunConfig, generator, vocab_size: int):
-    """The drafter for a method key; the one place a method becomes code."""
-    family = methods.family(source.key)
-    if family in ("draft", "layer-skip"):
-        return DraftModelDrafter(source.model, cfg.sampling, generator, vocab_size)
-    if family == "prompt-lookup":
-        return PromptLookupDrafter()
-    if family == "medusa":
-        return MedusaDrafter(source.heads, target.get_output_embeddings(), cfg.sampling, generator, vocab_size)
-    raise ValueError(f"unknown method {source.key!r}")
+def make_drafter(source: DraftSource, target, sampling, generator, vocab_size: int, responses: int | None = None):
+    """The drafter of a method key (its registry entry builds it). A drafter that learns_responses is the
+    source's learner, which holds every response so far; with `responses` = n, a fresh one that learned only
+    the first n (traced mode replays a prompt with what it knew when it was measured for real)."""
+    if responses is None and source.learner is not None:
+        return source.learner
+    drafter = methods.spec(source.key).build(source, target, sampling, generator, vocab_size)
+    if drafter.learns_responses:
+        for tokens in source.responses[:responses]:
+            drafter.learn(tokens)
+        if responses is None:
+            source.learner = drafter
+    return drafter
+
+
+def learn(sources: list[DraftSource], tokens: list[int]) -> None:
+    """A finished response of the workload (the target's own output for a prompt), in the order served:
+    a drafter that learns_responses drafts later prompts from it (suffix decoding's global tree)."""
+    for source in sources:
+        source.responses.append(list(tokens))
+        if source.learner is not None:
+            source.learner.learn(source.responses[-1])
 
 
 def generator_for(cfg: RunConfig, prompt_id: str, device: torch.device) -> torch.Generator:
@@ -65,16 +80,20 @@ def generator_for(cfg: RunConfig, prompt_id: str, device: torch.device) -> torch
 
 
 def measure_prompt(target, sources: list[DraftSource], ids: list[int], prompt_id: str, cfg: RunConfig,
-                   eos_ids: set[int], decode_text, should_stop=None) -> dict | None:
+                   eos_ids: set[int], decode_text, should_stop=None, learn_response: bool = True) -> dict | None:
     """Baseline + every method × γ on one prompt. Returns {"prompt_tokens", "baseline", "runs"}, or
     None when should_stop() turned true (polled every token or round; a prompt is kept whole or not at all).
+    Afterwards the baseline's response is learned (bench.learn) unless learn_response is False (warm-up).
 
     target: a torch model; sources: one per method key; ids: the encoded prompt; decode_text: ids → str.
     """
     try:
-        return _measure_prompt(target, sources, ids, prompt_id, cfg, eos_ids, decode_text, should_stop)
+        record = _measure_prompt(target, sources, ids, prompt_id, cfg, eos_ids, decode_text, should_stop)
     except Stopped:  # cancelled inside a generation: the prompt is dropped whole
         return None
+    if record is not None and learn_response:
+        learn(sources, record["baseline"]["tokens"])
+    return record
 
 
 def _measure_prompt(target, sources, ids, prompt_id, cfg, eos_ids, decode_text, should_stop) -> dict | None:
@@ -92,7 +111,7 @@ def _measure_prompt(target, sources, ids, prompt_id, cfg, eos_ids, decode_text, 
             if should_stop and should_stop():
                 return None
             g = generator_for(cfg, prompt_id, device)
-            drafter = make_drafter(source, target, cfg, g, vocab_size)
+            drafter = make_drafter(source, target, cfg.sampling, g, vocab_size)
             gen = speculative_decode(target, drafter, prompt, gamma, cfg.max_new_tokens, cfg.sampling, eos_ids, g,
                                      typical=source.typical, should_stop=should_stop)
             runs.append({"method": key, "draft_length": gamma,
@@ -112,4 +131,4 @@ def warm_up(target, sources: list[DraftSource], ids: list[int], cfg: RunConfig, 
     """One short pass through every code path, so that allocator growth, kernel selection and lazy
     initialisation land here instead of in the first measured prompt."""
     short = replace(cfg, max_new_tokens=WARMUP_TOKENS, draft_lengths=(max(cfg.draft_lengths),))
-    measure_prompt(target, sources, ids, "warm-up", short, eos_ids, lambda t: "")
+    measure_prompt(target, sources, ids, "warm-up", short, eos_ids, lambda t: "", learn_response=False)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from specdec import config
+from specdec import config, methods
 from specdec.decoding import medusa
 from specdec.measure import bundled
 from specdec.measure import machine
@@ -107,7 +107,7 @@ class Status:
 
 def model_key(cfg: RunConfig, trust_remote_code: bool = False) -> tuple:
     """What identifies a loaded set: target, draft specs (only if a method needs them), dtype, device."""
-    drafts = tuple(cfg.drafts) if "draft" in cfg.methods else ()
+    drafts = tuple(s for f in cfg.methods for s in methods.spec(f).model_specs(cfg))
     return (cfg.target, drafts, cfg.dtype, cfg.device, trust_remote_code)
 
 
@@ -236,7 +236,7 @@ class Jobs:
         target, drafts = self._models_for(key)
         self._update(state=CALIBRATING, detail="timing a short decode", fraction=None, stage_eta_s=None)
         speeds = calibrate(target, drafts, max_gamma=max(cfg.draft_lengths),
-                                   layer_skip=cfg.layer_skip_layers if "layer-skip" in cfg.methods else ())
+                                   layer_skip=cfg.layer_skip_layers)  # run_config clears it unless measured
         with self._lock:
             old = self._speeds.get(speeds_key(key))
             if old is not None:  # keep the draft models and depths timed before, unless re-timed now
@@ -348,12 +348,9 @@ def serve(conn_in: Connection, conn_out: Connection) -> None:
 def models_label(cfg: RunConfig) -> str:
     """'target + draft1 + draft2' (every draft model), '+ layer-skip', '+ Medusa heads' where measured."""
     parts = [model_name(cfg.target)]
-    if "draft" in cfg.methods:
-        parts += [model_name(d) for d in cfg.drafts]
-    if "layer-skip" in cfg.methods:
-        parts.append("layer-skip " + (", ".join(f"L{n}" for n in cfg.layer_skip_layers) or "(half the layers)"))
-    if "medusa" in cfg.methods:
-        parts.append("Medusa heads" + (" (exact + typical)" if cfg.medusa_typical else ""))
+    for name in sorted(cfg.methods, key=methods.FAMILIES.index):  # registry order: draft models first
+        if methods.spec(name).uses_model:
+            parts += methods.spec(name).run_label(cfg, model_name)
     return " + ".join(parts)
 
 

@@ -21,10 +21,9 @@ import transformers
 import specdec
 from specdec import config, methods, results as R
 from specdec.measure import bench, machine
-from specdec.decoding import medusa
 from specdec.config import RunConfig
-from specdec.decoding.drafters import layer_skip_model
 from specdec.errors import SpecdecError
+from specdec.methods.family import SourceContext
 from specdec.measure.workloads import Prompt, Workload, encode_prompt
 
 
@@ -119,74 +118,22 @@ def check_resumable(previous: dict, manifest: dict) -> None:
 
 def draft_sources(cfg: RunConfig, target, drafts: list, workload_sha256: str | None = None
                   ) -> tuple[list[bench.DraftSource], dict]:
-    """One DraftSource per method key the run measures, and the manifest's `models.drafters`.
+    """One DraftSource per method key the run measures, and the manifest's `models.drafters`: each family's
+    registry entry builds its own (methods.<family>.sources), in the order the user listed the families.
 
-    target: LoadedModel; drafts: LoadedModels for cfg.drafts (empty when "draft" is not measured).
-    Order: draft models, prompt lookup, layer-skip by L, Medusa — as the user listed the families.
+    target: LoadedModel; drafts: LoadedModels for cfg.drafts (empty when no draft model is measured).
     """
-    sources, infos = [], {}
     tcfg = target.model.config.get_text_config()
     kv = {"hidden_size": tcfg.hidden_size, "num_key_value_heads": getattr(tcfg, "num_key_value_heads", None),
           "head_dim": getattr(tcfg, "head_dim", None) or tcfg.hidden_size // tcfg.num_attention_heads}
-    lm_head = target.model.get_output_embeddings()
-    lm_params = sum(p.numel() for p in lm_head.parameters())
-    for family in cfg.methods:
-        if family == "draft":
-            for d in drafts:
-                key = methods.draft_key(_short_name(d.spec), len(drafts) > 1)
-                info = d.info()
-                sources.append(bench.DraftSource(key, model=d.model))
-                infos[key] = methods.drafter_info(
-                    key, parameters=d.parameters, extra_parameters=d.parameters, num_layers=info["num_layers"],
-                    kv_layers=info["num_layers"], hidden_size=info["hidden_size"],
-                    num_key_value_heads=info["num_key_value_heads"], head_dim=info["head_dim"], spec=d.spec,
-                    name=_short_name(d.spec), sha256=d.sha256)
-        elif family == "prompt-lookup":
-            sources.append(bench.DraftSource("prompt-lookup"))
-            infos["prompt-lookup"] = methods.drafter_info("prompt-lookup")
-        elif family == "layer-skip":
-            n = tcfg.num_hidden_layers
-            for L in cfg.layer_skip_layers or (max(1, round(n * config.LAYER_SKIP_DEFAULT_FRACTION)),):
-                if not 1 <= L < n:
-                    raise SpecdecError(f"--layer-skip-layers {L}: the target has {n} layers; choose 1 … {n - 1}")
-                key = methods.layer_skip_key(L)
-                layers = target.model.base_model.layers[:L]
-                params = sum(p.numel() for p in layers.parameters()) + lm_params
-                sources.append(bench.DraftSource(key, model=layer_skip_model(target.model, L)))
-                infos[key] = methods.drafter_info(key, parameters=params, num_layers=L, kv_layers=L, spec=target.spec,
-                                                  name=f"L={L}", **kv)
-        elif family == "medusa":
-            if not cfg.medusa_heads:
-                raise SpecdecError("method medusa needs trained heads: run `python -m specdec train-heads` first and "
-                                   "pass its --out directory as --medusa-heads")
-            heads, meta = medusa.load(cfg.medusa_heads, target.model, target.model.device)
-            heads.to(lm_head.weight.dtype)
-            rep = meta.get("report") or {}
-            # Prompt ids name training prompts only within the file the heads were trained on.
-            same_file = rep.get("workload_sha256") in (None, workload_sha256)
-            train = frozenset(rep.get("train_prompts") or ()) if same_file else frozenset()
-            sources.append(bench.DraftSource("medusa", heads=heads, train_prompts=train))
-            keys = ["medusa", "medusa:train"]
-            if cfg.medusa_typical:
-                typical = (config.MEDUSA_TYPICAL_EPSILON, config.MEDUSA_TYPICAL_DELTA)
-                sources.append(bench.DraftSource("medusa:typical", heads=heads, train_prompts=train, typical=typical))
-                keys.append("medusa:typical")
-            summary = {k: rep.get(k) for k in ("steps", "train_s", "collect_s", "top1", "top5", "train_top1",
-                                               "loss_first", "loss_last", "train_positions", "eval_positions")}
-            for key in keys:
-                infos[key] = methods.drafter_info(
-                    key, parameters=heads.parameter_count() + lm_params, extra_parameters=heads.parameter_count(),
-                    num_layers=1, spec=str(cfg.medusa_heads), name=f"{heads.num_heads} heads", heads=heads.num_heads,
-                    train_prompts=len(train), training=summary, **kv,
-                    **({"acceptance": {"rule": "typical", "epsilon": config.MEDUSA_TYPICAL_EPSILON,
-                                       "delta": config.MEDUSA_TYPICAL_DELTA}} if methods.lossy(key) else {}))
-        else:
-            raise SpecdecError(f"unknown method {family!r}: choose from {', '.join(config.METHODS)}")
+    lm_params = sum(p.numel() for p in target.model.get_output_embeddings().parameters())
+    ctx = SourceContext(cfg, target, drafts, kv, lm_params, workload_sha256)
+    sources, infos = [], {}
+    for name in methods.check_families(cfg.methods):
+        s, i = methods.spec(name).sources(ctx)
+        sources += s
+        infos.update(i)
     return sources, infos
-
-
-def _short_name(spec: str) -> str:
-    return Path(spec.rstrip("/")).name.removesuffix(".gguf") or spec
 
 
 def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str | Path | None = None,
@@ -209,6 +156,8 @@ def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str |
         check_resumable(previous, manifest)
         manifest.update(run_id=previous["manifest"]["run_id"], created=previous["manifest"]["created"])
         results["prompts"] = previous["prompts"]
+        for p in results["prompts"]:  # drafters that learn from earlier responses continue where the run was
+            bench.learn(sources, p["baseline"]["tokens"])
     # results.json before the store: a kill in between leaves a file that --resume continues from.
     _save(results, path)
     notes = []

@@ -32,6 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from specdec import config, methods
+from specdec import methods as M  # run_config's parameter `methods` shadows the module there
+from specdec.methods import layerskip as layerskip_family, medusa as medusa_family
+from specdec.methods.family import EstimateContext
 from specdec.measure import bundled
 from specdec.measure.bench import WARMUP_TOKENS
 from specdec.config import RunConfig, SamplingConfig
@@ -39,12 +42,8 @@ from specdec.errors import SpecdecError
 from specdec.measure.speeds import Speeds
 from specdec.analysis.projection import expected_tokens
 
-# α assumed before anything is measured: (optimistic, typical, pessimistic). A same-family draft
-# model on chat/code traffic usually lands at 0.5–0.8; n-gram lookup matches far less often.
-# Layer-skip from a model never trained for early exit accepts poorly (LayerSkip, Elhoushi et al. 2024);
-# Medusa-1 heads reach ~0.6 for the first head and fall per position (Cai et al. 2024, Fig. 3).
-ACCEPTANCE_GUESS = {"draft": (0.85, 0.6, 0.3), "prompt-lookup": (0.6, 0.3, 0.1), "layer-skip": (0.7, 0.4, 0.1),
-                    "medusa": (0.7, 0.45, 0.2)}
+# α assumed before anything is measured: (optimistic, typical, pessimistic), each family's (its registry entry).
+ACCEPTANCE_GUESS = {name: f.acceptance_guess for name, f in methods.REGISTRY.items()}
 CHARS_PER_TOKEN = 3.5  # rough BPE ratio for English prose and code, for prompt lengths before tokenizing
 CHAT_TEMPLATE_TOKENS = 20  # role markers and the generation prompt a chat template adds
 
@@ -93,23 +92,20 @@ def run_config(*, target: str, draft, methods, draft_lengths, max_new_tokens: in
     target = str(target).strip()
     parts = draft.split(",") if isinstance(draft, str) else list(draft or ())
     drafts = tuple(dict.fromkeys(p.strip() for p in parts if str(p).strip()))
-    methods = tuple(dict.fromkeys(methods))
     if not target:
         raise SpecdecError("choose a target model (a bundled name, hub id, local directory or .gguf file)")
-    unknown = [m for m in methods if m not in config.METHODS]
-    if unknown or not methods:
-        raise SpecdecError(f"choose at least one method from {', '.join(config.METHODS)}"
-                           + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
-    if "draft" in methods and not drafts:
-        raise SpecdecError("the draft-model method needs a draft model")
+    families = M.check_families(methods)
     layers = tuple(sorted({int(n) for n in layer_skip_layers or ()}))
     if layers and layers[0] < 1:
         raise SpecdecError("layer-skip layer counts must be at least 1")
-    if "medusa" in methods and not (medusa_heads and str(medusa_heads).strip()):
-        raise SpecdecError("the medusa method needs trained heads: run `python -m specdec train-heads` and pass "
-                           "its output directory")
-    if medusa_typical and "medusa" not in methods:
-        raise SpecdecError("typical acceptance is a Medusa option: add the medusa method")
+    # Each family checks the options it needs; the options of families not measured are cleared.
+    options = {"drafts": drafts, "layer_skip_layers": layers,
+               "medusa_heads": str(medusa_heads).strip() if medusa_heads else None, "medusa_typical": medusa_typical}
+    for name, family in M.REGISTRY.items():
+        if name in families:
+            family.check_settings(options)
+        else:
+            options.update(family.unused(options))
     gammas = tuple(sorted({int(g) for g in draft_lengths}))
     if not gammas or gammas[0] < 1 or gammas[-1] > config.MAX_DRAFT_LENGTH:
         raise SpecdecError(f"choose draft lengths γ from 1 to {config.MAX_DRAFT_LENGTH}")
@@ -132,9 +128,8 @@ def run_config(*, target: str, draft, methods, draft_lengths, max_new_tokens: in
         raise SpecdecError("traced mode needs at least 1 real prompt: its timings come from them")
     if responses and mode != "traced":
         raise SpecdecError("logged responses are scored in traced mode only (greedy)")
-    return RunConfig(target=target, drafts=drafts if "draft" in methods else (), methods=methods,
-                     layer_skip_layers=layers if "layer-skip" in methods else (),
-                     medusa_heads=str(medusa_heads).strip() if "medusa" in methods else None,
+    return RunConfig(target=target, drafts=options["drafts"], methods=families,
+                     layer_skip_layers=options["layer_skip_layers"], medusa_heads=options["medusa_heads"],
                      medusa_typical=bool(medusa_typical), draft_lengths=gammas,
                      max_new_tokens=int(max_new_tokens), max_prompts=None if max_prompts is None else int(max_prompts),
                      sampling=SamplingConfig(temperature=float(temperature), top_p=float(top_p), top_k=int(top_k)),
@@ -159,82 +154,28 @@ class DrafterCost:
 
 
 def default_layer_skip(n_layers: int) -> int:
-    """The layer-skip L a run uses when none is given (runner.draft_sources): half the target's layers."""
-    return max(1, round(n_layers * config.LAYER_SKIP_DEFAULT_FRACTION))
+    """The layer-skip L a run uses when none is given: half the target's layers (methods.layerskip)."""
+    return layerskip_family.default_layers(n_layers)
 
 
 def drafter_costs(cfg: RunConfig, speeds: Speeds, medusa_k: int | None = None) -> list[DrafterCost]:
     """One DrafterCost per method key cfg measures, in runner.draft_sources' order. Raises SpecdecError
     (one line) when a drafter's speed is neither measured nor derivable (calibrate with it loaded).
     medusa_k: the chosen heads' K (None: not known, γ is not capped)."""
-    t = speeds.target_step_s
     out = []
     for fam in cfg.methods:
-        guess = ACCEPTANCE_GUESS[fam]
+        guess = methods.spec(fam).acceptance_guess
 
-        def alphas(*keys):
+        def alphas(*keys, guess=guess):
             for k in keys:
                 if k is not None and k in speeds.acceptance:
                     return (speeds.acceptance[k],) * 3
             return guess
-        if fam == "draft":
-            for spec in cfg.drafts:
-                key = methods.draft_key(_short_name(spec), len(cfg.drafts) > 1)
-                measured = spec in speeds.draft_steps or (spec == cfg.drafts[0] and not speeds.draft_steps
-                                                          and speeds.draft_step_s is not None)
-                acc = ((speeds.draft_acceptance[spec],) * 3 if spec in speeds.draft_acceptance
-                       else alphas(key) if len(cfg.drafts) == 1 else guess)
-                if measured:
-                    step = speeds.draft_steps.get(spec, speeds.draft_step_s)
-                    prefill = speeds.draft_prefills.get(spec, speeds.draft_prefill_s_per_token)
-                    out.append(DrafterCost(key, step, prefill, acceptance=acc))
-                elif speeds.draft_parameters.get(spec) and speeds.target_parameters:
-                    share = speeds.draft_parameters[spec] / speeds.target_parameters
-                    out.append(DrafterCost(key, t * share, speeds.prefill_s_per_token * share, acceptance=acc,
-                                           how="scaled by size"))
-                else:
-                    raise SpecdecError(f"no speed measured for the draft model {spec}: load and time the models")
-        elif fam == "prompt-lookup":
-            out.append(DrafterCost("prompt-lookup", 0.0, acceptance=alphas("prompt-lookup")))
-        elif fam == "layer-skip":
-            n = speeds.target_layers
-            if not cfg.layer_skip_layers and not n:
-                raise SpecdecError("the target's layer count is unknown: load and time the models")
-            for L in cfg.layer_skip_layers or (default_layer_skip(n),):
-                key = methods.layer_skip_key(L)
-                if n and L >= n:
-                    raise SpecdecError(f"layer-skip L={L}: the target has {n} layers; choose 1 … {n - 1}")
-                if L in speeds.layer_steps:
-                    out.append(DrafterCost(key, speeds.layer_steps[L], speeds.prefill_s_per_token * L / n if n else 0.0,
-                                           acceptance=alphas(key)))
-                elif n:
-                    out.append(DrafterCost(key, t * L / n, speeds.prefill_s_per_token * L / n, acceptance=alphas(key),
-                                           how="scaled by layers"))
-                else:
-                    raise SpecdecError("the target's layer count is unknown: load and time the models")
-        elif fam == "medusa":
-            if speeds.medusa_round_s is not None:
-                step, how = speeds.medusa_round_s, "measured"
-            elif speeds.head_parameters and speeds.target_parameters:
-                step, how = t * speeds.head_parameters / speeds.target_parameters, "scaled by size"
-            else:
-                step, how = t * MEDUSA_ROUND_SHARE, "assumed"
-            out.append(DrafterCost("medusa", step, max_gamma=medusa_k, acceptance=alphas("medusa"), how=how))
-            if cfg.medusa_typical:  # the same heads again, held-out prompts only, the lossy test
-                out.append(DrafterCost("medusa:typical", step, max_gamma=medusa_k,
-                                       acceptance=alphas("medusa:typical", "medusa"), how=how))
+        out += methods.spec(fam).estimate_costs(EstimateContext(cfg, speeds, medusa_k, alphas, guess))
     return out
 
 
-# A Medusa round reads the lm_head (a 150k vocabulary: ~15% of a 1.5B model's weights) once for all K
-# heads, plus K small d × d blocks: what it costs when nothing measured it.
-MEDUSA_ROUND_SHARE = 0.15
-
-
-def _short_name(spec: str) -> str:
-    """As runner._short_name: the name a draft model's method key carries."""
-    from pathlib import Path
-    return Path(spec.rstrip("/")).name.removesuffix(".gguf") or spec
+MEDUSA_ROUND_SHARE = medusa_family.ROUND_SHARE  # what a read-out of the target's pass costs in a traced batch
 
 
 @dataclass(frozen=True)
@@ -277,7 +218,7 @@ def generation_s(method: str, gamma: int, new_tokens: int, prompt_tokens: float,
     if method == "baseline":
         return prefill + steps * t
     if cost is None:
-        if methods.family(method) == "prompt-lookup":
+        if not methods.uses_model(method):
             cost = DrafterCost(method, 0.0)
         elif speeds.draft_step_s is None:
             raise SpecdecError("no draft-model speed measured: calibrate with the draft model loaded")
@@ -348,11 +289,11 @@ def estimate_traced(cfg: RunConfig, n_prompts: int, prompt_tokens: float, speeds
     per_step = t * share
     per_prefill = prompt_tokens * rows * speeds.prefill_s_per_token
     for c in costs:
-        fam = methods.family(c.key)
-        if fam == "draft":
+        traced_cost = methods.spec(c.key).traced_cost
+        if traced_cost == "own":  # its own model stepped beside the target
             per_step += c.step_s * share
             per_prefill += prompt_tokens * rows * c.prefill_s_per_token
-        elif fam in ("layer-skip", "medusa"):
+        elif traced_cost == "readout":  # a read-out of the target's own pass
             per_step += t * MEDUSA_ROUND_SHARE * share
     steps = cfg.max_new_tokens + max(cfg.draft_lengths)
     traced = batches * (per_prefill + steps * per_step)
@@ -427,7 +368,7 @@ def setup_estimate(cfg: RunConfig, loaded: bool) -> Setup:
     the measuring process already holds them (nothing to do)."""
     if loaded:
         return Setup(0.0, 0.0, (), ())
-    specs = [cfg.target, *(cfg.drafts if "draft" in cfg.methods else ())]
+    specs = [cfg.target, *(s for f in cfg.methods for s in methods.spec(f).model_specs(cfg))]
     convert = load = 0.0
     converting, unknown = [], []
     for spec in dict.fromkeys(specs):

@@ -70,27 +70,15 @@ def speeds_from_results(results: dict) -> Speeds:
     prompts = m.prompts
     per_token = float(prompts["base_prefill_s"].sum() / max(prompts["prompt_tokens"].sum(), 1))
     drafters = models.get("drafters") or {}
-    d_steps, d_prefills, d_params, d_accept, layer_steps = {}, {}, {}, {}, {}
-    medusa_keys = []
+    # Each family adds what the run measured about its keys (its registry entry's recorded_speeds).
+    found = {"draft_steps": {}, "draft_prefills": {}, "draft_parameters": {}, "draft_acceptance": {},
+             "layer_steps": {}, "medusa_keys": []}
     for key in runs["method"].unique():
-        fam = methods.family(key)
-        if fam == "draft":
-            info = drafters.get(key) or models.get("draft") or {}
-            spec = info.get("spec")
-            if not spec or key not in cm.draft_step_s:
-                continue
-            # A draft run's prefill is target + draft prefill; what exceeds the baseline's is the draft's.
-            r = runs[runs["method"] == key]
-            extra = (r["prefill_s"] - r["base_prefill_s"]).clip(lower=0).sum()
-            d_steps[spec] = cm.draft_step_s[key]
-            d_prefills[spec] = float(extra / max(r["prompt_tokens"].sum(), 1))
-            d_params[spec] = int(info.get("parameters") or 0) or None
-            if key in acceptance:
-                d_accept[spec] = acceptance[key]
-        elif fam == "layer-skip" and key in cm.draft_step_s:
-            layer_steps[methods.layer_skip_layers(key)] = cm.draft_step_s[key]
-        elif fam == "medusa":
-            medusa_keys.append(key)
+        if methods.is_valid(key):
+            methods.spec(key).recorded_speeds(key, drafters.get(key), models, runs, cm, acceptance, found)
+    d_steps, d_prefills, d_params, d_accept = (found[k] for k in ("draft_steps", "draft_prefills", "draft_parameters",
+                                                                  "draft_acceptance"))
+    layer_steps, medusa_keys = found["layer_steps"], found["medusa_keys"]
     medusa_rounds = rounds[rounds["method"].isin(medusa_keys) & (rounds["drafted"] > 0)]
     training = (drafters.get("medusa") or {}).get("training") or {}
     train_step = training["train_s"] / training["steps"] if training.get("steps") and training.get("train_s") else None

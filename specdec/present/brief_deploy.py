@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from specdec.analysis import hardware as hw
+from specdec.analysis.projection import largest_gamma_run
 from specdec.analysis.decision import Decision, Thresholds
 from specdec.analysis.summary import ALL, Analysis
 from specdec.present import words
@@ -29,8 +30,7 @@ def whatif_all(a: Analysis, method: str | None, hardware: str, batch_sizes) -> p
 
 def gamma_cap(a: Analysis, method: str) -> int:
     """The largest γ run for `method`: no γ beyond it is recommended."""
-    runs = a.prompts
-    return int(runs.loc[runs["method"] == method, "draft_length"].max())
+    return largest_gamma_run(a.prompts, method)
 
 
 def projected_best(a: Analysis, projected: pd.DataFrame, hardware: str, method: str, th: Thresholds) -> pd.DataFrame:

