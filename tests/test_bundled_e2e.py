@@ -1,5 +1,6 @@
 """One real end-to-end run on the bundled pair (Qwen2.5-Coder 1.5B target, 0.5B draft): 3 prompts,
-16 tokens, float32, greedy. Speculative output must equal the baseline's for both methods."""
+16 tokens, float32, greedy. Speculative output must equal the baseline's for every method (draft model, prompt
+lookup, suffix decoding)."""
 
 import importlib.util
 
@@ -22,14 +23,14 @@ def test_bundled_pair_is_lossless_end_to_end(tmp_path, monkeypatch):
     out = tmp_path / "run"
     code = main(["run", "--workload", "sample_workloads/mixed.jsonl", "--out", str(out), "--max-prompts", "3",
                  "--max-new-tokens", "16", "--dtype", "float32", "--draft-lengths", "3",
-                 "--methods", "draft,prompt-lookup"])
+                 "--methods", "draft,prompt-lookup,suffix"])
     assert code == 0
     results = R.load(out / "results.json")
     assert results["manifest"]["models"]["target"]["spec"] == "qwen2.5-coder-1.5b-instruct"
     assert len(results["prompts"]) == 3
     for prompt in results["prompts"]:
         assert prompt["baseline"]["new_tokens"] > 0 and prompt["baseline"]["text"].strip()
-        assert {run["method"] for run in prompt["runs"]} == {"draft", "prompt-lookup"}
+        assert {run["method"] for run in prompt["runs"]} == {"draft", "prompt-lookup", "suffix"}
         for run in prompt["runs"]:
             assert run["tokens"] == prompt["baseline"]["tokens"], (prompt["id"], run["method"])
     drafted = sum(r["drafted"] for p in results["prompts"] for run in p["runs"] if run["method"] == "draft"

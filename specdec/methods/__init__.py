@@ -26,7 +26,7 @@ import re
 from functools import lru_cache
 
 from specdec.errors import SpecdecError
-from specdec.methods import draft, layerskip, lookup, medusa
+from specdec.methods import draft, layerskip, lookup, medusa, suffix
 from specdec.methods.family import Family, Key
 
 # The registry: one entry per family, in display order.
@@ -35,6 +35,7 @@ REGISTRY: dict[str, Family] = {f.name: f for f in (
     lookup.FAMILY,
     layerskip.FAMILY,
     medusa.FAMILY,
+    suffix.FAMILY,
 )}
 FAMILIES = tuple(REGISTRY)
 
