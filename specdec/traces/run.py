@@ -14,6 +14,10 @@
 
 Every prompt record keeps the real runs it has and gains traced ones flagged `"traced": true`, and a
 compact `trace` (per method: leading-match run per round start, match bits and β per position).
+
+A drafter that learns earlier responses (suffix decoding) learns them in the order this run serves them: the
+real subset first, then the traced prompts batch by batch (shortest first); a subset prompt's traced rounds are
+replayed with the responses it knew when it was decoded for real, so the check compares like with like.
 """
 
 from __future__ import annotations
