@@ -503,9 +503,10 @@ def test_cancel_during_a_conversion_leaves_no_cache_entry(tmp_path, monkeypatch)
         w.start_calibration(runplan.run_config(target=str(gguf), draft=[], methods=["prompt-lookup"],
                                                draft_lengths=[2], max_new_tokens=4, dtype="float32", device="cpu"))
         deadline = time.monotonic() + 60
-        while "de-quantise" not in w.status().detail and time.monotonic() < deadline:
+        while not ("de-quantise" in w.status().detail and 0 < (w.status().fraction or 0) < 1) \
+                and time.monotonic() < deadline:
             time.sleep(0.05)
-        s = w.status()
+        s = w.status()  # the loader holds here (tests/slowload.py) until the cancel lands
         assert s.busy and 0 < (s.fraction or 0) < 1 and "converting slow.gguf" in s.detail, s
         cancelled = time.monotonic()
         w.cancel()
