@@ -1,8 +1,6 @@
 """Step 3 — Explore: what one run measured, what other draft lengths and hardware would do, and
 how the draft-then-verify cycle played out prompt by prompt. Everything is read from stored results."""
 
-import math
-
 import streamlit as st
 
 from pages import html_views, ui
@@ -122,9 +120,8 @@ with payoff_tab:
         else:
             c[0].metric(f"Batch {batch}", "does not fit", help="weights + KV cache exceed the device memory")
         g_run = largest_gamma_run(a.prompts, pay_method)
-        fig = deploy_charts.payoff_chart(wi, hw, pay_method, g_run, drafters)
-        fig.add_vrect(x0=math.log2(batch) - 0.5, x1=math.log2(batch) + 0.5, line=dict(color="#111", width=2))
-        st.plotly_chart(fig, key="payoff_chart")
+        st.plotly_chart(deploy_charts.payoff_chart(wi, hw, pay_method, g_run, drafters, highlight_batch=batch),
+                        key="payoff_chart")
         with st.expander("Assumptions"):
             st.dataframe([{"assumption": x["name"], "value": str(x["value"]), "note": x["note"]}
                           for x in wi.attrs.get("assumptions", [])], hide_index=True)

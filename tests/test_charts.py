@@ -193,3 +193,12 @@ def test_primary_method_prefers_the_decision():
     judged = SimpleNamespace(config=None, evidence={"target": {"method": "draft"}})
     assert charts.primary_method(a, judged) == "draft"
     assert charts.primary_method(SimpleNamespace(summary=summary[summary["method"] == "baseline"])) is None
+
+
+def test_payoff_chart_frames_the_batch_the_reader_picked():
+    fig = deploy_charts.payoff_chart(_grid({(b, g): 1.5 for b in (1, 2, 4, 8) for g in (1, 2, 3)}), "L4", "draft",
+                                     highlight_batch=4)
+    (frame,) = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert (frame.x0, frame.x1) == (1.5, 2.5)  # log2(4) ± half a column
+    assert not [s for s in deploy_charts.payoff_chart(
+        _grid({(b, g): 1.5 for b in (1, 2) for g in (1, 2)}), "L4", "draft").layout.shapes if s.type == "rect"]

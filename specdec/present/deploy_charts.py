@@ -19,11 +19,13 @@ from specdec.present.chart_style import OKABE_ITO, SEQUENCE, ci_bars, empty_char
 
 
 def payoff_chart(whatif_df: pd.DataFrame, hardware: str | None = None, method: str | None = None,
-                 max_gamma_run: int | None = None, drafters: dict | None = None) -> go.Figure:
+                 max_gamma_run: int | None = None, drafters: dict | None = None,
+                 highlight_batch: int | None = None) -> go.Figure:
     """Projected speedup for every batch size (x) × γ (y) on one hardware profile, as a heat map
     (blue = faster, vermillion = slower, white = 1×) with the break-even contour at 1×. Cells that do
     not fit in device memory are left blank. max_gamma_run (optional) draws a line above the largest
-    γ measured: rows above it use extrapolated acceptance.
+    γ measured: rows above it use extrapolated acceptance. highlight_batch (optional) frames that batch
+    size's column (the one the reader picked).
 
     whatif_df: specdec.hardware.whatif(...) (or payoff_data) — hardware, method, batch_size, gamma,
     speedup, fits_memory; filtered to `hardware` and `method` when given (else the first of each)."""
@@ -65,6 +67,9 @@ def payoff_chart(whatif_df: pd.DataFrame, hardware: str | None = None, method: s
     extrapolated = max_gamma_run is not None and max_gamma_run < max(gammas)
     if extrapolated:
         fig.add_hline(y=max_gamma_run + 0.5, line=dict(color="#555", width=2, dash="dot"))
+    if highlight_batch:
+        fig.add_vrect(x0=np.log2(highlight_batch) - 0.5, x1=np.log2(highlight_batch) + 0.5,
+                      line=dict(color="#111", width=2))
     fig.update_xaxes(title_text="batch size (sequences decoded together)", tickvals=x, ticktext=[str(b) for b in batches])
     fig.update_yaxes(title_text="draft length γ", dtick=1)
     sub = f"{method_label(method, drafters)}, roofline projection of the measured acceptance; black line: break-even 1×"
