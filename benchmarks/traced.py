@@ -19,10 +19,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
-
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

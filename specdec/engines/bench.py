@@ -10,14 +10,13 @@ Nothing is written until every side and level finished: a failed request never b
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import specdec
 from specdec import config, results as R
 from specdec.analysis import engine as engine_analysis
-from specdec.engines import llamacpp, run
+from specdec.engines import run
 from specdec.errors import SpecdecError
 from specdec.measure.workloads import Workload
 
