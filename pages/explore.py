@@ -74,9 +74,7 @@ with gamma_tab:
                 f"{point['ms_per_token'] - point['base_ms_per_token']:+.1f} ms", delta_color="inverse")
     c[3].metric("Baseline (ms/token)", f"{point['base_ms_per_token']:.1f}")
     if m:
-        st.caption(f"**Measured at γ={gamma}** ({m['n_prompts']} prompts): τ {m['tau']:.2f} "
-                   f"({m['tau_lo']:.2f}–{m['tau_hi']:.2f}), speedup {m['speedup']:.2f}× "
-                   f"({m['speedup_lo']:.2f}–{m['speedup_hi']:.2f}), {m['tpot_ms']:.1f} ms/token.")
+        st.caption(views.measured_at_text(m, gamma))
     elif point["extrapolated"]:
         st.caption(f"Projected beyond every γ run (largest: {point['gamma_source']}): acceptance past it is "
                    "extrapolated from the deepest positions measured — treat with caution.")

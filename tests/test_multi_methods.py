@@ -300,3 +300,14 @@ def test_a_lossy_rule_is_shown_with_its_drift_but_never_chosen(res):
     assert views.best_measured(a2)["method"] != "medusa:typical"
     text = " ".join(d2.reasons)
     assert "typical acceptance (lossy), left out of that count: 0% of its" in text and "token 3 (median)" in text
+
+
+def test_measured_at_text_says_too_few_instead_of_nan():
+    from specdec.present import views
+    nan = float("nan")
+    few = {"n_prompts": 3, "tau": 1.75, "tau_lo": nan, "tau_hi": nan, "speedup": 0.14, "speedup_lo": nan,
+           "speedup_hi": nan, "tpot_ms": 7.3}
+    text = views.measured_at_text(few, 3)
+    assert "nan" not in text and "too few prompts for a 95% CI" in text and "γ=3" in text and "0.14×" in text
+    many = {**few, "n_prompts": 12, "tau_lo": 1.6, "tau_hi": 1.9, "speedup_lo": 1.047, "speedup_hi": 1.21}
+    assert "(1.60–1.90)" in views.measured_at_text(many, 3) and "1.047–1.210×" in views.measured_at_text(many, 3)

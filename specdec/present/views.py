@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from specdec import methods
+from specdec import config, methods
 from specdec.analysis import compare
 from specdec.analysis import costs
 from specdec import results as R
@@ -433,3 +433,18 @@ def segment_rows(decision, analysis=None) -> pd.DataFrame:
                 else f"{x(r['speedup_min'])}–{x(r['speedup_max'])}"),
         })
     return pd.DataFrame(rows)
+
+
+def measured_at_text(measured: dict, gamma: int) -> str:
+    """One line under the γ slider: what was measured at this γ, its 95% CIs, or why there are none
+    (fewer than config.MIN_CI_PROMPTS prompts give no interval, never 'nan–nan').
+
+    measured: the slider point's "measured" dict — n_prompts, tau, tau_lo/hi, speedup, speedup_lo/hi, tpot_ms."""
+    from specdec.present import words
+    m = measured
+    tau_ci = f"{m['tau_lo']:.2f}–{m['tau_hi']:.2f}" if words.fin(m["tau_lo"]) and words.fin(m["tau_hi"]) else None
+    sp_ci = words.ci(m["speedup_lo"], m["speedup_hi"], missing="")
+    cis = (f"τ {m['tau']:.2f} ({tau_ci}), speedup {words.x(m['speedup'])} ({sp_ci})" if tau_ci and sp_ci else
+           f"τ {m['tau']:.2f}, speedup {words.x(m['speedup'])} (too few prompts for a 95% CI: "
+           f"< {config.MIN_CI_PROMPTS})")
+    return f"**Measured at γ={gamma}** ({m['n_prompts']} prompts): {cis}, {words.ms(m['tpot_ms'])} ms/token."
