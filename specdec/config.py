@@ -108,7 +108,7 @@ class RunConfig:
         return self.drafts[0] if self.drafts else None
 
 # Model cache: converted bundled/GGUF models live under $SPECDEC_CACHE, else $XDG_CACHE_HOME/specdec,
-# else ~/.cache/specdec (see specdec/bundled.py).
+# else ~/.cache/specdec (see specdec/measure/bundled.py).
 CACHE_ENV_VAR = "SPECDEC_CACHE"
 
 # results.json (specdec/results.py) and the run history (specdec/store.py).
@@ -148,7 +148,7 @@ LOAD_BYTES_PER_S = 150e6  # a local HF directory's weight files
 # (~0.4% per weight) is far below the 4-bit quantisation error already in the GGUF.
 CACHE_DTYPE = "bfloat16"
 
-# Analysis and decision (specdec/analysis.py, projection.py, hardware.py, decision.py)
+# Analysis and decision (specdec/analysis/: summary, projection, hardware, decision)
 BOOTSTRAP_SAMPLES = 2000  # resamples of prompts for every confidence interval
 BOOTSTRAP_SEED = 0  # fixed so the same results.json always gives the same intervals
 CI_LEVEL = 0.95
@@ -195,7 +195,7 @@ WHATIF_COMPUTE_EFFICIENCY = 0.6  # share of peak dense tensor FLOPS a large-batc
 WHATIF_MEMORY_HEADROOM = 0.9  # weights + KV cache must fit in this share of device memory
 PROJECTION_TRUST_ERROR = 0.10  # projection off by more than this at a measured γ → its other γ values are flagged
 
-# Charts and the PDF brief (specdec/charts.py, chart_images.py, report.py)
+# Charts and the PDF brief (specdec/present/: charts, chart_images, report)
 CHART_WIDTH_PX = 900  # figure size in CSS pixels: 900 px over a 180 mm A4 text width keeps 15 px type ≈ 8.5 pt
 CHART_HEIGHT_PX = 460
 CHART_FONT_PX = 15
