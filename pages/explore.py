@@ -7,6 +7,7 @@ from pages import html_views, ui
 from specdec import config
 from specdec.present import charts, deploy_charts
 from specdec.analysis import compare
+from specdec.analysis import engine as engine_analysis
 from specdec.analysis import hardware
 from specdec.analysis.projection import largest_gamma_run
 from specdec.present import views
@@ -23,6 +24,8 @@ ui.run_banner(source, results["manifest"])
 if results.get("engine"):  # an engine-run merged into this results.json (python -m specdec engine-run)
     with st.expander(f"Measured on the serving engine: {results['engine']['engine']}", expanded=True):
         st.caption(results["engine"]["decision"]["headline"])
+        if engine_analysis.status_note(results["engine"]):
+            st.warning(engine_analysis.status_note(results["engine"]))
         st.plotly_chart(deploy_charts.engine_chart(results["engine"]), key="engine_chart")
 
 projected = set(a.projection["method"])

@@ -333,15 +333,67 @@ def test_engine_run_over_urls_writes_levels_acceptance_and_ratio(serve, tmp_path
     assert any(eng["decision"]["headline"] == c.value for c in at.caption)
 
 
-def test_engine_run_that_fails_writes_nothing(serve, tmp_path, capsys):
-    base = serve(Fake())
-    spec = serve(Fake(mode="cut"))
+def test_engine_run_that_fails_before_any_level_writes_nothing(serve, tmp_path, capsys):
+    base = serve(Fake(mode="cut"))
+    spec = serve(Fake())
     out = tmp_path / "out"
     rc = cli.main(["engine-run", "--workload", str(_workload(tmp_path)), "--out", str(out), "--baseline-url", base,
                    "--spec-url", spec, "--concurrency", "1", "--max-new-tokens", "8"])
     err = capsys.readouterr().err
     assert rc == 2 and "stream cut" in err and "Traceback" not in err
     assert not (out / "results.json").exists()
+
+
+def test_engine_run_that_fails_keeps_finished_levels_marked_failed(serve, tmp_path, capsys):
+    """The baseline's levels finish and are written; the speculative server cuts its stream: the file says
+    failed and why, and nothing of the failed side is recorded (no level, no ratio)."""
+    base = serve(Fake())
+    spec = serve(Fake(mode="cut"))
+    out = tmp_path / "out"
+    rc = cli.main(["engine-run", "--workload", str(_workload(tmp_path)), "--out", str(out), "--baseline-url", base,
+                   "--spec-url", spec, "--concurrency", "1,2", "--max-new-tokens", "8"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "stream cut" in err and "Traceback" not in err
+    data = results.load(out / "results.json")
+    eng = data["engine"]
+    assert eng["status"] == "failed" and "stream cut" in eng["error"]
+    assert data["manifest"]["status"] == "failed" and data["manifest"]["finished"]
+    assert [s["label"] for s in eng["sides"]] == ["baseline"]
+    assert [lv["concurrency"] for lv in eng["sides"][0]["levels"]] == [1, 2]
+    assert all(lv["requests"] == 4 for lv in eng["sides"][0]["levels"])
+    assert eng["levels"] == [] and eng["decision"]["per_level"] == []
+    from specdec.analysis import engine as engine_analysis
+    assert "failed" in engine_analysis.status_note(eng) and "baseline C=1, baseline C=2" in engine_analysis.status_note(eng)
+
+
+def test_sigterm_after_the_first_level_keeps_it_and_not_the_second(serve, tmp_path):
+    """Level C=1 finishes and is written before C=2 starts; SIGTERM during C=2 leaves C=1 in results.json,
+    marked interrupted, and no trace of C=2. Synchronised on the fake server's request count, not on time."""
+    import signal
+    import subprocess
+    import sys
+    fake = Fake(per_token_s=0.05)
+    base = serve(fake)
+    out = tmp_path / "out"
+    n = 3
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "specdec", "engine-run", "--workload", str(_workload(tmp_path, n)), "--out", str(out),
+         "--baseline-url", base, "--spec-url", base, "--concurrency", "1,2", "--max-new-tokens", "40"],
+        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while fake.started < 1 + n + 1 and time.monotonic() < deadline:  # warm-up, level 1, first request of level 2
+        time.sleep(0.05)
+    assert fake.started >= 1 + n + 1, "engine-run never reached its second level"
+    during = results.load(out / "results.json")  # written after level 1, before level 2's first request
+    assert during["engine"]["status"] == "running" and during["manifest"]["status"] == "running"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
+    eng = results.load(out / "results.json")["engine"]
+    assert eng["status"] == "interrupted"
+    assert [s["label"] for s in eng["sides"]] == ["baseline"]
+    assert [lv["concurrency"] for lv in eng["sides"][0]["levels"]] == [1]
+    assert eng["sides"][0]["levels"][0]["requests"] == n
 
 
 def test_old_results_files_still_load(tmp_path):

@@ -62,7 +62,9 @@ def levels_table(engine: dict) -> list[dict]:
     {draft_length, concurrency, n, baseline_tokens_per_s, sd_tokens_per_s, wall_ratio, ratio{…}, itl_ratio{…},
      baseline_itl_p50_s, sd_itl_p50_s, alpha, tau, per_position, drafts, draft_tokens, accepted}"""
     sides = engine["sides"]
-    base = next(s for s in sides if s["draft_length"] is None and s["label"] == "baseline")
+    base = next((s for s in sides if s["draft_length"] is None and s["label"] == "baseline"), None)
+    if base is None:
+        return []
     base_by_c = {lv["concurrency"]: lv for lv in base["levels"]}
     rows = []
     for side in sides:
@@ -85,6 +87,18 @@ def levels_table(engine: dict) -> list[dict]:
                 "drafts": acc.get("drafts"), "draft_tokens": acc.get("draft_tokens"), "accepted": acc.get("accepted"),
             })
     return rows
+
+
+def status_note(engine: dict) -> str | None:
+    """One sentence when the run did not finish (interrupted, failed, still running): what the levels shown
+    are. None for a complete run (and for files written before engine runs recorded a status)."""
+    status = engine.get("status") or "complete"
+    if status == "complete":
+        return None
+    done = ", ".join(f"{s['label']} C={lv['concurrency']}" for s in engine["sides"] for lv in s["levels"])
+    why = f" ({engine['error']})" if engine.get("error") else ""
+    return (f"This engine run is {status}{why}: only the levels that finished are shown ({done or 'none'}); "
+            f"a level cut short is not a measurement and was left out.")
 
 
 def decide(rows: list[dict], min_speedup_lo: float = config.MIN_SPEEDUP_LO) -> dict:

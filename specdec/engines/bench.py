@@ -3,9 +3,13 @@
 Local mode (engine="llama.cpp"): one llama-server per side, started and stopped here — plain first,
 then one per γ — with -np ≥ the highest concurrency so every level's requests run in parallel slots.
 URL mode: the two endpoints the user started. Either way the `engine` block (specdec/engines/run.py,
-plus `levels` and `decision` from specdec/analysis/engine.py) goes into <out>/results.json: merged
-into an in-process run already there (so one brief shows both verdicts), else a file of its own.
-Nothing is written until every side and level finished: a failed request never becomes a measurement.
+plus `levels` and `decision` from specdec/analysis/engine.py, and `status`) goes into <out>/results.json:
+merged into an in-process run already there (so one brief shows both verdicts), else a file of its own.
+
+The block is written (atomically) after every finished level, as `run` writes after every prompt, so
+Ctrl-C, SIGTERM or an engine error keeps every finished level: `status` says running → complete, or
+interrupted / failed (with `error`). A level that fails or is interrupted never enters the block — its
+requests are not a measurement — and nothing is written before the first level finished.
 """
 
 from __future__ import annotations
@@ -26,56 +30,105 @@ def execute(workload: Workload, plan: run.Plan, out_dir: Path, *, engine: str | 
             draft_lengths: tuple[int, ...] = config.ENGINE_DRAFT_LENGTHS, baseline_url: str | None = None,
             spec_url: str | None = None, model: str | None = None, metrics_url: str | None = None,
             on_progress: run.Progress | None = None, on_note=None) -> dict:
-    """Measure, analyse and write <out_dir>/results.json; returns the engine block."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sides = []
+    """Measure, analyse and write <out_dir>/results.json after every level; returns the final engine block.
+    KeyboardInterrupt and SpecdecError propagate after the file (if any level finished) is marked
+    interrupted / failed."""
     if engine == "llama.cpp":
-        slots = max(plan.concurrency)
-        configs = [("baseline", None, None)] + [(f"spec-g{g}", draft, g) for g in draft_lengths]
-        for label, d, g in configs:
-            if on_note:
-                on_note(f"starting llama-server ({label})")
-            with run.local_server(target, d, g, slots, out_dir, label) as side:
-                sides.append((side, run.measure_side(side, workload, plan, on_progress)))
         mode = "local"
     elif baseline_url and spec_url:
-        for side in run.url_sides(baseline_url, spec_url, model, metrics_url):
-            if on_note:
-                on_note(f"{side.label}: {side.info.engine} {side.info.version or ''} at {side.url} "
-                        f"({side.info.evidence}), model {side.info.model}")
-            sides.append((side, run.measure_side(side, workload, plan, on_progress)))
         mode = "urls"
     else:
         raise SpecdecError("engine-run needs --engine llama.cpp, or both --baseline-url and --spec-url")
-    first = sides[-1][0].info
-    block = {
-        "engine": first.engine, "version": first.version, "mode": mode, "model": first.model,
-        "evidence": first.evidence,
-        "settings": {"workload": workload.path or workload.name, "workload_sha256": workload.sha256,
-                     "prompts": len(workload.prompts), "max_new_tokens": plan.max_new_tokens,
-                     "concurrency": list(plan.concurrency), "request_rate": plan.request_rate,
-                     "temperature": plan.temperature, "seed": plan.seed, "api": plan.api,
-                     "target": target if mode == "local" else first.model,
-                     "draft": draft if mode == "local" else None},
-        "sides": [record for _, record in sides],
-    }
-    block["levels"] = engine_analysis.levels_table(block)
-    block["decision"] = engine_analysis.decide(block["levels"])
-    write(out_dir / "results.json", block, workload, plan, draft_lengths if mode == "local" else ())
-    return block
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = LevelWriter(out_dir / "results.json", workload, plan, mode, target, draft,
+                      draft_lengths if mode == "local" else ())
+    try:
+        if mode == "local":
+            slots = max(plan.concurrency)
+            configs = [("baseline", None, None)] + [(f"spec-g{g}", draft, g) for g in draft_lengths]
+            for label, d, g in configs:
+                if on_note:
+                    on_note(f"starting llama-server ({label})")
+                with run.local_server(target, d, g, slots, out_dir, label) as side:
+                    out.measure(side, on_progress)
+        else:
+            for side in run.url_sides(baseline_url, spec_url, model, metrics_url):
+                if on_note:
+                    on_note(f"{side.label}: {side.info.engine} {side.info.version or ''} at {side.url} "
+                            f"({side.info.evidence}), model {side.info.model}")
+                out.measure(side, on_progress)
+    except KeyboardInterrupt:
+        out.finish("interrupted")
+        raise
+    except SpecdecError as exc:
+        out.finish("failed", str(exc))
+        raise
+    return out.finish("complete")
 
 
-def write(path: Path, block: dict, workload: Workload, plan: run.Plan, draft_lengths) -> None:
-    """Merge the engine block into an existing results.json (kept otherwise unchanged), or start one."""
-    if path.exists():
-        data = R.load(path)
-        data["schema_version"] = R.SCHEMA_VERSION
-        data["engine"] = block
-    else:
-        data = {"schema_version": R.SCHEMA_VERSION, "manifest": engine_manifest(block, workload, plan, draft_lengths),
-                "prompts": [], "engine": block}
-    R.dump_atomic(data, path)
+class LevelWriter:
+    """The engine block as levels finish: measure() one side, each finished level rewrites results.json."""
+
+    def __init__(self, path: Path, workload: Workload, plan: run.Plan, mode: str, target: str, draft: str,
+                 draft_lengths):
+        self.path, self.workload, self.plan, self.mode = path, workload, plan, mode
+        self.target, self.draft, self.draft_lengths = target, draft, tuple(draft_lengths)
+        self.done: list[dict] = []  # finished sides' records
+        self.current: dict | None = None  # the side being measured, its finished levels only
+        self.info = None  # the latest side's EngineInfo (engine, version, model)
+        self.data: dict | None = None  # the results dict written (the in-process run merged in, if any)
+
+    def measure(self, side: run.Side, on_progress) -> None:
+        self.info = side.info
+        record = run.measure_side(side, self.workload, self.plan, on_progress, on_level=self._level_done)
+        self.done.append(record)
+        self.current = None
+
+    def _level_done(self, record: dict) -> None:
+        self.current = record
+        self.write("running")
+
+    def block(self, status: str, error: str | None = None) -> dict:
+        info, plan, workload = self.info, self.plan, self.workload
+        sides = self.done + ([self.current] if self.current else [])
+        block = {
+            "engine": info.engine, "version": info.version, "mode": self.mode, "model": info.model,
+            "evidence": info.evidence, "status": status, "error": error,
+            "settings": {"workload": workload.path or workload.name, "workload_sha256": workload.sha256,
+                         "prompts": len(workload.prompts), "max_new_tokens": plan.max_new_tokens,
+                         "concurrency": list(plan.concurrency), "request_rate": plan.request_rate,
+                         "temperature": plan.temperature, "seed": plan.seed, "api": plan.api,
+                         "target": self.target if self.mode == "local" else info.model,
+                         "draft": self.draft if self.mode == "local" else None},
+            "sides": sides,
+        }
+        block["levels"] = engine_analysis.levels_table(block)
+        block["decision"] = engine_analysis.decide(block["levels"])
+        return block
+
+    def write(self, status: str, error: str | None = None) -> dict:
+        block = self.block(status, error)
+        if self.data is None:  # first write: merge into an in-process run already there, else start a file
+            if self.path.exists():
+                self.data = R.load(self.path)
+                self.data["schema_version"] = R.SCHEMA_VERSION
+            else:
+                self.data = {"schema_version": R.SCHEMA_VERSION, "prompts": [],
+                             "manifest": engine_manifest(block, self.workload, self.plan, self.draft_lengths)}
+        self.data["engine"] = block
+        if not self.data["prompts"]:  # an engine-only file: its manifest follows the engine run
+            self.data["manifest"].update(status=status, finished=None if status == "running" else R.now_iso())
+            if error:
+                self.data["manifest"]["error"] = error
+        R.dump_atomic(self.data, self.path)
+        return block
+
+    def finish(self, status: str, error: str | None = None) -> dict | None:
+        """The last write; None (nothing written) when no level finished and the run did not complete."""
+        if self.data is None and status != "complete":
+            return None
+        return self.write(status, error)
 
 
 def engine_manifest(block: dict, workload: Workload, plan: run.Plan, draft_lengths) -> dict:
@@ -84,7 +137,7 @@ def engine_manifest(block: dict, workload: Workload, plan: run.Plan, draft_lengt
     model = {"spec": block["model"], "local_path": None, "sha256": None, "parameters": 0, "dtype": "engine",
              "device": block["engine"], "num_layers": 0, "hidden_size": 0, "vocab_size": 0}
     return {
-        "run_id": R.new_run_id(), "created": R.now_iso(), "finished": R.now_iso(), "status": "complete",
+        "run_id": R.new_run_id(), "created": R.now_iso(), "finished": None, "status": block["status"],
         "settings": {"workload": workload.path or workload.name, "workload_sha256": workload.sha256,
                      "methods": ["draft"], "draft_lengths": list(draft_lengths) or [1],
                      "max_new_tokens": plan.max_new_tokens, "max_prompts": len(workload.prompts),

@@ -8,6 +8,7 @@ A side is measured completely before the next starts, so a local llama-server ru
 Returned data (the results.json `engine` block; analysis.engine turns it into ratios and a decision):
 
     {"engine", "version", "mode": "local"|"urls", "model", "evidence",
+     "status": "running"|"complete"|"interrupted"|"failed", "error" (bench.py: written after every level),
      "settings": {workload, workload_sha256, prompts, max_new_tokens, concurrency, request_rate,
                   temperature, api},
      "sides": [{"label", "url", "draft_length" (null for the baseline), "launch" (argv or null),
@@ -69,8 +70,11 @@ def jobs(workload: Workload, endpoint: Endpoint, plan: Plan) -> list[Job]:
             for p in workload.prompts]
 
 
-def measure_side(side: Side, workload: Workload, plan: Plan, on_progress: Progress | None = None) -> dict:
-    """Every level on one server → the side's record (module docstring)."""
+def measure_side(side: Side, workload: Workload, plan: Plan, on_progress: Progress | None = None,
+                 on_level: Callable[[dict], None] | None = None) -> dict:
+    """Every level on one server → the side's record (module docstring). on_level(record so far) is called
+    after each finished level, so a caller can write it before the next starts; a level that fails or is
+    interrupted raises out of run_level and never enters the record."""
     endpoint = Endpoint(url=side.url, model=side.info.model, api=plan.api,
                         extra_body=detect.extra_body(side.info.engine, plan.max_new_tokens))
     work = jobs(workload, endpoint, plan)
@@ -89,8 +93,14 @@ def measure_side(side: Side, workload: Workload, plan: Plan, on_progress: Progre
         level = run_level(endpoint, work, c, plan.request_rate, plan.seed, on_done=tick)
         after = _scrape(side.info)
         levels.append(level_record(level, _window(side.info, before, after), side.info.engine))
+        if on_level:
+            on_level(side_record(side, levels))
+    return side_record(side, levels)
+
+
+def side_record(side: Side, levels: list[dict]) -> dict:
     return {"label": side.label, "url": side.url, "draft_length": side.draft_length, "launch": side.launch,
-            "levels": levels}
+            "levels": list(levels)}
 
 
 def level_record(level, window: dict | None, engine: str) -> dict:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from specdec.analysis import hardware as hw
+from specdec.analysis import engine as engine_analysis, hardware as hw
 from specdec.analysis.projection import largest_gamma_run
 from specdec.analysis.decision import Decision, Thresholds
 from specdec.analysis.summary import ALL, Analysis
@@ -165,6 +165,9 @@ def engine_section(pdf: BriefPdf, engine: dict, png: bytes | None, new_page: boo
              f"{', '.join(map(str, s['concurrency']))} (closed loop"
              + (f", Poisson {s['request_rate']} req/s" if s.get("request_rate") else "") + "). Acceptance is the "
              "engine's own counters over each level (/metrics after − before).", size=8.5, colour=(85, 85, 85))
+    unfinished = engine_analysis.status_note(engine)
+    if unfinished:
+        pdf.para(unfinished, size=9, colour=(170, 60, 0))
     pdf.para(dec["headline"], size=10)
     if png is not None:
         pdf.image_block(png, ENGINE_CAPTION)
