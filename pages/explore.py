@@ -7,7 +7,7 @@ from pages import html_views, ui
 from specdec import config
 from specdec.present import charts, deploy_charts
 from specdec.analysis import compare
-from specdec.analysis import engine as engine_analysis
+from specdec.analysis import engine as engine_analysis, engine_check
 from specdec.analysis import hardware
 from specdec.analysis.projection import largest_gamma_run
 from specdec.present import views
@@ -27,6 +27,13 @@ if results.get("engine"):  # an engine-run merged into this results.json (python
         if engine_analysis.status_note(results["engine"]):
             st.warning(engine_analysis.status_note(results["engine"]))
         st.plotly_chart(deploy_charts.engine_chart(results["engine"]), key="engine_chart")
+        check = engine_check.projected_vs_measured(results, a)
+        if check["rows"]:
+            st.markdown("**The what-if checked against this engine run** — projected vs measured throughput ratio")
+            st.dataframe(views.engine_check_rows(check), hide_index=True, width="stretch")
+            st.caption(f"Profile: {check['note']}; the speculative side stays out of sample.")
+        else:
+            st.caption(f"What-if vs this engine run: not checked — {check['note']}.")
 
 projected = set(a.projection["method"])
 methods = [m for m in a.methods if m in projected]  # every method key, in display order

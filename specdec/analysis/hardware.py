@@ -90,6 +90,9 @@ ENGINES: dict[str, EngineProfile] = {e.name: e for e in (
                   config.WHATIF_BANDWIDTH_EFFICIENCY, config.WHATIF_COMPUTE_EFFICIENCY, config.HF_SOURCE),
 )}
 DEFAULT_ENGINE = "vllm"
+# llama.cpp has no entry here: no publication gives its per-forward constants, on GPUs or CPUs. Where a
+# llama.cpp engine run exists, analysis/engine_check.py derives its profile from that run's baseline levels
+# and checks the projection against the speculative side.
 
 
 def deployment_profile(hardware: str | HardwareProfile, engine: str = DEFAULT_ENGINE, tp: int = 1) -> HardwareProfile:

@@ -154,8 +154,9 @@ ENGINE_CAPTION = ("Read: above the dashed 1× line SD serves more output tokens/
                   "the ratio falls, and the dotted line marks where it crosses 1×.")
 
 
-def engine_section(pdf: BriefPdf, engine: dict, png: bytes | None, new_page: bool = True):
-    """Measured on a serving engine under load: verdict, chart, the per-level table, the measured config."""
+def engine_section(pdf: BriefPdf, engine: dict, png: bytes | None, new_page: bool = True, check: dict | None = None):
+    """Measured on a serving engine under load: verdict, chart, the per-level table, the what-if checked against
+    it (check: engine_check.projected_vs_measured), the measured config."""
     s, dec = engine["settings"], engine["decision"]
     if new_page:
         pdf.add_page()
@@ -192,8 +193,28 @@ def engine_section(pdf: BriefPdf, engine: dict, png: bytes | None, new_page: boo
         pdf.bullets([f"Concurrency {c}: " + (f"γ = {lv['draft_length']} " if lv["draft_length"] else "")
                      + f"({words.x(lv['ratio']['estimate'])}) — {verdicts[lv['pays']]}" for c, lv in best.items()],
                     size=8.5)
+    if check is not None:
+        _engine_check(pdf, check)
     spec_sides = [sd for sd in engine["sides"] if sd.get("launch") and sd["draft_length"] is not None]
     if spec_sides:
         pick = max(best.values(), key=lambda lv: lv["ratio"]["estimate"] or 0)["draft_length"] if best else None
         side = next((sd for sd in spec_sides if sd["draft_length"] == pick), spec_sides[0])
         pdf.code(" ".join(side["launch"]), label=f"measured launch command (γ = {side['draft_length']})")
+
+
+def _engine_check(pdf: BriefPdf, check: dict):
+    """The what-if's projection at each measured (γ, concurrency) beside the engine's measured ratio."""
+    if not check["rows"]:
+        pdf.para(f"What-if vs this engine run: not checked — {check['note']}.", size=8, colour=(85, 85, 85))
+        return
+    prof = check["profile"]
+    pdf.para("The what-if checked against this engine run: projected vs measured throughput ratio", size=9.5)
+    rows = [[str(r["draft_length"]), str(r["concurrency"]), f"{r['tau']:.2f} ({r['tau_source']})",
+             words.x(r["projected"]), f"{words.x(r['measured'])} ({words.ci(r['measured_lo'], r['measured_hi'])})",
+             f"{100 * r['error']:+.0f}%"] for r in check["rows"]]
+    pdf.table(["γ", "C", "τ used", "projected", "measured (95% CI)", "error"], rows, [9, 9, 50, 22, 60, 20],
+              ["RIGHT", "RIGHT", "LEFT", "RIGHT", "LEFT", "RIGHT"])
+    pdf.para(f"Profile derived from the baseline server's own levels (the speculative side stays out of sample): "
+             f"one forward over k tokens = {prof['a_s'] * 1e3:.1f} ms + {prof['b_s'] * 1e3:.2f} ms·k, a draft forward "
+             f"{prof['draft_step_s'] * 1e3:.1f} ms (scaled by size); round = C·γ draft forwards + one verify of "
+             f"C·(drafted + 1) tokens. Error = projected / measured − 1.", size=8, colour=(85, 85, 85))

@@ -25,7 +25,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from specdec import config
-from specdec.analysis import deploy
+from specdec.analysis import deploy, engine_check
 from specdec.analysis.decision import Decision, Thresholds, decide
 from specdec.analysis.summary import Analysis, analyze
 from specdec.present import charts, deploy_charts
@@ -80,7 +80,7 @@ def build_brief(data, *, decision: Decision | None = None, thresholds: Threshold
     pdf = BriefPdf(a.manifest, page_format)
     front_page(pdf, a, d, th, hardware, method, projected, now)
     if engine is not None:
-        engine_section(pdf, engine, images.get("engine"))
+        engine_section(pdf, engine, images.get("engine"), check=engine_check.projected_vs_measured(data, a))
     charts_pages(pdf, figs, images, chart_note)
     whatif_pages(pdf, a, d, th, hardware, method, projected)
     losslessness(pdf, a)
@@ -121,6 +121,6 @@ def _engine_only_brief(data: dict, renderer, charts_on: bool, on_warning, now, p
              "no in-process measurement in this file (run `python -m specdec run` into the same --out for the "
              "batch-1 verdict beside this one)", size=9, colour=(85, 85, 85))
     pdf.ln(3)
-    engine_section(pdf, engine, png, new_page=False)
+    engine_section(pdf, engine, png, new_page=False, check=engine_check.projected_vs_measured(data))
     pdf.set_creation_date(now)
     return bytes(pdf.output())

@@ -448,3 +448,12 @@ def measured_at_text(measured: dict, gamma: int) -> str:
            f"τ {m['tau']:.2f}, speedup {words.x(m['speedup'])} (too few prompts for a 95% CI: "
            f"< {config.MIN_CI_PROMPTS})")
     return f"**Measured at γ={gamma}** ({m['n_prompts']} prompts): {cis}, {words.ms(m['tpot_ms'])} ms/token."
+
+
+def engine_check_rows(check: dict) -> list[dict]:
+    """analysis.engine_check rows as the Explore table shows them."""
+    return [{"γ": r["draft_length"], "concurrency": r["concurrency"], "τ used": f"{r['tau']:.2f} ({r['tau_source']})",
+             "projected": f"{r['projected']:.2f}×",
+             "measured (95% CI)": f"{r['measured']:.2f}×" + (f" ({r['measured_lo']:.2f}–{r['measured_hi']:.2f})"
+                                                            if r["measured_lo"] is not None else ""),
+             "error": f"{100 * r['error']:+.0f}%"} for r in check["rows"]]
