@@ -47,7 +47,7 @@ def fitted_profile(engine: dict, target, dtype: str) -> HardwareProfile | None:
     if len({c for c, _ in pts}) < 2 or target is None:
         return None
     k, t = np.array(pts, dtype=float).T
-    b, a = np.polyfit(k, t, 1)
+    b, a = (float(x) for x in np.polyfit(k, t, 1))
     if not (a > 0 and b > 0):
         return None
     return HardwareProfile(f"{engine['engine']} on this machine", bandwidth_gbs=target.weight_bytes(dtype) / a / 1e9,
@@ -111,7 +111,6 @@ def projected_vs_measured(results: dict, analysis=None) -> dict:
         rows.append({"draft_length": g, "concurrency": c, "tau": tau, "tau_source": source, "projected": projected,
                      "measured": ratio["estimate"], "measured_lo": ratio.get("lo"), "measured_hi": ratio.get("hi"),
                      "error": projected / ratio["estimate"] - 1.0})
-    a_s = hw.bandwidth_gbs and target.weight_bytes(dtype) / (hw.bandwidth_gbs * 1e9)
     return {"rows": rows, "note": SOURCE,
-            "profile": {"bandwidth_gbs": hw.bandwidth_gbs, "peak_tflops": hw.peak_tflops, "a_s": a_s,
-                        "b_s": 2.0 * target.parameters / (hw.peak_tflops * 1e12), "draft_step_s": t_d}}
+            "profile": {"bandwidth_gbs": hw.bandwidth_gbs, "peak_tflops": hw.peak_tflops, "a_s": float(t(0.0)),
+                        "b_s": float(t(1.0) - t(0.0)), "draft_step_s": float(t_d)}}
