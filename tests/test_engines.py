@@ -128,8 +128,9 @@ def _m(tokens, fields):
 class Fake:
     """Behaviour switches for one fake server; counters grow per finished request like an SD engine's."""
 
-    def __init__(self, model="tiny", mode="ok", tokens=None, per_token_s=0.0, spec=False, listed=None):
+    def __init__(self, model="tiny", mode="ok", tokens=None, per_token_s=0.0, spec=False, listed=None, timings=None):
         self.model, self.mode, self.tokens, self.per_token_s, self.spec = model, mode, tokens, per_token_s, spec
+        self.timings = timings  # body → llama.cpp's per-response `timings` dict for the final chunk, or None
         self.listed = listed or [model]
         self.served = 0
         self.started = 0  # completion requests received (a test can wait for load to be under way)
@@ -198,7 +199,10 @@ def _handler(fake: Fake):
                 time.sleep(fake.per_token_s)
                 event({"model": answer, "choices": [{"index": 0, "delta": {"content": f"t{i} "},
                                                      "finish_reason": None}]})
-            event({"model": answer, "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]})
+            final = {"model": answer, "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}
+            if fake.timings:
+                final["timings"] = fake.timings(body)
+            event(final)
             event({"model": answer, "choices": [], "usage": {"completion_tokens": n, "prompt_tokens": 5}})
             with fake.lock:
                 fake.served += 1
@@ -394,6 +398,55 @@ def test_sigterm_after_the_first_level_keeps_it_and_not_the_second(serve, tmp_pa
     assert [s["label"] for s in eng["sides"]] == ["baseline"]
     assert [lv["concurrency"] for lv in eng["sides"][0]["levels"]] == [1]
     assert eng["sides"][0]["levels"][0]["requests"] == n
+
+
+def test_per_category_acceptance_from_per_response_fields():
+    from specdec.analysis import engine as engine_analysis
+    reqs = [{"category": "code", "output_tokens": 10, "draft_n": 8, "draft_n_accepted": 6},
+            {"category": "code", "output_tokens": 10, "draft_n": 8, "draft_n_accepted": 6},
+            {"category": "chat", "output_tokens": 10, "draft_n": 16, "draft_n_accepted": 4}]
+    cats = engine_analysis.category_acceptance(reqs, gamma=4)
+    assert cats["code"]["alpha"] == pytest.approx(0.75) and cats["code"]["tau"] == pytest.approx(4.0)
+    assert cats["chat"]["alpha"] == pytest.approx(0.25) and cats["chat"]["tau"] == pytest.approx(2.0)
+    assert cats["code"]["requests"] == 2 and cats["chat"]["draft_tokens"] == 16
+    assert engine_analysis.category_acceptance(reqs, gamma=None)["code"]["tau"] is None  # URL mode: γ unknown
+    sglang = [{"category": "qa", "output_tokens": 30, "spec_verify_ct": 12},
+              {"category": "qa", "output_tokens": 10, "spec_verify_ct": 8}]
+    qa = engine_analysis.category_acceptance(sglang, gamma=None)["qa"]
+    assert qa["tau"] == pytest.approx(2.0) and qa["alpha"] is None  # τ = 40 tokens / 20 verify passes
+    assert engine_analysis.category_acceptance([{"category": "x", "output_tokens": 5}], 2) == {}  # vLLM: none
+
+
+def test_engine_run_keeps_per_response_fields_and_reports_acceptance_per_category(serve, tmp_path, capsys):
+    """A llama.cpp-style server returns timings.draft_n / draft_n_accepted per response: they are kept with each
+    request, and each level row and the brief give α per category."""
+    def timings(body):
+        text = body["messages"][-1]["content"]
+        return {"draft_n": 8, "draft_n_accepted": 6 if "code" in text else 2, "predicted_ms": 1.5}
+    base = serve(Fake())
+    spec = serve(Fake(spec=True, timings=timings))
+    path = tmp_path / "w.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"{cat} question {i}", "category": cat}) + "\n"
+                            for i in range(3) for cat in ("code", "chat")))
+    out = tmp_path / "out"
+    rc = cli.main(["engine-run", "--workload", str(path), "--out", str(out), "--baseline-url", base,
+                   "--spec-url", spec, "--concurrency", "1,2", "--max-new-tokens", "6"])
+    assert rc == 0, capsys.readouterr().err
+    eng = results.load(out / "results.json")["engine"]
+    spec_reqs = [r for lv in eng["sides"][1]["levels"] for r in lv["per_request"]]
+    assert {(r["category"], r["draft_n_accepted"]) for r in spec_reqs} == {("code", 6), ("chat", 2)}
+    assert all("predicted_ms" not in r for r in spec_reqs)  # only the acceptance fields are kept
+    assert all("draft_n" not in r for lv in eng["sides"][0]["levels"] for r in lv["per_request"])
+    for row in eng["levels"]:
+        assert row["per_category"]["code"]["alpha"] == pytest.approx(0.75)
+        assert row["per_category"]["chat"]["alpha"] == pytest.approx(0.25)
+        assert row["per_category"]["code"]["requests"] == 3
+    import io
+    import pypdf
+    from specdec.present import report
+    pdf = report.build_brief(results.load(out / "results.json"), charts_on=False)
+    text = " ".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+    assert "Acceptance per category" in text and "0.75" in text and "0.25" in text
 
 
 def test_old_results_files_still_load(tmp_path):

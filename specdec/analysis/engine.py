@@ -60,7 +60,8 @@ def compare_level(base_level: dict, sd_level: dict, n_boot: int = config.BOOTSTR
 def levels_table(engine: dict) -> list[dict]:
     """Plain rows, one per (γ, concurrency): what scripts read from results.json `engine.levels`.
     {draft_length, concurrency, n, baseline_tokens_per_s, sd_tokens_per_s, wall_ratio, ratio{…}, itl_ratio{…},
-     baseline_itl_p50_s, sd_itl_p50_s, alpha, tau, per_position, drafts, draft_tokens, accepted}"""
+     baseline_itl_p50_s, sd_itl_p50_s, alpha, tau, per_position, drafts, draft_tokens, accepted,
+     per_category: category_acceptance of the level}"""
     sides = engine["sides"]
     base = next((s for s in sides if s["draft_length"] is None and s["label"] == "baseline"), None)
     if base is None:
@@ -85,8 +86,53 @@ def levels_table(engine: dict) -> list[dict]:
                 "baseline_itl_p50_s": b["itl_s"]["p50"], "sd_itl_p50_s": lv["itl_s"]["p50"],
                 "alpha": acc.get("alpha"), "tau": acc.get("tau"), "per_position": acc.get("per_position", []),
                 "drafts": acc.get("drafts"), "draft_tokens": acc.get("draft_tokens"), "accepted": acc.get("accepted"),
+                "per_category": category_acceptance(lv["per_request"], side["draft_length"]),
             })
     return rows
+
+
+def category_acceptance(requests: list[dict], gamma: int | None) -> dict:
+    """Acceptance per category from the engine's per-response fields: {category: {requests, draft_tokens,
+    accepted, alpha, tau, source}}, empty when the engine gives none (vLLM keeps acceptance in counters only).
+
+    llama.cpp (timings.draft_n, draft_n_accepted): α = Σ accepted / Σ drafted; τ = 1 + γ·α, which assumes every
+    draft is γ long — what the local server is started with (--spec-draft-n-max γ, --spec-draft-p-min 0); it
+    agrees with the counters' τ to within a few % on the bundled pair (a draft cut by max_tokens is shorter), and
+    is None when γ is unknown (URL mode). SGLang (meta_info.spec_verify_ct): τ = Σ output tokens / Σ verify
+    passes; α unknown."""
+    cats: dict[str, dict] = {}
+    for r in requests:
+        c = cats.setdefault(str(r.get("category") or ""), {"requests": 0, "output_tokens": 0, "draft_tokens": 0,
+                                                           "accepted": 0, "verify": 0})
+        c["requests"] += 1
+        c["output_tokens"] += r.get("output_tokens") or 0
+        c["draft_tokens"] += r.get("draft_n") or 0
+        c["accepted"] += r.get("draft_n_accepted") or 0
+        c["verify"] += r.get("spec_verify_ct") or 0
+    out = {}
+    for cat, c in sorted(cats.items()):
+        if c["verify"] > 0:
+            out[cat] = {"requests": c["requests"], "draft_tokens": None, "accepted": None, "alpha": None,
+                        "tau": c["output_tokens"] / c["verify"], "source": "meta_info.spec_verify_ct"}
+        elif c["draft_tokens"] > 0:
+            alpha = c["accepted"] / c["draft_tokens"]
+            out[cat] = {"requests": c["requests"], "draft_tokens": c["draft_tokens"], "accepted": c["accepted"],
+                        "alpha": alpha, "tau": 1.0 + gamma * alpha if gamma else None,
+                        "source": "timings.draft_n_accepted / draft_n"}
+    return out
+
+
+def categories_by_gamma(engine: dict) -> dict:
+    """Per speculative side (γ, or its label in URL mode): category_acceptance pooled over its levels
+    (greedy acceptance does not depend on the load)."""
+    out = {}
+    for side in engine["sides"]:
+        if side["label"] == "baseline" and side["draft_length"] is None:
+            continue
+        cats = category_acceptance([r for lv in side["levels"] for r in lv["per_request"]], side["draft_length"])
+        if cats:
+            out[side["draft_length"] or side["label"]] = cats
+    return out
 
 
 def status_note(engine: dict) -> str | None:

@@ -129,6 +129,10 @@ def acceptance(window: SpecCounters) -> dict:
             "per_position": [p / window.drafts for p in window.per_pos]}
 
 
+# Per-response acceptance fields kept with each request (per-category acceptance: analysis/engine.py).
+PER_REQUEST_FIELDS = ("draft_n", "draft_n_accepted", "spec_verify_ct")
+
+
 def per_request_tau(measurements) -> float | None:
     """SGLang: τ = Σ completion_tokens / Σ meta_info.spec_verify_ct over the requests that report it."""
     tokens = verify = 0

@@ -16,7 +16,8 @@ Returned data (the results.json `engine` block; analysis.engine turns it into ra
     LEVEL = {concurrency, request_rate, duration_s, requests, output_tokens, output_tokens_per_s,
              requests_per_s, ttft_s / itl_s / e2e_s: {p50, p90, p99, mean},
              acceptance: {drafts, draft_tokens, accepted, alpha, tau, per_position, source} | null,
-             per_request: [{id, category, start_s, ttft_s, itl_s, e2e_s, output_tokens, text, finish_reason}]}
+             per_request: [{id, category, start_s, ttft_s, itl_s, e2e_s, output_tokens, text, finish_reason,
+                            draft_n, draft_n_accepted (llama.cpp) / spec_verify_ct (SGLang) where the engine gives them}]}
 """
 
 from __future__ import annotations
@@ -125,7 +126,8 @@ def level_record(level, window: dict | None, engine: str) -> dict:
         "acceptance": acceptance,
         "per_request": [{"id": m.prompt_id, "category": m.category, "start_s": m.start_s - t0, "ttft_s": m.ttft_s,
                          "itl_s": m.itl_s if m.output_tokens > 1 else None, "e2e_s": m.e2e_s,
-                         "output_tokens": m.output_tokens, "text": m.text, "finish_reason": m.finish_reason}
+                         "output_tokens": m.output_tokens, "text": m.text, "finish_reason": m.finish_reason,
+                         **{k: m.engine_fields[k] for k in metrics.PER_REQUEST_FIELDS if k in m.engine_fields}}
                         for m in ms],
     }
 

@@ -187,6 +187,7 @@ def engine_section(pdf: BriefPdf, engine: dict, png: bytes | None, new_page: boo
              "paired by prompt; bootstrap-t 95% CI). ITL ratio: median per-request inter-token latency, SD over "
              "baseline (below 1 is faster). α = accepted / drafted tokens, τ = 1 + accepted / drafts (bonus token "
              "included), from the engine's counters.", size=8, colour=(85, 85, 85))
+    _engine_categories(pdf, engine_analysis.categories_by_gamma(engine))
     best = {lv["concurrency"]: lv for lv in dec["per_level"]}
     if best:
         verdicts = {True: "SD pays", False: "SD does not pay", None: "unclear (interval straddles the bar, or none)"}
@@ -218,3 +219,30 @@ def _engine_check(pdf: BriefPdf, check: dict):
              f"one forward over k tokens = {prof['a_s'] * 1e3:.1f} ms + {prof['b_s'] * 1e3:.2f} ms·k, a draft forward "
              f"{prof['draft_step_s'] * 1e3:.1f} ms (scaled by size); round = C·γ draft forwards + one verify of "
              f"C·(drafted + 1) tokens. Error = projected / measured − 1.", size=8, colour=(85, 85, 85))
+
+
+def _engine_categories(pdf: BriefPdf, by_side: dict):
+    """α and τ per category from the engine's per-response fields, one column pair per γ (or spec server)."""
+    if not by_side:
+        return
+    keys = list(by_side)
+    cats = sorted({c for v in by_side.values() for c in v})
+    cell = lambda v, k: "—" if v.get(k) is None else (words.sig(v[k]) if k == "alpha" else f"{v[k]:.2f}")  # noqa: E731
+    rows = []
+    for cat in cats:
+        row = [cat or "(none)"]
+        for key in keys:
+            v = by_side[key].get(cat)
+            row += [str(v["requests"]), cell(v, "alpha"), cell(v, "tau")] if v else ["0", "—", "—"]
+        rows.append(row)
+    head = ["Category"] + [h for key in keys for h in (
+        f"{'γ=' + str(key) if isinstance(key, int) else key} n", "α", "τ")]
+    w0 = 50
+    pdf.para("Acceptance per category (the engine's per-response fields, pooled over concurrency):", size=9)
+    pdf.table(head, rows, [w0] + [(pdf.epw - w0) / (3 * len(keys))] * (3 * len(keys)),
+              ["LEFT"] + ["RIGHT"] * (3 * len(keys)), size=8)
+    src = {v["source"] for side in by_side.values() for v in side.values()}
+    pdf.para("n = requests over every level. " + ("α = Σ draft_n_accepted / Σ draft_n; τ = 1 + γ·α (every draft γ "
+             "long, as the server was started). " if any("draft_n" in x for x in src) else "")
+             + ("τ = Σ output tokens / Σ spec_verify_ct. " if any("verify" in x for x in src) else ""),
+             size=8, colour=(85, 85, 85))
