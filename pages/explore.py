@@ -16,17 +16,17 @@ from specdec.errors import SpecdecError
 ui.enter("explore")
 st.title("3 · Explore")
 source = ui.source_picker()
-loaded = ui.load_active(source)
-if loaded is None:
-    st.stop()
-results, a = loaded
-ui.run_banner(source, results["manifest"])
-if results.get("engine"):  # an engine-run merged into this results.json (python -m specdec engine-run)
-    with st.expander(f"Measured on the serving engine: {results['engine']['engine']}", expanded=True):
-        st.caption(results["engine"]["decision"]["headline"])
-        if engine_analysis.status_note(results["engine"]):
-            st.warning(engine_analysis.status_note(results["engine"]))
-        st.plotly_chart(deploy_charts.engine_chart(results["engine"]), key="engine_chart")
+
+
+def engine_panel(results: dict, a) -> None:
+    """An engine run in this results.json (engine-run, or the Run page's engine backend): verdict, chart, and
+    the what-if checked against it (a: the in-process Analysis, None for an engine-only file)."""
+    eng = results["engine"]
+    with st.expander(f"Measured on the serving engine: {eng['engine']}", expanded=True):
+        st.caption(eng["decision"]["headline"])
+        if engine_analysis.status_note(eng):
+            st.warning(engine_analysis.status_note(eng))
+        st.plotly_chart(deploy_charts.engine_chart(eng), key="engine_chart")
         check = engine_check.projected_vs_measured(results, a)
         if check["rows"]:
             st.markdown("**The what-if checked against this engine run** — projected vs measured throughput ratio")
@@ -34,6 +34,29 @@ if results.get("engine"):  # an engine-run merged into this results.json (python
             st.caption(f"Profile: {check['note']}; the speculative side stays out of sample.")
         else:
             st.caption(f"What-if vs this engine run: not checked — {check['note']}.")
+
+
+def engine_only(source) -> dict | None:
+    """The results of a file that holds an engine run and no in-process prompts (nothing else to analyse)."""
+    try:
+        results = ui.results_of(source) if source is not None else None
+    except SpecdecError:
+        return None  # load_active says why
+    return results if results and results.get("engine") and not results["prompts"] else None
+
+
+only = engine_only(source)
+if only is not None:
+    ui.run_banner(source, only["manifest"])
+    engine_panel(only, None)
+    st.stop()
+loaded = ui.load_active(source)
+if loaded is None:
+    st.stop()
+results, a = loaded
+ui.run_banner(source, results["manifest"])
+if results.get("engine"):  # an engine run merged into this results.json (python -m specdec engine-run)
+    engine_panel(results, a)
 
 projected = set(a.projection["method"])
 methods = [m for m in a.methods if m in projected]  # every method key, in display order

@@ -22,6 +22,9 @@ def _progress_text(status) -> str:
         if t.eta_s is not None:
             parts.append(f"ETA {runplan.format_duration(t.eta_s)}")
         return " · ".join(p for p in parts if p)
+    e = status.engine
+    if status.kind == "engine" and e is not None:
+        return f"{e.side} C={e.concurrency} (level {e.level}/{e.levels}) · {e.done}/{e.total} · {e.tokens_per_s:.1f} tok/s"
     p = status.progress
     if status.state == "running" and p is not None:
         parts = [f"prompt {min(p.done + 1, p.total)} of {p.total}" if p.done < p.total else f"{p.total} of {p.total} done"]
@@ -45,6 +48,14 @@ def job_progress(status) -> None:
                     t.detail.startswith("loss") else f"{t.done} / {t.total}")
         c[2].metric("Stage time left", runplan.format_duration(t.eta_s) if t.eta_s is not None else "…",
                     help=f"elapsed {runplan.format_duration(t.elapsed_s)}; from this stage's pace so far")
+    elif status.kind == "engine" and status.engine is not None:
+        e = status.engine
+        st.progress(min(e.done / max(e.total, 1), 1.0),
+                    text=f"{e.side} server, concurrency {e.concurrency}: {e.done} of {e.total} requests")
+        c = st.columns(3)
+        c[0].metric("Level", f"{e.level} / {e.levels}", help="every concurrency level on every server")
+        c[1].metric("Requests done", f"{e.done} / {e.total}")
+        c[2].metric("Output tokens/s", f"{e.tokens_per_s:.1f}", help="this level so far: tokens finished / time")
     elif status.state == "running" and p is not None and p.total:
         st.progress(p.done / p.total, text=f"{p.stage}: prompt {min(p.done + 1, p.total)} of {p.total} "
                                            f"({p.prompt_id})")
@@ -70,8 +81,14 @@ def job_progress(status) -> None:
 def job_outcome(status) -> None:
     """The last finished job, in one line."""
     if status.state == "failed":
-        what = {"run": "Run", "train": "Training"}.get(status.kind, "Calibration")
-        st.error(f"{what} failed: {esc(status.error)}")
+        what = {"run": "Run", "train": "Training", "engine": "Engine run"}.get(status.kind, "Calibration")
+        st.error(f"{what} failed: {esc(status.error)}" + (f" — the levels finished before it are stored (run "
+                                                           f"{status.run_id})." if status.kind == "engine"
+                                                           and status.run_id else ""))
+    elif status.kind == "engine" and status.state == "complete":
+        st.success(f"Engine run finished: {esc(status.label)} (run {status.run_id}).")
+    elif status.kind == "engine" and status.state == "interrupted" and status.run_id:
+        st.warning(f"Engine run cancelled: the levels finished before it stopped are stored (run {status.run_id}).")
     elif status.kind == "train" and status.state == "complete":
         h = heads_summary(status.heads_dir) if status.heads_dir else None
         st.success(f"Heads trained and selected: {heads_label(h) if h else status.heads_dir}.")
@@ -104,7 +121,9 @@ def _sidebar_live() -> None:
     st.caption(f"**{'Training' if status.kind == 'train' else 'Measuring'}** — {esc(status.label)}")
     p = status.progress
     t = status.training
+    e = status.engine
     done = (t.done / max(t.total, 1) if t is not None else p.done / p.total if (p is not None and p.total)
+            else e.done / max(e.total, 1) if e is not None
             else status.fraction or 0.0)  # loading: the conversion's fraction, when one is running
     st.progress(min(done, 1.0), text=_progress_text(status))
 
@@ -118,7 +137,7 @@ def sidebar() -> None:
         status = worker().status()
         if status.busy:
             _sidebar_live()
-        elif status.kind == "run" and status.state in ("complete", "interrupted", "failed"):
+        elif status.kind in ("run", "engine") and status.state in ("complete", "interrupted", "failed"):
             word = {"complete": "finished", "interrupted": "cancelled", "failed": "failed"}[status.state]
             st.caption(f"**Last run {word}** — {esc(status.label)}")
         else:

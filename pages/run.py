@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages import job_status, ui
+from pages import engine_form, job_status, ui
 from specdec import config, methods
 from specdec.decoding import medusa
 from specdec.measure import runplan
@@ -30,7 +30,7 @@ def job_panel():
         live_progress()
     else:
         job_status.job_outcome(job)
-        if job.kind == "run" and job.run_id:
+        if job.kind in ("run", "engine") and job.run_id:
             if st.button("Explore this run", on_click=job_status.open_run, args=(job.run_id,), icon=":material/query_stats:"):
                 st.switch_page(ui.PAGES["explore"])
 
@@ -43,6 +43,14 @@ if workload is None:
     st.stop()
 st.caption(f"Workload **{ui.esc(workload.name)}**: {len(workload.prompts)} of {total} prompts "
            f"({len(workload.categories())} categories) — change the sample on the Workload page.")
+
+if st.radio("Backend", ["in-process", "engine"], key="run_backend", persist_state="session", horizontal=True,
+            format_func={"in-process": "In-process (PyTorch, batch 1)", "engine": "Serving engine, under load"}.get,
+            help="In-process: our decoder measures acceptance and speedup per prompt. Serving engine: llama.cpp here, "
+                 "or your vLLM / SGLang / llama.cpp servers, at several concurrency levels.") == "engine":
+    engine_form.draw(workload, job)
+    job_panel()
+    st.stop()
 
 
 st.selectbox("Preset", [*runplan.PRESETS, "custom"], key="run_preset", persist_state="session", on_change=ui.apply_preset,

@@ -52,6 +52,9 @@ DEFAULTS = {
     "th_prompts": decision.Thresholds.min_prompts, "th_segment": decision.Thresholds.min_prompts_per_segment,
     "th_projected": decision.Thresholds.min_projected_speedup, "th_identical": decision.Thresholds.min_identical_rate,
     "th_halfwidth": decision.Thresholds.ci_halfwidth,
+    "run_backend": "in-process", "eng_mode": "local", "eng_gammas": ",".join(map(str, config.ENGINE_DRAFT_LENGTHS)),
+    "eng_conc": ",".join(map(str, config.ENGINE_CONCURRENCY)), "eng_max_new": config.DEFAULT_MAX_NEW_TOKENS,
+    "eng_base_url": "", "eng_spec_url": "", "eng_metrics_url": "", "eng_model": "",
 }
 
 

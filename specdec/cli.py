@@ -85,12 +85,8 @@ def _cmd_engine_run(args) -> int:
         raise SpecdecError("engine-run needs --engine llama.cpp, or both --baseline-url and --spec-url")
     if args.spec_url and not args.baseline_url:
         raise SpecdecError("--spec-url needs --baseline-url (the same model served without SD)")
-    if not args.concurrency or min(args.concurrency) < 1 or not 1 <= args.max_new_tokens <= config.MAX_NEW_TOKENS:
-        raise SpecdecError(f"--concurrency must be positive integers (e.g. 1,2,4) and --max-new-tokens from 1 to "
-                           f"{config.MAX_NEW_TOKENS}")
-    if args.engine and (not args.draft_lengths or not 1 <= min(args.draft_lengths) <= max(args.draft_lengths)
-                        <= config.MAX_DRAFT_LENGTH):
-        raise SpecdecError(f"--draft-lengths must be integers in 1 … {config.MAX_DRAFT_LENGTH}, e.g. 2,4")
+    from specdec.engines.request import check_levels
+    check_levels(args.concurrency, args.max_new_tokens, args.draft_lengths if args.engine else None)
     workload = workloads.load_workload(args.workload, max_prompts=args.max_prompts, seed=args.seed)
     for line in workload.warnings:
         print(_printable(f"note: {line}"), file=sys.stderr)

@@ -207,6 +207,7 @@ BRIEF_PAGE_FORMAT = "A4"  # or "Letter"
 
 # Serving-engine backend (specdec/engines/): `engine-run` against llama-server, vLLM, SGLang, …
 ENGINE_CONCURRENCY = (1, 2, 4, 8)  # closed-loop levels: this many requests in flight at once
+MAX_ENGINE_CONCURRENCY = 4096  # the largest load level accepted (as the deployment's concurrency range)
 ENGINE_DRAFT_LENGTHS = (2, 4)  # γ per speculative server (llama.cpp --spec-draft-n-max)
 ENGINE_CONNECT_TIMEOUT_S = 10.0  # TCP connect to an endpoint
 ENGINE_READ_TIMEOUT_S = 120.0  # silence on an open stream before the request is given up

@@ -80,23 +80,30 @@ def run_level(endpoint: Endpoint, jobs: list[Job], concurrency: int, request_rat
             slots.release()
 
     threads = []
-    if arrivals is None:
-        threads = [threading.Thread(target=closed_worker, daemon=True) for _ in range(min(concurrency, len(jobs)))]
+    try:
+        if arrivals is None:
+            threads = [threading.Thread(target=closed_worker, daemon=True) for _ in range(min(concurrency, len(jobs)))]
+            for t in threads:
+                t.start()
+        else:
+            for at in arrivals:
+                time.sleep(max(0.0, t0 + at - time.perf_counter()))
+                slots.acquire()
+                job = take()
+                if job is None:
+                    slots.release()
+                    break
+                t = threading.Thread(target=open_worker, args=(job,), daemon=True)
+                t.start()
+                threads.append(t)
         for t in threads:
-            t.start()
-    else:
-        for at in arrivals:
-            time.sleep(max(0.0, t0 + at - time.perf_counter()))
-            slots.acquire()
-            job = take()
-            if job is None:
-                slots.release()
-                break
-            t = threading.Thread(target=open_worker, args=(job,), daemon=True)
-            t.start()
-            threads.append(t)
-    for t in threads:
-        t.join()
+            t.join()
+    except BaseException:
+        # Ctrl-C / Cancel (SIGINT lands in this thread): send nothing more. The app's measuring process
+        # outlives the run, so its workers must not go on loading the server with the rest of the level.
+        with lock:
+            pending.clear()
+        raise
     if errors:
         raise errors[0]
     end = max((m.start_s + m.e2e_s for m in done), default=t0)

@@ -22,6 +22,7 @@ Returned data (the results.json `engine` block; analysis.engine turns it into ra
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,13 +84,16 @@ def measure_side(side: Side, workload: Workload, plan: Plan, on_progress: Progre
     levels = []
     for c in plan.concurrency:
         before = _scrape(side.info)
-        done = [0]
+        done = [0, 0, time.perf_counter()]  # requests, output tokens, level start
 
         def tick(m: Measurement, c=c) -> None:
             done[0] += 1
+            done[1] += m.output_tokens
             if on_progress:
+                elapsed = time.perf_counter() - done[2]
                 on_progress({"side": side.label, "concurrency": c, "done": done[0], "total": len(work),
-                             "tokens_per_s": m.output_tokens / m.e2e_s if m.e2e_s > 0 else 0.0})
+                             "tokens_per_s": m.output_tokens / m.e2e_s if m.e2e_s > 0 else 0.0,
+                             "level_tokens_per_s": done[1] / elapsed if elapsed > 0 else 0.0})
 
         level = run_level(endpoint, work, c, plan.request_rate, plan.seed, on_done=tick)
         after = _scrape(side.info)

@@ -99,6 +99,7 @@ class Status:
     stage_eta_s: float | None = None  # seconds left in that stage at its pace so far
     log: str | None = None  # the measuring process's log file
     unreliable: str | None = None  # kind "run": why its timings cannot be trusted (measure.machine), if so
+    engine: object | None = None  # kind "engine": specdec.engines.request.EngineProgress of the level under way
 
     @property
     def busy(self) -> bool:
@@ -176,7 +177,8 @@ class Jobs:
                 self._status = replace(self._status, state="interrupted", finished=time.time(), detail="")
 
     def run(self, kind: str, args: tuple) -> None:
-        job = {"run": self._run_job, "calibrate": self._calibrate_job, "train": self._train_job}[kind]
+        job = {"run": self._run_job, "calibrate": self._calibrate_job, "train": self._train_job,
+               "engine": self._engine_job}[kind]
         self.guard(job, *args)
 
     # ---- the job thread ----
@@ -260,6 +262,28 @@ class Jobs:
             store.close()
         self._update(unreliable=machine.unreliable(results["manifest"]))
         return results["manifest"]["status"]
+
+    def _engine_job(self, req, workload: Workload) -> str:
+        """An engine run (specdec.engines.request): llama-server or the user's URLs, measured from this process
+        like any run, into <store dir>/engine-runs/<time>/ and then the run store."""
+        from specdec.engines import request
+
+        self._update(state=RUNNING, detail="starting the engine run", fraction=None, stage_eta_s=None)
+        out_dir = request.new_out_dir(self._heads_root.parent / request.ENGINE_RUNS_DIRNAME)
+        store = self._store_factory()
+        try:
+            request.execute(req, workload, out_dir, store, on_progress=self._on_engine_progress,
+                            on_stored=self._on_created)
+        finally:
+            store.close()
+        return "complete"  # an interrupted or failed run raised (guard records it; its finished levels are stored)
+
+    def _on_engine_progress(self, p) -> None:
+        with self._lock:
+            detail = self._status.detail if self._status.cancel_requested else (
+                f"{p.side} · concurrency {p.concurrency} · level {p.level} of {p.levels}")
+            self._status = replace(self._status, engine=p, detail=detail)
+        self._on_change()
 
     def _train_job(self, target_spec: str, workload: Workload, o: TrainOptions) -> str:
         target, _ = self._models_for((target_spec, (), o.dtype, o.device, o.trust_remote_code))

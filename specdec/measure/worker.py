@@ -108,6 +108,13 @@ class Worker:
         label = f"{workload.name}: {len(workload.prompts)} prompts, {models_label(cfg)}"
         self._start("run", label, len(workload.prompts), cfg, workload, trust_remote_code)
 
+    def start_engine_run(self, request, workload: Workload) -> None:
+        """Measure SD on a serving engine (specdec.engines.request.EngineRequest) over the workload, in the
+        measuring process like any run; the result goes into the run store (also the levels finished before a
+        Cancel or an error)."""
+        label = f"{workload.name}: {len(workload.prompts)} prompts, {request.label}"
+        self._start("engine", label, len(workload.prompts), request, workload, detail="starting the engine run")
+
     def start_calibration(self, cfg: RunConfig, trust_remote_code: bool = False) -> None:
         """Load the models and time a short decode, for the run-time estimate (speeds())."""
         self._start("calibrate", f"calibrating {models_label(cfg)}", 0, cfg, trust_remote_code)
@@ -172,14 +179,14 @@ class Worker:
         with self._lock:
             return self._mirror
 
-    def _start(self, kind: str, label: str, n_prompts: int, *args) -> None:
+    def _start(self, kind: str, label: str, n_prompts: int, *args, detail: str = "loading models") -> None:
         with self._lock:
             busy = (self._jobs.snapshot()[0] if self._jobs else self._mirror[0]).busy
             if busy or (self._thread is not None and self._thread.is_alive()):
                 current = (self._jobs.snapshot()[0] if self._jobs else self._mirror[0]).label
                 raise SpecdecError(f"a job is already running ({current}); wait for it to finish or "
                                    "cancel it — one run at a time per server")
-            status = Status(state=LOADING, kind=kind, label=label, detail="loading models",
+            status = Status(state=LOADING, kind=kind, label=label, detail=detail,
                             started=time.time(), n_prompts=n_prompts, started_mono=time.monotonic())
             if not self._isolate:
                 self._stop.clear()
