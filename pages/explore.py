@@ -27,6 +27,10 @@ def engine_panel(results: dict, a) -> None:
         if engine_analysis.status_note(eng):
             st.warning(engine_analysis.status_note(eng))
         st.plotly_chart(deploy_charts.engine_chart(eng), key="engine_chart")
+        cats = engine_analysis.categories_by_gamma(eng)
+        if cats:
+            st.markdown("**Acceptance per category** — the engine's per-response fields, pooled over concurrency")
+            st.dataframe(views.engine_category_rows(cats), hide_index=True, width="stretch")
         check = engine_check.projected_vs_measured(results, a)
         if check["rows"]:
             st.markdown("**The what-if checked against this engine run** — projected vs measured throughput ratio")

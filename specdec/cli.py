@@ -374,20 +374,39 @@ def _cmd_decide(args) -> int:
     if args.hardware != hardware.THIS_MACHINE:
         hardware.profile(args.hardware)  # an unknown name is a one-line error before any work
     dep = _deployment(args)
-    d = decision.decide(results.load(args.results), hardware=dep.hardware if dep else args.hardware, deployment=dep)
+    data = results.load(args.results)
+    d = decision.decide(data, hardware=dep.hardware if dep else args.hardware, deployment=dep)
+    check = _engine_check(data)
     if args.json:
-        print(json.dumps(d.to_dict(), indent=2, ensure_ascii=False))
+        print(json.dumps({**d.to_dict(), **({"engine_check": check} if check else {})}, indent=2, ensure_ascii=False))
         return 0
     print(_printable(d.headline))
     print()
     for r in d.reasons:
         print(_printable(f"- {r}"))
+    if check and check["rows"]:
+        print("\nThe what-if checked against the engine run (throughput ratio, SD / baseline):")
+        print(f"{'γ':>3} {'C':>3}  {'τ used':<22} {'projected':>9}  {'measured':>8}  {'error':>6}")
+        for r in check["rows"]:
+            print(f"{r['draft_length']:>3} {r['concurrency']:>3}  {r['tau']:.2f} ({r['tau_source']}){'':<{max(0, 14 - len(r['tau_source']))}}"
+                  f" {r['projected']:>9.3f}  {r['measured']:>8.3f}  {100 * r['error']:>+5.0f}%")
+    elif check:
+        print(_printable(f"\nWhat-if vs the engine run: not checked — {check['note']}."))
     if d.snippets:
         print()
         print(f"Configuration to apply ({d.config['method']}, γ = {d.config['draft_length']}):")
         for engine, text in d.snippets.items():
             print(_printable(f"\n[{engine}]\n{text}"))
     return 0
+
+
+def _engine_check(data: dict) -> dict | None:
+    """analysis.engine_check for a results file that holds an engine run (None otherwise)."""
+    if not data.get("engine"):
+        return None
+    from specdec.analysis import engine_check
+    from specdec.analysis.summary import analyze
+    return engine_check.projected_vs_measured(data, analyze(data) if data["prompts"] else None)
 
 
 def _cmd_brief(args) -> int:

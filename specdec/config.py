@@ -218,3 +218,4 @@ ENGINE_START_TIMEOUT_S = 300.0  # a local llama-server loading both models and a
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"  # PyPI sdist whose vendored llama.cpp tree builds our llama-server
 LLAMA_SERVER_ENV_VAR = "SPECDEC_LLAMA_SERVER"  # a llama-server binary to use instead of the built one
 LLAMA_SERVER_CTX_PER_SLOT = 2048  # KV cache tokens per parallel slot (-c = this × -np)
+LLAMA_SERVER_MAX_SLOTS = 64  # -np cap: 64 × 2048 tokens of KV is ≈ 3.7 GB for the bundled 1.5B target in f16

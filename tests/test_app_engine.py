@@ -57,6 +57,10 @@ def test_check_url_and_levels_rules():
         request.from_form("local", draft_lengths="2,x", concurrency="1", max_new_tokens=8)
     with pytest.raises(SpecdecError, match="draft lengths must be"):
         request.from_form("local", draft_lengths="0,4", concurrency="1", max_new_tokens=8)
+    with pytest.raises(SpecdecError, match="from 1 to 64 on the local llama-server"):
+        request.from_form("local", draft_lengths="2", concurrency="1,128", max_new_tokens=8)
+    assert request.from_form("urls", concurrency="1,128", max_new_tokens=8, baseline_url="http://a:1",
+                             spec_url="http://b:1").concurrency == (1, 128)  # a fleet takes more
     with pytest.raises(SpecdecError, match="same server"):
         request.from_form("urls", concurrency="1", max_new_tokens=8, baseline_url="http://h:1", spec_url="http://h:1/")
     req = request.from_form("local", draft_lengths="4, 2,2", concurrency="4,1", max_new_tokens=8)
@@ -112,7 +116,8 @@ def test_engine_job_runs_through_jobs_into_the_run_store(serve, tmp_path, store_
 
 
 def test_run_page_engine_run_in_the_measuring_process_then_explore(serve, store_path):  # noqa: F811
-    base, spec = serve(Fake(per_token_s=0.002)), serve(Fake(per_token_s=0.001, spec=True))
+    base = serve(Fake(per_token_s=0.002))
+    spec = serve(Fake(per_token_s=0.001, spec=True, timings=lambda body: {"draft_n": 4, "draft_n_accepted": 3}))
     at = engine_page("urls")
     at.text_input(key="eng_base_url").set_value(base)
     at.text_input(key="eng_spec_url").set_value(spec)
@@ -126,6 +131,8 @@ def test_run_page_engine_run_in_the_measuring_process_then_explore(serve, store_
     next(b for b in at.button if b.label == "Explore this run").click().run()
     assert at.title[0].value == "3 · Explore"
     assert any(e.label == "Measured on the serving engine: vllm" for e in at.expander)
+    table = next(d.value for d in at.dataframe if "category" in d.value.columns)  # per-category acceptance
+    assert set(table["α"]) == {0.75}
 
 
 def test_run_page_engine_progress_and_cancel_keep_the_finished_level(serve, store_path):  # noqa: F811

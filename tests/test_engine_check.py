@@ -107,3 +107,15 @@ def test_explore_shows_the_check_table(tmp_path, monkeypatch):
     assert any("checked against this engine run" in m.value for m in at.markdown)
     table = next(d.value for d in at.dataframe if "projected" in d.value.columns)
     assert list(table["concurrency"]) == [1, 2, 4] and table["error"].str.endswith("%").all()
+
+
+def test_decide_prints_the_check_and_gives_it_in_json(tmp_path, capsys):
+    from specdec import cli
+    path = tmp_path / "results.json"
+    results.dump_atomic(merged(engine_block()), path)
+    assert cli.main(["decide", "--results", str(path), "--hardware", "this-machine"]) == 0
+    out = capsys.readouterr().out
+    assert "checked against the engine run" in out and "in-process run" in out
+    assert cli.main(["decide", "--results", str(path), "--hardware", "this-machine", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["engine_check"]["rows"]
+    assert [r["concurrency"] for r in rows] == [1, 2, 4] and all("error" in r for r in rows)

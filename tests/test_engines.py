@@ -447,6 +447,15 @@ def test_engine_run_keeps_per_response_fields_and_reports_acceptance_per_categor
     pdf = report.build_brief(results.load(out / "results.json"), charts_on=False)
     text = " ".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf)).pages)
     assert "Acceptance per category" in text and "0.75" in text and "0.25" in text
+    from specdec.present import views
+    rows = views.engine_category_rows(engine_analysis_by_side(eng))
+    assert {(r["category"], r["α"]) for r in rows} == {("code", 0.75), ("chat", 0.25)}
+    assert {r["requests"] for r in rows} == {6}  # 3 per category at each of 2 levels
+
+
+def engine_analysis_by_side(eng):
+    from specdec.analysis import engine as engine_analysis
+    return engine_analysis.categories_by_gamma(eng)
 
 
 def test_old_results_files_still_load(tmp_path):

@@ -68,10 +68,13 @@ def parse_ints(text: str, what: str) -> tuple[int, ...]:
 
 
 def check_levels(concurrency, max_new_tokens: int, draft_lengths=None) -> None:
-    """The rules on load levels, output length and γ, for the CLI and the app alike."""
-    if not concurrency or min(concurrency) < 1 or max(concurrency) > config.MAX_ENGINE_CONCURRENCY:
-        raise SpecdecError(f"concurrency levels must be whole numbers from 1 to {config.MAX_ENGINE_CONCURRENCY}, "
-                           f"e.g. 1,2,4")
+    """The rules on load levels, output length and γ, for the CLI and the app alike. draft_lengths is given
+    for the local llama-server only, whose slots (one per concurrent request, each with its own KV cache)
+    are capped at LLAMA_SERVER_MAX_SLOTS."""
+    top = config.MAX_ENGINE_CONCURRENCY if draft_lengths is None else config.LLAMA_SERVER_MAX_SLOTS
+    if not concurrency or min(concurrency) < 1 or max(concurrency) > top:
+        raise SpecdecError(f"concurrency levels must be whole numbers from 1 to {top}"
+                           + (" on the local llama-server" if draft_lengths is not None else "") + ", e.g. 1,2,4")
     if not 1 <= max_new_tokens <= config.MAX_NEW_TOKENS:
         raise SpecdecError(f"max new tokens must be from 1 to {config.MAX_NEW_TOKENS}")
     if draft_lengths is not None and (not draft_lengths or not 1 <= min(draft_lengths) <= max(draft_lengths)

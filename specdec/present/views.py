@@ -457,3 +457,11 @@ def engine_check_rows(check: dict) -> list[dict]:
              "measured (95% CI)": f"{r['measured']:.2f}×" + (f" ({r['measured_lo']:.2f}–{r['measured_hi']:.2f})"
                                                             if r["measured_lo"] is not None else ""),
              "error": f"{100 * r['error']:+.0f}%"} for r in check["rows"]]
+
+
+def engine_category_rows(by_side: dict) -> list[dict]:
+    """analysis.engine.categories_by_gamma as Explore's table: one row per server (γ) × category."""
+    return [{"γ / server": key, "category": cat, "requests": v["requests"],
+             "α": None if v["alpha"] is None else round(v["alpha"], 3),
+             "τ": None if v["tau"] is None else round(v["tau"], 2), "from": v["source"]}
+            for key, cats in by_side.items() for cat, v in cats.items()]
