@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import json
 import time
-from pathlib import Path
 
 import pytest
 
@@ -162,3 +161,26 @@ def test_run_page_engine_progress_and_cancel_keep_the_finished_level(serve, stor
     assert [lv["concurrency"] for lv in eng["sides"][0]["levels"]] == [1]
     time.sleep(2.5)  # Cancel stops the load: no request beyond the two in flight is sent (one takes 1 s here)
     assert fake.started <= 1 + n + 2
+
+
+def test_in_thread_cancel_stops_the_engine_run_after_the_level_in_progress(serve, tmp_path, store_path):  # noqa: F811
+    """Worker(isolate=False) has no signal to send: the engine run asks should_stop after each level."""
+    fake = Fake(per_token_s=0.1)
+    base, spec = serve(fake), serve(Fake(per_token_s=0.1, spec=True))
+    path = tmp_path / "w.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"question {i}", "category": "qa"}) + "\n" for i in range(3)))
+    worker = Worker(store_factory=functools.partial(Store, store_path), heads_root=tmp_path / "heads", isolate=False)
+    req = request.from_form("urls", concurrency="1,2,4", max_new_tokens=5, baseline_url=base, spec_url=spec)
+    worker.start_engine_run(req, workloads.load_workload(str(path)))
+    deadline = time.monotonic() + 120
+    while fake.started < 2 and time.monotonic() < deadline:  # the warm-up and level 1 under way
+        time.sleep(0.01)
+    worker.cancel()
+    at_cancel = fake.started  # 2 … 4: level 1 still under way (it takes 1.5 s); 5 or more: level 2 had begun
+    assert worker.join(120)
+    status = worker.status()
+    assert status.state == "interrupted" and status.run_id
+    eng = Store(store_path).load_run(status.run_id)["engine"]
+    assert eng["status"] == "interrupted" and [s["label"] for s in eng["sides"]] == ["baseline"]
+    assert [lv["concurrency"] for lv in eng["sides"][0]["levels"]] == ([1] if at_cancel <= 1 + 3 else [1, 2])
+    assert fake.started <= 1 + 3 + (3 if at_cancel > 1 + 3 else 0)  # nothing sent after the level it stopped in

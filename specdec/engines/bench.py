@@ -29,10 +29,11 @@ def execute(workload: Workload, plan: run.Plan, out_dir: Path, *, engine: str | 
             target: str = config.BUNDLED_TARGET, draft: str = config.BUNDLED_DRAFT,
             draft_lengths: tuple[int, ...] = config.ENGINE_DRAFT_LENGTHS, baseline_url: str | None = None,
             spec_url: str | None = None, model: str | None = None, metrics_url: str | None = None,
-            on_progress: run.Progress | None = None, on_note=None) -> dict:
+            on_progress: run.Progress | None = None, on_note=None, should_stop=lambda: False) -> dict:
     """Measure, analyse and write <out_dir>/results.json after every level; returns the final engine block.
     KeyboardInterrupt and SpecdecError propagate after the file (if any level finished) is marked
-    interrupted / failed."""
+    interrupted / failed. should_stop() is asked after each level (a Cancel without a signal, as the app's
+    in-thread worker sends): True ends the run as interrupted there."""
     if engine == "llama.cpp":
         mode = "local"
     elif baseline_url and spec_url:
@@ -42,7 +43,7 @@ def execute(workload: Workload, plan: run.Plan, out_dir: Path, *, engine: str | 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     out = LevelWriter(out_dir / "results.json", workload, plan, mode, target, draft,
-                      draft_lengths if mode == "local" else ())
+                      draft_lengths if mode == "local" else (), should_stop)
     try:
         if mode == "local":
             slots = max(plan.concurrency)
@@ -71,8 +72,9 @@ class LevelWriter:
     """The engine block as levels finish: measure() one side, each finished level rewrites results.json."""
 
     def __init__(self, path: Path, workload: Workload, plan: run.Plan, mode: str, target: str, draft: str,
-                 draft_lengths):
+                 draft_lengths, should_stop=lambda: False):
         self.path, self.workload, self.plan, self.mode = path, workload, plan, mode
+        self.should_stop = should_stop
         self.target, self.draft, self.draft_lengths = target, draft, tuple(draft_lengths)
         self.done: list[dict] = []  # finished sides' records
         self.current: dict | None = None  # the side being measured, its finished levels only
@@ -88,6 +90,8 @@ class LevelWriter:
     def _level_done(self, record: dict) -> None:
         self.current = record
         self.write("running")
+        if self.should_stop():
+            raise KeyboardInterrupt  # handled as Ctrl-C: the file is marked interrupted
 
     def block(self, status: str, error: str | None = None) -> dict:
         info, plan, workload = self.info, self.plan, self.workload

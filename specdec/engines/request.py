@@ -157,7 +157,7 @@ def new_out_dir(root: Path) -> Path:
 
 def execute(req: EngineRequest, workload: Workload, out_dir: Path, store,
             on_progress: Callable[[EngineProgress], None] | None = None,
-            on_stored: Callable[[str], None] | None = None) -> dict | None:
+            on_stored: Callable[[str], None] | None = None, should_stop=lambda: False) -> dict | None:
     """Measure (engines/bench.execute, results.json after every level) and store the run — also when it is
     interrupted or fails after a level finished, so the finished levels are in the run history. Returns the
     engine block; KeyboardInterrupt and SpecdecError propagate after storing."""
@@ -178,7 +178,8 @@ def execute(req: EngineRequest, workload: Workload, out_dir: Path, store,
     try:
         return bench.execute(workload, plan, Path(out_dir), engine="llama.cpp" if req.mode == LOCAL else None,
                              draft_lengths=req.draft_lengths, baseline_url=req.baseline_url, spec_url=req.spec_url,
-                             model=req.model, metrics_url=req.metrics_url, on_progress=progress)
+                             model=req.model, metrics_url=req.metrics_url, on_progress=progress,
+                             should_stop=should_stop)
     finally:
         if path.exists():
             run_id = store.import_json(path)

@@ -273,7 +273,7 @@ class Jobs:
         store = self._store_factory()
         try:
             request.execute(req, workload, out_dir, store, on_progress=self._on_engine_progress,
-                            on_stored=self._on_created)
+                            on_stored=self._on_created, should_stop=self._should_stop)
         finally:
             store.close()
         return "complete"  # an interrupted or failed run raised (guard records it; its finished levels are stored)
