@@ -15,11 +15,7 @@ from specdec.present import views
 ui.enter("brief")
 st.title("4 · Decision brief")
 source = ui.source_picker()
-loaded = ui.load_active(source)
-if loaded is None:
-    st.stop()
-results, a = loaded
-ui.run_banner(source, results["manifest"])
+results, a = ui.active_run(source)
 
 with st.expander("Decision thresholds", expanded=False, icon=":material/tune:"):
     c = st.columns(3)

@@ -54,11 +54,7 @@ if only is not None:
     ui.run_banner(source, only["manifest"])
     engine_panel(only, None)
     st.stop()
-loaded = ui.load_active(source)
-if loaded is None:
-    st.stop()
-results, a = loaded
-ui.run_banner(source, results["manifest"])
+results, a = ui.active_run(source)
 if results.get("engine"):  # an engine run merged into this results.json (python -m specdec engine-run)
     engine_panel(results, a)
 

@@ -509,6 +509,17 @@ def load_active(source: Source | None) -> tuple[dict, A.Analysis] | None:
         return None
 
 
+def active_run(source: Source | None) -> tuple[dict, A.Analysis]:
+    """The run a page shows (Explore, Brief): loaded, analysed and introduced by its banner; (results, analysis).
+    Stops the page, having said why, when there is none."""
+    loaded = load_active(source)
+    if loaded is None:
+        st.stop()
+    results, a = loaded
+    run_banner(source, results["manifest"])
+    return results, a
+
+
 def run_banner(source: Source, manifest: dict) -> None:
     """Which run this is, where and when it was measured; recorded examples say so."""
     f = views.run_facts(manifest)

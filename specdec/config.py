@@ -37,6 +37,12 @@ DEFAULT_DTYPE = "auto"  # bfloat16 where the CPU/GPU supports it, else float32
 PROMPT_LOOKUP_MAX_NGRAM = 3
 PROMPT_LOOKUP_MIN_NGRAM = 1
 
+# Suffix decoding (Oliaro et al. 2024; specdec/decoding/suffix.py): vLLM's defaults
+# (suffix_decoding_max_tree_depth, _max_spec_factor, _min_token_prob), so the snippet serves what was measured.
+SUFFIX_MAX_TREE_DEPTH = 24  # D: the match and the draft together span at most D tokens
+SUFFIX_MAX_SPEC_FACTOR = 1.0  # a match of m tokens drafts at most ⌊factor · m⌋
+SUFFIX_MIN_TOKEN_PROB = 0.1  # stop drafting where the path's empirical probability falls below this
+
 # Layer-skip self-drafting (Draft & Verify, Zhang et al. 2023; LayerSkip, Elhoushi et al. 2024): the
 # target's first L layers draft. No --layer-skip-layers → this share of the target's layers.
 LAYER_SKIP_DEFAULT_FRACTION = 0.5

@@ -3,7 +3,6 @@ tiny model, and the sampler seeing another process's CPU."""
 
 import subprocess
 import sys
-import time
 
 import pytest
 

@@ -61,3 +61,21 @@ def test_training_estimate_counts_the_training_split_and_the_held_out_prompts():
     assert te.prompts == len(train) + min(len(held), config.MEDUSA_EVAL_PROMPTS)
     tokens = runplan.approx_prompt_tokens([len(p.input_text) for p in prompts])
     assert te == runplan.estimate_training(te.prompts, tokens, 10, s, heads=4)
+
+
+def test_a_run_with_trained_heads_records_its_training_step_through_the_medusa_entry():
+    """The Medusa training step (seconds per optimiser step) and K come from the run's medusa keys' drafter
+    entries (methods/medusa.py's recorded_speeds), not from a family name looked up in speeds.py."""
+    import copy
+    import synthetic
+    res = synthetic.make_results(synthetic.multi_spec(n_per_category=4))
+    assert speeds.speeds_from_results(res).medusa_train_step_s is None  # no training summary recorded
+    assert speeds.speeds_from_results(res).medusa_train_heads == 4
+    trained = copy.deepcopy(res)
+    trained["manifest"]["models"]["drafters"]["medusa"]["training"] = {"steps": 200, "train_s": 50.0}
+    s = speeds.speeds_from_results(trained)
+    assert s.medusa_train_step_s == pytest.approx(0.25) and s.medusa_train_heads == 4
+    without = copy.deepcopy(trained)  # a run that measured no Medusa key prices no training from it
+    without["prompts"] = [{**p, "runs": [r for r in p["runs"] if r["method"] != "medusa"]} for p in without["prompts"]]
+    s = speeds.speeds_from_results(without)
+    assert s.medusa_train_step_s is None and s.medusa_train_heads is None

@@ -9,26 +9,24 @@ root, a node counting how often its substring occurs:
 
 A proposal, for each trie: every suffix of the committed sequence of length m (1 ≤ m < D) that the trie holds
 with a continuation is a match; from the match, follow the most frequent child while the path's empirical
-probability P_i = Π_{j≤i} count(child_j) / count(parent_j) stays ≥ MIN_TOKEN_PROB, at most
-⌊MAX_SPEC_FACTOR · m⌋ tokens (a longer match earns a longer draft) and D − m (the trie's depth). Each candidate
+probability P_i = Π_{j≤i} count(child_j) / count(parent_j) stays ≥ min_prob, at most
+⌊factor · m⌋ tokens (a longer match earns a longer draft) and D − m (the trie's depth). Each candidate
 scores Σ_i P_i (the expected tokens accepted); the best-scoring candidate over both tries and every m is
 drafted, cut at γ. The choice does not depend on γ, so the draft at γ is the first γ tokens of the draft at any
 larger γ (as for every drafter here: the projection over γ truncates the largest run's rounds).
 
 The chain is verified by the exact rule with q one-hot (no draft distribution), like prompt lookup: greedy
 output is the target's. ArcticInference verifies a tree of candidates; here one chain, as the loops verify.
-Defaults are vLLM's (suffix_decoding_max_tree_depth 24, _max_spec_factor 1.0, _min_token_prob 0.1).
+Defaults are vLLM's (suffix_decoding_max_tree_depth 24, _max_spec_factor 1.0, _min_token_prob 0.1), defined in
+specdec/config.py (SUFFIX_*).
 """
 
 from __future__ import annotations
 
 import torch
 
+from specdec.config import SUFFIX_MAX_SPEC_FACTOR, SUFFIX_MAX_TREE_DEPTH, SUFFIX_MIN_TOKEN_PROB
 from specdec.decoding.drafters import Proposal
-
-MAX_TREE_DEPTH = 24  # D: the match and the draft together span at most D tokens
-MAX_SPEC_FACTOR = 1.0  # a match of m tokens drafts at most ⌊factor · m⌋
-MIN_TOKEN_PROB = 0.1  # stop drafting where the path's empirical probability falls below this
 
 
 class _Node:
@@ -42,7 +40,7 @@ class _Node:
 class SuffixTrie:
     """Every substring of length ≤ depth of the texts added, as root paths; node.count = its occurrences."""
 
-    def __init__(self, depth: int = MAX_TREE_DEPTH):
+    def __init__(self, depth: int = SUFFIX_MAX_TREE_DEPTH):
         self.depth, self.root = depth, _Node()
 
     def append(self, active: list, token: int) -> list:
@@ -103,7 +101,8 @@ class SuffixDrafter:
     learns_responses = True
     replayable = True  # proposals depend on the committed ids and the responses learned only
 
-    def __init__(self, depth: int = MAX_TREE_DEPTH, factor: float = MAX_SPEC_FACTOR, min_prob: float = MIN_TOKEN_PROB):
+    def __init__(self, depth: int = SUFFIX_MAX_TREE_DEPTH, factor: float = SUFFIX_MAX_SPEC_FACTOR,
+                 min_prob: float = SUFFIX_MIN_TOKEN_PROB):
         self.depth, self.factor, self.min_prob = depth, factor, min_prob
         self.responses = SuffixTrie(depth)
         self.start(torch.empty(0, dtype=torch.long))

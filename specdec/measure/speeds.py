@@ -72,7 +72,7 @@ def speeds_from_results(results: dict) -> Speeds:
     drafters = models.get("drafters") or {}
     # Each family adds what the run measured about its keys (its registry entry's recorded_speeds).
     found = {"draft_steps": {}, "draft_prefills": {}, "draft_parameters": {}, "draft_acceptance": {},
-             "layer_steps": {}, "medusa_keys": []}
+             "layer_steps": {}, "medusa_keys": [], "medusa_train_step_s": None, "medusa_train_heads": None}
     for key in runs["method"].unique():
         if methods.is_valid(key):
             methods.spec(key).recorded_speeds(key, drafters.get(key), models, runs, cm, acceptance, found)
@@ -80,8 +80,6 @@ def speeds_from_results(results: dict) -> Speeds:
                                                                   "draft_acceptance"))
     layer_steps, medusa_keys = found["layer_steps"], found["medusa_keys"]
     medusa_rounds = rounds[rounds["method"].isin(medusa_keys) & (rounds["drafted"] > 0)]
-    training = (drafters.get("medusa") or {}).get("training") or {}
-    train_step = training["train_s"] / training["steps"] if training.get("steps") and training.get("train_s") else None
     first = (models.get("draft") or {}).get("spec")
     target = models.get("target") or {}
     return Speeds(target_step_s=cm.target_step_s, draft_step_s=d_steps.get(first, cm.draft_step_s.get("draft")),
@@ -91,7 +89,7 @@ def speeds_from_results(results: dict) -> Speeds:
                   draft_prefills=d_prefills, draft_parameters={k: v for k, v in d_params.items() if v},
                   draft_acceptance=d_accept, layer_steps=layer_steps,
                   medusa_round_s=float(medusa_rounds["draft_s"].mean()) if len(medusa_rounds) else None,
-                  medusa_train_step_s=train_step, medusa_train_heads=(drafters.get("medusa") or {}).get("heads"),
+                  medusa_train_step_s=found["medusa_train_step_s"], medusa_train_heads=found["medusa_train_heads"],
                   target_layers=target.get("num_layers"), target_parameters=target.get("parameters"))
 
 

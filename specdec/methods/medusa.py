@@ -134,6 +134,12 @@ class Medusa(Family):
 
     def recorded_speeds(self, key, info, models, runs, cm, acceptance, out):
         out["medusa_keys"].append(key)
+        info = info or {}  # every key of one run's heads carries the same K and training summary
+        if out["medusa_train_heads"] is None:
+            out["medusa_train_heads"] = info.get("heads")
+        training = info.get("training") or {}
+        if out["medusa_train_step_s"] is None and training.get("steps") and training.get("train_s"):
+            out["medusa_train_step_s"] = training["train_s"] / training["steps"]  # one optimiser step, seconds
 
 
 FAMILY = Medusa()

@@ -19,14 +19,14 @@ class Suffix(Family):
         return SuffixDrafter()
 
     def snippets(self, k, gamma, target, draft):
-        from specdec.decoding import suffix
+        from specdec import config
         from specdec.present import snippets as snip
         note = "# needs the Arctic Inference package beside vLLM: pip install arctic-inference\n"
         return {"vllm": snip.vllm_snippet(target, {
             "method": "suffix", "num_speculative_tokens": gamma,
-            "suffix_decoding_max_tree_depth": suffix.MAX_TREE_DEPTH,
-            "suffix_decoding_max_spec_factor": suffix.MAX_SPEC_FACTOR,
-            "suffix_decoding_min_token_prob": suffix.MIN_TOKEN_PROB}, note)}
+            "suffix_decoding_max_tree_depth": config.SUFFIX_MAX_TREE_DEPTH,
+            "suffix_decoding_max_spec_factor": config.SUFFIX_MAX_SPEC_FACTOR,
+            "suffix_decoding_min_token_prob": config.SUFFIX_MIN_TOKEN_PROB}, note)}
 
     def min_versions(self):
         return {"vllm": "vLLM: a release whose SpeculativeMethod includes suffix (0.12.0 lists it)"}
