@@ -6,6 +6,7 @@ a reason when the binary is not built; .ci/run builds it)."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -134,6 +135,8 @@ class Fake:
         self.listed = listed or [model]
         self.served = 0
         self.started = 0  # completion requests received (a test can wait for load to be under way)
+        self.in_flight = self.peak = 0  # streams open now, and the most open at once
+        self.gate: threading.Barrier | None = None  # when set, each stream waits there before its first token
         self.lock = threading.Lock()
 
     def metrics_text(self) -> str:
@@ -143,6 +146,9 @@ class Fake:
                 f'vllm:spec_decode_num_accepted_tokens_total{{engine="0"}} {8 * n}\n'
                 + "".join(f'vllm:spec_decode_num_accepted_tokens_per_pos_total{{engine="0",position="{i}"}} {k * n}\n'
                           for i, k in enumerate((3, 2, 2, 1))))
+
+
+SILENT_S = 8.0  # the "slow" server's pause after its first chunk: four times the client's read timeout in the test
 
 
 def _handler(fake: Fake):
@@ -178,6 +184,14 @@ def _handler(fake: Fake):
             if body["model"] not in fake.listed:
                 return self._send(404, b'{"error": "The model does not exist."}')
             n = fake.tokens or body["max_tokens"]
+            with fake.lock:
+                fake.in_flight += 1
+                fake.peak = max(fake.peak, fake.in_flight)
+            if fake.gate is not None:
+                try:
+                    fake.gate.wait(timeout=60)  # bounds a hang only: the barrier opens once enough streams are open
+                except threading.BrokenBarrierError:
+                    return self._send(500, b'{"error": {"message": "fewer streams in flight than the gate needs"}}')
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
@@ -191,8 +205,10 @@ def _handler(fake: Fake):
 
             for i in range(n):
                 if fake.mode == "slow" and i == 1:
-                    time.sleep(1.5)
+                    time.sleep(SILENT_S)
                 if fake.mode == "cut" and i == 3:
+                    with fake.lock:
+                        fake.in_flight -= 1
                     self.wfile.flush()
                     self.connection.shutdown(2)  # the stream dies mid-way, no final chunk
                     return
@@ -206,10 +222,17 @@ def _handler(fake: Fake):
             event({"model": answer, "choices": [], "usage": {"completion_tokens": n, "prompt_tokens": 5}})
             with fake.lock:
                 fake.served += 1
+                fake.in_flight -= 1  # before the last bytes: the client cannot start its next request earlier
             data = b"data: [DONE]\n\n"
             self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data))
             self.wfile.flush()
     return H
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):  # a client that gave up
+            super().handle_error(request, client_address)
 
 
 @pytest.fixture
@@ -217,7 +240,7 @@ def serve():
     servers = []
 
     def start(fake: Fake) -> str:
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+        httpd = _QuietServer(("127.0.0.1", 0), _handler(fake))
         httpd.daemon_threads = True
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         servers.append(httpd)
@@ -244,7 +267,7 @@ def test_stream_measures_ttft_itl_tokens(serve):
 
 @pytest.mark.parametrize("fake, timeout, message", [
     (Fake(mode="500"), 5.0, r"HTTP 500 .*boom"),
-    (Fake(mode="slow"), 0.5, r"stream silent for 0.5 s after 1 chunks"),
+    (Fake(mode="slow"), 2.0, r"stream silent for 2 s after 1 chunks"),  # far below SILENT_S, far above a stall
     (Fake(mode="cut"), 5.0, r"stream cut after 3 chunks"),
     (Fake(mode="liar"), 5.0, r"answered as model 'someone-else', not 'tiny'"),
 ])
@@ -274,13 +297,18 @@ def test_a_failed_request_stops_the_level_and_nothing_is_recorded(serve):
 
 
 def test_closed_loop_keeps_concurrency_requests_in_flight(serve):
-    url = serve(Fake(per_token_s=0.02))
+    """Counted at the server, not timed: one level sends one request at a time; at concurrency 4 the server
+    holds every stream at a barrier of 4, which opens only if the load keeps all four in flight at once."""
+    fake = Fake(per_token_s=0.02)
+    url = serve(fake)
     ep = Endpoint(url, "tiny")
     jobs = [load.Job(f"p{i}", "c", _body(ep, 5)) for i in range(4)]
     one = load.run_level(ep, jobs, 1)
+    assert len(one.measurements) == 4 and fake.peak == 1
+    fake.peak, fake.gate = 0, threading.Barrier(4)
     four = load.run_level(ep, jobs, 4)
-    assert len(one.measurements) == len(four.measurements) == 4
-    assert four.duration_s < one.duration_s / 2  # four in flight at once vs one after another
+    assert len(four.measurements) == 4 and fake.peak == 4
+    fake.gate = None
     poisson = load.run_level(ep, jobs, 4, request_rate=50.0)
     assert sorted(m.prompt_id for m in poisson.measurements) == ["p0", "p1", "p2", "p3"]
 
@@ -292,8 +320,10 @@ def _workload(tmp_path, n=4) -> Path:
 
 
 def test_engine_run_over_urls_writes_levels_acceptance_and_ratio(serve, tmp_path, capsys, monkeypatch):
-    base = serve(Fake(per_token_s=0.02))
-    spec = serve(Fake(per_token_s=0.005, spec=True))  # 4× faster per token: the ratio must show it
+    # The baseline's sleeps put a floor of 8 × 40 ms under each of its requests; the speculative side costs only
+    # its overhead, so the ratio shows the difference even on a loaded machine (a 4× gap of 20 vs 5 ms did not).
+    base = serve(Fake(per_token_s=0.04))
+    spec = serve(Fake(per_token_s=0.0, spec=True))
     out = tmp_path / "out"
     rc = cli.main(["engine-run", "--workload", str(_workload(tmp_path, 8)), "--out", str(out), "--baseline-url", base,
                    "--spec-url", spec, "--concurrency", "1,2", "--max-new-tokens", "8"])

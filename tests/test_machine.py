@@ -3,6 +3,7 @@ tiny model, and the sampler seeing another process's CPU."""
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -25,15 +26,30 @@ def test_quiet_busy_and_drifting_runs_are_told_apart():
     assert empty["other_cpu"]["mean"] is None and not empty["busy"] and not empty["drifted"]
 
 
-def test_reference_step_is_timed_on_the_model(target):
+def test_reference_step_is_timed_on_the_model(target, monkeypatch):
+    """One forward per repeat, over `tokens` ids, no cache (what it times, not how long it took: no bound on time)."""
+    seen = []
+    forward = target.forward
+
+    def counted(*args, **kwargs):
+        seen.append((kwargs["input_ids"].shape, kwargs.get("use_cache")))
+        return forward(*args, **kwargs)
+    monkeypatch.setattr(target, "forward", counted)
     seconds = machine.reference_step_s(target, tokens=8, repeats=3)
-    assert 0 < seconds < 5
+    assert seen == [((1, 8), False)] * 3 and seconds > 0
 
 
 def test_the_sampler_sees_another_process_burn_cpu():
-    """A busy child process shows up as other processes' CPU; this process's own work does not."""
+    """A busy child process shows up as other processes' CPU; this process's own work does not. The child
+    spins until the sampler has 8 samples, however slowly a loaded machine lets them come."""
     sampler = machine.LoadSampler(interval_s=0.25)
-    spin = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<3: pass"])
-    spin.wait()
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        deadline = time.monotonic() + 120  # bounds a hang only
+        while len(sampler._samples) < 8 and time.monotonic() < deadline:  # noqa: SLF001
+            time.sleep(0.05)
+    finally:
+        spin.kill()
+        spin.wait()
     samples = sampler.stop()
     assert len(samples) >= 8 and max(samples) > 0.3
