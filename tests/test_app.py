@@ -223,7 +223,14 @@ def test_run_page_two_draft_models_and_layer_skip_in_one_run(tiny_model_dirs, st
 
 
 @pytest.mark.slow
-def test_run_page_trains_heads_then_measures_them(tiny_model_dirs, store_path):
+def test_run_page_trains_heads_then_measures_them(tiny_model_dirs, store_path, monkeypatch):
+    # The first training holds two steps in until the cancel lands (tests/slowload.py): it cannot finish first.
+    import functools
+    import slowload
+    from pages import ui
+    from specdec.measure.worker import Worker
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # so the measuring process can unpickle slowload
+    monkeypatch.setattr(ui, "Worker", functools.partial(Worker, fit=slowload.fit_holding_once))
     at = open_page("run")
     at.session_state["wl_sample_size"] = 4
     at.text_input(key="run_target").set_value(str(tiny_model_dirs[0]))
