@@ -50,6 +50,18 @@ def machine_flags(results: dict) -> dict:
             "busy": m.get("busy"), "drifted": m.get("drifted")}
 
 
+def setup(results: dict) -> dict:
+    """What could differ between the two entry points: threads, dtype, matmul backend per model, the prompts
+    and the machine's reference step (median, ms) — printed so a gap can be traced to its cause."""
+    man = results["manifest"]
+    ref = (man.get("machine") or {}).get("reference_s") or []
+    return {"torch_threads": man["hardware"].get("torch_threads"),
+            "dtype": {r: m.get("dtype") for r, m in man["models"].items() if isinstance(m, dict)},
+            "linear": {r: m.get("linear") for r, m in man["models"].items() if isinstance(m, dict)},
+            "prompt_ids": [p["id"] for p in results["prompts"]],
+            "reference_ms": round(1e3 * statistics.median(ref), 1) if ref else None}
+
+
 def run_app(cfg, workload, tmp: Path) -> dict:
     db = tmp / f"app-{time.monotonic_ns()}.sqlite"
     w = worker.Worker(store_factory=functools.partial(Store, db), heads_root=tmp / "heads", log_dir=tmp / "logs")
@@ -104,10 +116,12 @@ def main() -> None:
             figures[side].append(ms)
             flags = machine_flags(results)
             rows.append({"side": {"A": "app", "B": "cli"}[side], "baseline_ms_per_token": round(ms, 1),
-                         "prompts": len(results["prompts"]), "wall_s": round(time.perf_counter() - started, 1), **flags})
+                         "prompts": len(results["prompts"]), "wall_s": round(time.perf_counter() - started, 1), **flags,
+                         **setup(results)})
             print(f"{rows[-1]['side']:>4}: baseline {ms:7.1f} ms/token over {len(results['prompts'])} prompts "
                   f"(wall {rows[-1]['wall_s']} s; other CPU {flags['other_cpu_mean']} cores, reference drift "
                   f"{flags['drift']}, busy={flags['busy']}, drifted={flags['drifted']})", flush=True)
+            print(f"      {json.dumps(setup(results))}", flush=True)
     app, cli = statistics.median(figures["A"]), statistics.median(figures["B"])
     ratio = app / cli
     print(f"\nbaseline ms/token: app {app:.1f}, CLI {cli:.1f} (medians of {len(figures['A'])} / {len(figures['B'])}); "
