@@ -175,12 +175,12 @@ def test_in_thread_cancel_stops_the_engine_run_after_the_level_in_progress(serve
     deadline = time.monotonic() + 120
     while fake.started < 2 and time.monotonic() < deadline:  # the warm-up and level 1 under way
         time.sleep(0.01)
-    worker.cancel()
-    at_cancel = fake.started  # 2 … 4: level 1 still under way (it takes 1.5 s); 5 or more: level 2 had begun
-    assert worker.join(120)
+    worker.cancel()  # level 1 takes 1.5 s, so it is normally still under way; on a loaded machine level 2 may
+    assert worker.join(120)  # have begun before the flag was seen — either way the run stops after that level
     status = worker.status()
     assert status.state == "interrupted" and status.run_id
     eng = Store(store_path).load_run(status.run_id)["engine"]
     assert eng["status"] == "interrupted" and [s["label"] for s in eng["sides"]] == ["baseline"]
-    assert [lv["concurrency"] for lv in eng["sides"][0]["levels"]] == ([1] if at_cancel <= 1 + 3 else [1, 2])
-    assert fake.started <= 1 + 3 + (3 if at_cancel > 1 + 3 else 0)  # nothing sent after the level it stopped in
+    levels = [lv["concurrency"] for lv in eng["sides"][0]["levels"]]
+    assert levels in ([1], [1, 2])
+    assert fake.started == 1 + 3 * len(levels)  # the warm-up and the levels it kept: nothing sent after them
