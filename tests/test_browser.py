@@ -94,7 +94,10 @@ def test_upload_run_explore_and_download_the_brief(tiny_model_dirs, tmp_path):
             '[data-testid="stMetricLabel"]', has_text="τ at γ=").first.inner_text())
         label_after = page.locator('[data-testid="stMetricLabel"]', has_text="τ at γ=").first.inner_text()
         assert label_after != label_before
-        assert metric(page, "Speedup") != speedup_before
+        # The speedup at the new γ is not asserted to differ: on tiny random models (α ≈ 0) two γ can give the same
+        # figure to two decimals (seen on a loaded machine: 0.32× and 0.32×). The reprojection itself is checked in
+        # test_app's test_explore_page_shows_the_example_and_the_gamma_slider_reprojects on the recorded example.
+        assert metric(page, "Speedup").endswith("×") and speedup_before.endswith("×")
         assert page.get_by_text("Projected").first.is_visible()
         shots.shoot(page, SHOTS / "3-explore.png")
         page.get_by_role("tab", name="Draft → verify cycle").click()
