@@ -114,15 +114,20 @@ def test_engine_job_runs_through_jobs_into_the_run_store(serve, tmp_path, store_
     assert (out / "results.json").is_file()  # the folder beside the run store
 
 
-def test_run_page_engine_run_in_the_measuring_process_then_explore(serve, store_path):  # noqa: F811
-    base = serve(Fake(per_token_s=0.002))
-    spec = serve(Fake(per_token_s=0.001, spec=True, timings=lambda body: {"draft_n": 4, "draft_n_accepted": 3}))
+def urls_page(base: str, spec: str, max_new_tokens: int):
+    """The Run page's engine form in URL mode, filled in for levels 1 and 2."""
     at = engine_page("urls")
     at.text_input(key="eng_base_url").set_value(base)
     at.text_input(key="eng_spec_url").set_value(spec)
     at.text_input(key="eng_conc").set_value("1,2")
-    at.number_input(key="eng_max_new").set_value(6)
-    at.run()
+    at.number_input(key="eng_max_new").set_value(max_new_tokens)
+    return at.run()
+
+
+def test_run_page_engine_run_in_the_measuring_process_then_explore(serve, store_path):  # noqa: F811
+    base = serve(Fake(per_token_s=0.002))
+    spec = serve(Fake(per_token_s=0.001, spec=True, timings=lambda body: {"draft_n": 4, "draft_n_accepted": 3}))
+    at = urls_page(base, spec, max_new_tokens=6)
     start_button(at).click().run()
     wait_for(at, lambda a: any("Engine run finished" in s.value for s in a.success))
     runs = Store(store_path).list_runs()
@@ -138,12 +143,7 @@ def test_run_page_engine_progress_and_cancel_keep_the_finished_level(serve, stor
     fake = Fake(per_token_s=0.05)
     base = serve(fake)
     spec = serve(Fake(per_token_s=0.05, spec=True))
-    at = engine_page("urls")
-    at.text_input(key="eng_base_url").set_value(base)
-    at.text_input(key="eng_spec_url").set_value(spec)
-    at.text_input(key="eng_conc").set_value("1,2")
-    at.number_input(key="eng_max_new").set_value(20)
-    at.run()
+    at = urls_page(base, spec, max_new_tokens=20)
     start_button(at).click().run()
     n = 4
     deadline = time.monotonic() + 180
