@@ -1,8 +1,13 @@
+import os
 import sys
 from pathlib import Path
 
-import pytest
-import torch
+# Every process the tests start (the measuring process, `streamlit run`, CLI children) inherits one
+# intra-op thread too: with two, a tiny model's forward waits on whichever core another process holds.
+os.environ["OMP_NUM_THREADS"] = "1"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 import tiny  # noqa: E402
