@@ -135,6 +135,7 @@ STORE_BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another writer before
 # moved by more than 10% during the run — beyond either, the ratio's error can exceed that margin.
 BUSY_OTHER_CPU_SHARE = 0.10
 REFERENCE_DRIFT_MAX = 0.10
+REFERENCE_DRIFT_GROUPS = 3  # the drift compares the medians of this many consecutive stretches of the run
 REFERENCE_TOKENS = 16  # the reference step: one target forward over this many fixed tokens
 REFERENCE_REPEATS = 3  # its median of this many (≈ 3 × 0.1–0.3 s for the bundled target on a CPU)
 

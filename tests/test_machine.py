@@ -26,6 +26,20 @@ def test_quiet_busy_and_drifting_runs_are_told_apart():
     assert empty["other_cpu"]["mean"] is None and not empty["busy"] and not empty["drifted"]
 
 
+def test_drift_is_a_moved_level_not_one_slow_timing():
+    """One timing 30% slow among thirty is noise the bootstrap carries; the level moving 15% from the
+    first third of the run to the last is drift. A file flagged under the old (range) rule is re-judged."""
+    steady = [0.50, 0.51, 0.49, 0.52, 0.50] * 6
+    steady[7] = 0.65  # one slow reading
+    one_slow = machine.describe([0.01] * 30, steady, cores=2)
+    assert not one_slow["drifted"] and one_slow["drift"] < 0.05
+    moved = machine.describe([0.01] * 30, [0.50] * 10 + [0.53] * 10 + [0.575] * 10, cores=2)
+    assert moved["drifted"] and moved["drift"] == pytest.approx(0.15)
+    old_rule = {**one_slow, "drift": 0.31, "drifted": True}  # written when the range decided
+    assert machine.unreliable({"machine": old_rule}) is None
+    assert "moved by 15%" in machine.unreliable({"machine": moved})
+
+
 def test_reference_step_is_timed_on_the_model(target, monkeypatch):
     """One forward per repeat, over `tokens` ids, no cache (what it times, not how long it took: no bound on time)."""
     seen = []
