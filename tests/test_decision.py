@@ -7,7 +7,8 @@ import pytest
 import synthetic
 from specdec import cli, results
 from specdec.analysis import summary as analysis
-from specdec.analysis import decision
+from specdec.analysis import decision, deploy
+from specdec.analysis import hardware as hw
 from specdec.present import snippets
 from specdec.errors import SpecdecError
 
@@ -182,3 +183,11 @@ def test_a_busy_machine_decides_nothing():
     assert d.verdict == "INSUFFICIENT-EVIDENCE" and "unreliable" in d.headline
     assert d.reasons[0].startswith("These timings are unreliable: other processes used 0.90 of 2 cores")
     assert "moved by 55%" in d.reasons[0] and d.evidence["machine"]["busy"]
+    # A verdict about other hardware rests on acceptance counts, which load does not change: the busy run
+    # decides exactly as the quiet one, and says what its CPU timings are worth; on this machine it does not.
+    h100 = deploy.parse_deploy("H100-SXM", "vllm", 1, "1-64")
+    far_busy, far_calm = decision.decide(busy, deployment=h100), decision.decide(quiet, deployment=h100)
+    assert far_busy.verdict == far_calm.verdict != "INSUFFICIENT-EVIDENCE" and "unreliable" not in far_busy.headline
+    assert any(r.startswith("This CPU's timings are unreliable (other processes used 0.90") for r in far_busy.reasons)
+    here = deploy.parse_deploy(hw.THIS_MACHINE, "hf-eager", 1, "1-8")
+    assert decision.decide(busy, deployment=here).verdict == "INSUFFICIENT-EVIDENCE"

@@ -105,8 +105,13 @@ def decide(data, thresholds: Thresholds = Thresholds(), hardware: str = config.D
     target = _target(a, deployment, engine_levels, th) if deployment is not None else None
     if target is not None and not (deployment.hardware == hw.THIS_MACHINE and target["basis"] != "engine"):
         verdict = "INSUFFICIENT-EVIDENCE" if n_total < th.min_prompts else target["verdict"]
-    shaky = machine.unreliable(a.manifest)  # timed on a busy machine or with drifting speed: decide nothing
-    if shaky and verdict != "INSUFFICIENT-EVIDENCE" and (target is None or target["basis"] != "engine"):
+    # Timed on a busy machine or with drifting speed: a verdict that rests on this CPU's timings decides
+    # nothing. One about an engine measurement, or projected onto other hardware, rests on acceptance
+    # counts, which the machine's load does not change.
+    shaky = machine.unreliable(a.manifest)
+    local = target is None or (target["basis"] != "engine" and (target["basis"] == "measured"
+                                                                or deployment.hardware == hw.THIS_MACHINE))
+    if shaky and local and verdict != "INSUFFICIENT-EVIDENCE":
         verdict = "INSUFFICIENT-EVIDENCE"
     whatif = _project(a, segments, hardware, batch_sizes, th)
     if target is not None and target["basis"] != "measured" and target["method"] and verdict in ("GO", "GO-SEGMENTS"):
@@ -118,8 +123,11 @@ def decide(data, thresholds: Thresholds = Thresholds(), hardware: str = config.D
     reasons = why.reasons(a, verdict, overall, cats, segments, cfg, hardware, th, gamma_note, j)
     if target is not None:
         reasons = why.target_reasons(a, deployment, target, j, verdict) + reasons
-    if shaky:
+    if shaky and local:
         reasons = [f"These timings are unreliable: {shaky}. Re-run on a quiet machine before deciding."] + reasons
+    elif shaky:
+        reasons.append(f"This CPU's timings are unreliable ({shaky}): its own speedup and the cost-model check "
+                       f"are not to be trusted, but the verdict above rests on acceptance, which load does not change.")
     evidence = {
         "n_prompts": n_total, "categories": [s["category"] for s in cats], "overall": overall,
         "heterogeneity": j["heterogeneity"], "tests": j["tests"].to_dict("records"),
@@ -136,7 +144,7 @@ def decide(data, thresholds: Thresholds = Thresholds(), hardware: str = config.D
     }
     headline = why.target_headline(verdict, target, deployment, a) if target is not None and target["basis"] != "measured" \
         else why.headline(verdict, cfg, on, hardware, a)
-    if shaky and verdict == "INSUFFICIENT-EVIDENCE":
+    if shaky and local and verdict == "INSUFFICIENT-EVIDENCE":
         headline = "INSUFFICIENT EVIDENCE: the timings are unreliable (busy machine) — re-run on a quiet machine"
     return Decision(verdict, headline, reasons, segments, cfg, snippets or {}, evidence, whatif, hardware, th)
 
