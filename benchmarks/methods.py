@@ -26,6 +26,12 @@ from specdec.analysis import summary as analysis
 from specdec.analysis import compare  # noqa: E402
 
 
+def ci(r) -> str:
+    """'[lo–hi]', or '[too few]' where the analysis gives no interval (fewer than 8 prompts)."""
+    lo, hi = r["speedup_lo"], r["speedup_hi"]
+    return "[too few]" if lo != lo or hi != hi else f"[{lo:.2f}–{hi:.2f}]"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results")
@@ -55,12 +61,12 @@ def main() -> int:
             beta = f"{r['alpha_beta']:5.2f}" if r["alpha_beta"] == r["alpha_beta"] else "    –"
             gb = mem.get(key, {}).get("extra_total_gb", float("nan"))
             print(f"{a.label(key):<{w}} {int(r['n_prompts']):>3} {int(r['draft_length']):>2} {r['alpha_pos']:5.2f} "
-                  f"{beta} {r['tau']:5.2f} {r['speedup']:7.2f}× [{r['speedup_lo']:.2f}–{r['speedup_hi']:.2f}] "
+                  f"{beta} {r['tau']:5.2f} {r['speedup']:7.2f}× {ci(r):>13} "
                   f"{r['speedup_median']:6.2f} {cc} {gb:8.3f}")
     print("\n# best choice per category (highest measured speedup; training-prompt figures excluded)")
     for _, r in compare.best_per_category(a).iterrows():
         print(f"{r['category']:<24} n={int(r['n_prompts']):>3}  {r['label']:<{w}} γ={int(r['draft_length'])}  "
-              f"{r['speedup']:.2f}× [{r['speedup_lo']:.2f}–{r['speedup_hi']:.2f}]  +{r['extra_total_gb']:.3f} GB")
+              f"{r['speedup']:.2f}× {ci(r)}  +{r['extra_total_gb']:.3f} GB")
     for key, info in (m["models"].get("drafters") or {}).items():
         t = info.get("training")
         if methods.family(key) == "medusa" and t and key == "medusa":

@@ -284,8 +284,10 @@ def methodology(pdf: BriefPdf, a: Analysis, th: Thresholds):
              f"up to {s.get('max_new_tokens', '?')} new tokens. Decode speedup = baseline ms per output token ÷ "
              f"speculative ms per output token, each a ratio of totals over prompts (decode_s ÷ (new tokens − 1)); "
              f"prefill (time to the first token) is timed apart and excluded, since speculation does not change it. "
-             f"95% confidence intervals are percentile bootstraps over prompts ({config.BOOTSTRAP_SAMPLES} resamples, "
-             f"seed {config.BOOTSTRAP_SEED}), paired: baseline and speculative times are resampled together.", size=9)
+             f"95% confidence intervals resample prompts ({config.BOOTSTRAP_SAMPLES} resamples, seed "
+             f"{config.BOOTSTRAP_SEED}), paired: baseline and speculative times are resampled together; speedups are "
+             f"studentized (bootstrap-t on the log speedup, which covers where the percentile interval falls short), "
+             f"τ and α percentile; fewer than {config.MIN_CI_PROMPTS} prompts get no interval.", size=9)
     traced = a.manifest.get("traced")
     if s.get("mode") == "traced" and traced:
         pdf.para(_traced_note(traced), size=9)
