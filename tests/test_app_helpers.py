@@ -158,9 +158,13 @@ def test_worker_runs_in_a_measuring_process_and_stores_results(tiny_model_dirs, 
 @pytest.mark.slow
 def test_worker_cancel_keeps_measured_prompts(tiny_model_dirs, tmp_path, monkeypatch):
     """Cancel = SIGINT to the measuring process: the run stops as with Ctrl-C, finished prompts stored. The run
-    holds after its first prompt until the cancel lands (tests/slowload.py), so it cannot finish first."""
+    holds after its first prompt until the cancel lands (tests/slowload.py), so it cannot finish first.
+    The process must survive even when it reports idle before the cancelling thread runs again (a loaded
+    machine): the signal is made to return only once that report is in, with a short grace — a report erased
+    by the canceller would get the process terminated when the grace runs out."""
     import slowload
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # so the child can unpickle slowload
+    monkeypatch.setattr(worker, "CANCEL_GRACE_S", 3.0)
     db = tmp_path / "runs.sqlite"
     w = worker.Worker(store_factory=functools.partial(Store, db), log_dir=tmp_path / "logs",
                       load_with_drafts=slowload.load_then_hold_after_first_prompt)
@@ -170,14 +174,23 @@ def test_worker_cancel_keeps_measured_prompts(tiny_model_dirs, tmp_path, monkeyp
         while not (w.status().progress and w.status().progress.done >= 1) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert w.status().busy and w.status().progress.done == 1, w.status()
-        w.cancel()
-        assert w.status().cancel_requested
+        child = w._child  # noqa: SLF001
+        send = child._proc.send_signal  # noqa: SLF001
+
+        def send_then_lose_the_cpu(sig):
+            send(sig)
+            until = time.monotonic() + 60
+            while w.status().busy and time.monotonic() < until:  # the child's idle report is in before we go on
+                time.sleep(0.02)
+        child._proc.send_signal = send_then_lose_the_cpu  # noqa: SLF001
+        w.cancel()  # returns once the job has stopped (the patched signal waits for the idle report)
         assert w.join(60)
         s = w.status()
         assert s.state == "interrupted"
         stored = Store(db).load_run(s.run_id)
         assert len(stored["prompts"]) == 1 and stored["manifest"]["status"] == "interrupted"
-        assert w._child is not None and w._child.alive()  # noqa: SLF001 — SIGINT stopped the job, not the process
+        time.sleep(worker.CANCEL_GRACE_S + 1)  # past the grace: nothing may terminate the process now
+        assert w._child is child and child.alive()  # noqa: SLF001 — SIGINT stopped the job, not the process
     finally:
         w.close()
 

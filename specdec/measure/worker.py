@@ -273,6 +273,9 @@ class _Child:
 
     def interrupt(self, grace_s: float) -> None:
         """SIGINT now; terminate, then kill, if the process is still busy after grace_s."""
+        # Cleared before the signal: a child that stops at once reports idle before this thread runs
+        # again on a loaded machine, and clearing after would erase that report and terminate it anyway.
+        self._idle.clear()
         if self.alive():
             self._proc.send_signal(signal.SIGINT)
         started = time.monotonic()
@@ -283,7 +286,6 @@ class _Child:
                     return
                 time.sleep(0.1)
             self.close()
-        self._idle.clear()
         threading.Thread(target=escalate, name="specdec-cancel", daemon=True).start()
 
     def close(self) -> None:
