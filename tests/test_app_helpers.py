@@ -161,13 +161,19 @@ def test_worker_cancel_keeps_measured_prompts(tiny_model_dirs, tmp_path, monkeyp
     holds after its first prompt until the cancel lands (tests/slowload.py), so it cannot finish first.
     The process must survive even when it reports idle before the cancelling thread runs again (a loaded
     machine): the signal is made to return only once that report is in, with a short grace — a report erased
-    by the canceller would get the process terminated when the grace runs out."""
+    by the canceller would get the process terminated when the grace runs out. And the server here ignores
+    SIGINT, as anything started from a background job of a script does: the child must not inherit that."""
+    import signal
     import slowload
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # so the child can unpickle slowload
     monkeypatch.setattr(worker, "CANCEL_GRACE_S", 3.0)
     db = tmp_path / "runs.sqlite"
-    w = worker.Worker(store_factory=functools.partial(Store, db), log_dir=tmp_path / "logs",
-                      load_with_drafts=slowload.load_then_hold_after_first_prompt)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the measuring process at exec
+    try:
+        w = worker.Worker(store_factory=functools.partial(Store, db), log_dir=tmp_path / "logs",
+                          load_with_drafts=slowload.load_then_hold_after_first_prompt)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         w.start_run(_tiny_cfg(tiny_model_dirs, max_new_tokens=16), load_workload(FIXTURE_WORKLOAD))
         deadline = time.monotonic() + 120  # bounds a hang only
@@ -179,7 +185,7 @@ def test_worker_cancel_keeps_measured_prompts(tiny_model_dirs, tmp_path, monkeyp
 
         def send_then_lose_the_cpu(sig):
             send(sig)
-            until = time.monotonic() + 60
+            until = time.monotonic() + 30
             while w.status().busy and time.monotonic() < until:  # the child's idle report is in before we go on
                 time.sleep(0.02)
         child._proc.send_signal = send_then_lose_the_cpu  # noqa: SLF001

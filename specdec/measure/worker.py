@@ -314,5 +314,9 @@ class _Child:
 
 
 if __name__ == "__main__":  # the measuring process (see _Child)
+    # Cancel is SIGINT. A process started from a background job of a non-interactive shell (a CI script,
+    # `nohup … &`) inherits SIGINT ignored, and Python keeps it ignored: the job would never stop and the
+    # process would be terminated at the end of the grace instead. Ctrl-C's handler, explicitly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from specdec.measure import jobs
     jobs.serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
