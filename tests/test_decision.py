@@ -167,16 +167,16 @@ def test_small_category_follows_pooled_go_and_gamma_stays_measured():
 def test_a_busy_machine_decides_nothing():
     """A run flagged busy or drifting (manifest.machine) gets INSUFFICIENT-EVIDENCE with the reason first,
     whatever its speedups say; the same run on a quiet machine keeps its verdict."""
-    import copy, json
     from pathlib import Path
-    from specdec.analysis import decision
     from specdec.measure import machine
     from specdec.present import views
-    results = json.loads(Path(views.example_results_path()).read_text())
-    quiet = copy.deepcopy(results)
-    quiet["manifest"]["machine"] = machine.describe([0.02] * 30, [0.20, 0.205, 0.202], 2)
-    busy = copy.deepcopy(results)
-    busy["manifest"]["machine"] = machine.describe([0.9] * 30, [0.20, 0.31, 0.25], 2)
+    results = analysis.analyze(json.loads(Path(views.example_results_path()).read_text()))  # analysed once
+    def on(machine_block):  # the same analysis, its run flagged by another machine block
+        m = results.measurements
+        return dataclasses.replace(results, measurements=dataclasses.replace(
+            m, manifest={**m.manifest, "machine": machine_block}))
+    quiet = on(machine.describe([0.02] * 30, [0.20, 0.205, 0.202], 2))
+    busy = on(machine.describe([0.9] * 30, [0.20, 0.31, 0.25], 2))
     calm = decision.decide(quiet)
     assert calm.verdict == decision.decide(results).verdict and not calm.reasons[0].startswith("These timings")
     d = decision.decide(busy)
