@@ -114,14 +114,14 @@ def main() -> None:
             results = run_app(cfg, workload, Path(tmp)) if side == "A" else run_cli(args, Path(tmp))
             ms = baseline_ms_per_token(results)
             figures[side].append(ms)
-            flags = machine_flags(results)
+            flags, how = machine_flags(results), setup(results)
             rows.append({"side": {"A": "app", "B": "cli"}[side], "baseline_ms_per_token": round(ms, 1),
                          "prompts": len(results["prompts"]), "wall_s": round(time.perf_counter() - started, 1), **flags,
-                         **setup(results)})
+                         **how})
             print(f"{rows[-1]['side']:>4}: baseline {ms:7.1f} ms/token over {len(results['prompts'])} prompts "
                   f"(wall {rows[-1]['wall_s']} s; other CPU {flags['other_cpu_mean']} cores, reference drift "
                   f"{flags['drift']}, busy={flags['busy']}, drifted={flags['drifted']})", flush=True)
-            print(f"      {json.dumps(setup(results))}", flush=True)
+            print(f"      {json.dumps(how)}", flush=True)
     app, cli = statistics.median(figures["A"]), statistics.median(figures["B"])
     ratio = app / cli
     print(f"\nbaseline ms/token: app {app:.1f}, CLI {cli:.1f} (medians of {len(figures['A'])} / {len(figures['B'])}); "

@@ -109,8 +109,7 @@ def decide(data, thresholds: Thresholds = Thresholds(), hardware: str = config.D
     # nothing. One about an engine measurement, or projected onto other hardware, rests on acceptance
     # counts, which the machine's load does not change.
     shaky = machine.unreliable(a.manifest)
-    local = target is None or (target["basis"] != "engine" and (target["basis"] == "measured"
-                                                                or deployment.hardware == hw.THIS_MACHINE))
+    local = target is None or (target["basis"] != "engine" and deployment.hardware == hw.THIS_MACHINE)
     if shaky and local and verdict != "INSUFFICIENT-EVIDENCE":
         verdict = "INSUFFICIENT-EVIDENCE"
     whatif = _project(a, segments, hardware, batch_sizes, th)
