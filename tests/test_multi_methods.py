@@ -88,12 +88,21 @@ def test_compute_overhead_counts_medusa_once_per_round(a):
     assert c.loc[("prompt-lookup", 2), "c_hat"] == 0
 
 
+def _mean_drafted(a, method, gamma):
+    p = a.projection
+    return float(p[(p["method"] == method) & (p["gamma"] == gamma) & (p["category"] == "all")]["mean_drafted"].iloc[0])
+
+
 def test_whatif_uses_each_drafters_size_and_steps(a):
     w = hardware.whatif(a, hardware=["H100-SXM", hardware.THIS_MACHINE], batch_sizes=(1, 8), gammas=(1, 2, 4))
     assert set(w["method"]) == set(KEYS)
     h = w[w["hardware"] == "H100-SXM"]
     g4 = h[(h["gamma"] == 4) & (h["batch_size"] == 1)].set_index("method")
-    assert g4.loc["medusa", "draft_steps"] == 1 and g4.loc["draft:a", "draft_steps"] == 4
+    # Forwards per round follow the rounds drafted (fewer than γ near an output's end): one heads pass per
+    # round that drafted, one draft-model forward per drafted token.
+    assert 0.95 <= g4.loc["medusa", "draft_steps"] <= 1
+    assert g4.loc["draft:a", "draft_steps"] == pytest.approx(_mean_drafted(a, "draft:a", 4))
+    assert 3.5 < g4.loc["draft:a", "draft_steps"] <= 4
     assert g4.loc["prompt-lookup", "draft_steps"] < 4 and g4.loc["prompt-lookup", "draft_step_ms"] == 0
     # A draft step is a roofline forward of that drafter: the bigger drafter reads more bytes.
     assert g4.loc["draft:a", "draft_step_ms"] > g4.loc["draft:b", "draft_step_ms"]

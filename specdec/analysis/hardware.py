@@ -13,9 +13,10 @@ machine" is calibrated on the run's own measurements instead (effective bandwidt
 per-layer latency that reproduce the measured target step, draft step and verify slope), and on a
 CPU memory traffic and arithmetic do not overlap, so its terms add rather than take the max.
 
-A speculative round at batch B and draft length γ costs methods.draft_steps(key, γ) draft steps — γ
-for a draft model or layer-skip, one for Medusa heads, zero for prompt lookup (a host-side string
-match) — of that method's drafter (costs.draft_size: a draft model's weights and KV; the target's first
+A speculative round at draft length γ costs Σ_k h_k · methods.draft_steps(key, k) draft steps over
+the measured histogram h of tokens drafted per round (a round drafts fewer than γ when the output is
+nearly done) — k for a draft model or layer-skip, one for Medusa heads, zero for prompt lookup (a
+host-side string match) — of that method's drafter (costs.draft_size: a draft model's weights and KV; the target's first
 L layers + lm_head; the heads + lm_head), one verify pass over mean_drafted + 1 tokens per sequence,
 and the bookkeeping overhead measured here as a share of a target step. This machine adds its
 measured per-round drafter cost d0. Speedup = τ · t_target(B, 1) / round.
@@ -294,7 +295,7 @@ def whatif(analysis, hardware=None, batch_sizes=config.WHATIF_BATCH_SIZES, gamma
                         else:
                             t_ver *= f_t
                         if uses:
-                            n_steps = M.draft_steps(method, g)
+                            n_steps = _draft_forwards(method, p["drafted_hist"])
                             t_draft = _measured_step_s(analysis.costs, method, md) * scale if here else t_step
                         else:  # the lookup itself: measured here, negligible (host-side) on serving hardware
                             n_steps = md
@@ -308,7 +309,8 @@ def whatif(analysis, hardware=None, batch_sizes=config.WHATIF_BATCH_SIZES, gamma
                             tv = step_time_s(h_, target, b, np.asarray(md_) + 1.0, ctx, dt)[0]
                             tv = tv * (t_ver / step_time_s(h_, target, b, md + 1.0, ctx, dt)[0]) if here else tv * f_t
                             td = (t_draft if here else step_time_s(h_, size, b, 1, ctx, dt)[0]) if uses else t_draft
-                            n_ = n_steps if uses else np.asarray(md_)
+                            # a γ-step drafter runs one forward per drafted token: its count moves with md_
+                            n_ = np.asarray(md_) if (not uses or M.steps_per_round(method) == "gamma") else n_steps
                             return tau * tb / (n_ * td + d0 + tv + overhead_frac * tb)
 
                         lo = hi = band_lo = band_hi = np.nan
@@ -340,6 +342,14 @@ def _variants(hw: HardwareProfile) -> list[HardwareProfile]:
     return [dataclasses.replace(hw, forward_overhead_s=hw.forward_overhead_s * f) for f in (0.5, 2.0)] + \
         [dataclasses.replace(hw, layer_latency_s=hw.layer_latency_s * f) for f in (0.5, 2.0)] + \
         [dataclasses.replace(hw, bandwidth_efficiency=e) for e in config.WHATIF_BANDWIDTH_EFFICIENCY_RANGE]
+
+
+def _draft_forwards(method: str, hist) -> float:
+    """Draft forwards per round: Σ_k h_k · draft_steps(method, k) over the share h_k of rounds that drafted
+    k tokens — not draft_steps(γ): near the end of an output a round drafts fewer than γ (the same count
+    projection.project_rounds prices, so this machine's what-if reproduces the measured rounds)."""
+    h = np.asarray(hist, dtype=float)
+    return float(sum(h_k * M.draft_steps(method, k) for k, h_k in enumerate(h)))
 
 
 def _measured_step_s(costs: CostModel, method: str, drafted: float) -> float:
