@@ -232,3 +232,39 @@ def test_cli_scores_logged_responses(tiny_model_dirs, tmp_path, monkeypatch):
     for pid, p in logged.items():
         assert p["baseline"]["text"] == want[pid]  # the logged answer, byte for byte (byte tokenizer)
         assert all(r["tokens"] == p["baseline"]["tokens"] and r.get("traced") for r in p["runs"])
+
+
+def test_stacked_caches_write_in_place_and_keep_each_rows_positions(deep):
+    """Rows prefilled alone, stacked left-padded: each row's keys sit at the right end, pads are zeros, and
+    a decode step writes its own position into the same buffer (no copy of the whole cache per step)."""
+    from specdec.decoding.forward import new_cache
+    from specdec.traces.generate import stack_caches
+    rows, widths = [], [3, 7]
+    for n in widths:
+        c = new_cache(deep)
+        with torch.inference_mode():
+            deep(input_ids=torch.arange(1, n + 1)[None], past_key_values=c, use_cache=True)
+        rows.append(c)
+    stacked = stack_caches(deep, rows, widths, room=7 + 2)
+    layer = stacked.layers[0]
+    assert layer.keys.shape[0] == 2 and layer.keys.shape[2] == 7 and stacked.get_seq_length() == 7
+    assert torch.equal(layer.keys[0, :, 4:], rows[0].layers[0].keys[0]) and not layer.keys[0, :, :4].any()
+    assert torch.equal(layer.keys[1], rows[1].layers[0].keys[0])
+    buffer = layer.keys.data_ptr()
+    for step in range(3):  # one more than planned: the buffer grows once, then writes in place again
+        new = torch.full_like(layer.keys[:, :, :1], float(step + 1))
+        k, _ = layer.update(new, new)
+        assert k.shape[2] == 8 + step and torch.equal(k[:, :, -1:], new)
+        if step == 0:
+            assert k.data_ptr() == buffer
+
+
+def test_trace_batches_are_even_and_within_the_cache_budget():
+    from specdec.traces.run import batches
+    sizes = lambda lengths, most, budget=None: [len(r) for r in batches(lengths, most, budget)]
+    assert sizes([10] * 50, 32) == [25, 25] and sizes([10] * 7, 8) == [7] and sizes([10] * 17, 8) == [5, 6, 6]
+    lengths = [10] * 20 + [1000] * 6
+    got = batches(lengths, 32, budget=2000)
+    assert [i for r in got for i in r] == list(range(26))  # every prompt once, in order
+    assert all(len(r) * max(lengths[i] for i in r) <= 2000 or len(r) == 1 for r in got)
+    assert sizes(lengths, 32, budget=2000) == [13, 6, 1, 2, 2, 2] and batches([], 8) == []

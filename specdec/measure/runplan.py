@@ -268,7 +268,7 @@ def estimate_traced(cfg: RunConfig, n_prompts: int, prompt_tokens: float, speeds
     """A traced run (specdec.traces.run) in two parts, the keys of by_config:
         real subset   min(real_prompts, n) prompts, each the baseline + every method at one γ (the γ rotating
                       over the draft lengths as traces.run.check_gammas does), at the three acceptance levels
-        traced        every prompt once, TRACE_BATCH rows at a time: prefill of the batch, then
+        traced        every prompt once, in even batches of ≤ TRACE_BATCH rows: each prompt prefilled alone, then
                       max_new_tokens + max γ steps of B rows, each costing a step · (1 + verify_slope · (B − 1))
                       (rows share the weight reads as a verify pass's tokens do) for the target and for each
                       draft model; layer-skip and Medusa read the target's own pass plus an lm_head (MEDUSA_ROUND_SHARE)
@@ -285,8 +285,10 @@ def estimate_traced(cfg: RunConfig, n_prompts: int, prompt_tokens: float, speeds
             s += generation_s("baseline", 0, tokens, prompt_tokens, speeds, 0.0)
             s += sum(generation_s(c.key, g, tokens, prompt_tokens, speeds, c.acceptance[which], c) for c in costs for g in gs)
         real.append(s)
-    rows = min(config.TRACE_BATCH, max(n_prompts, 1))
-    batches = math.ceil(n_prompts / rows) if n_prompts else 0
+    positions = n_prompts * (prompt_tokens + cfg.max_new_tokens)  # traces.run.batches: rows × positions budget
+    batches = max(math.ceil(n_prompts / config.TRACE_BATCH), math.ceil(positions / config.TRACE_BATCH_POSITIONS)) \
+        if n_prompts else 0
+    rows = n_prompts / batches if batches else 1.0  # traces.run.batches splits evenly
     share = 1.0 + speeds.verify_slope * (rows - 1)
     per_step = t * share
     per_prefill = prompt_tokens * rows * speeds.prefill_s_per_token

@@ -1,7 +1,8 @@
 """One batched target generation per group of prompts, with every drafter teacher-forced in lockstep.
 
-Rows are left-padded to a common length (attention mask + explicit position ids, so a padded row
-computes what it would alone); each row stops on its own. At every step t the target emits y_t for
+Each prompt is prefilled alone, then the rows decode together: their caches stacked left-padded into
+preallocated buffers (attention mask + explicit position ids, so a padded row computes what it would
+alone); each row stops on its own. At every step t the target emits y_t for
 every row, and each drafter reads the same prefix prompt + y_<t:
 
     draft model    its own batched KV cache, fed the same tokens as the target
@@ -23,10 +24,12 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import torch
+from transformers.cache_utils import DynamicLayer
 
 from specdec.config import SamplingConfig
 from specdec.decoding import sampling as S
 from specdec.decoding.forward import clock, new_cache
+from specdec.errors import SpecdecError
 
 
 # How a drafter is teacher-forced along the target's pass (a method family's registry entry says which).
@@ -94,15 +97,6 @@ def trace_batch(target, prompts: list[list[int]], max_new_tokens: int, sampling:
     timings = timings if timings is not None else Timings()
     device = next(target.parameters()).device
     B = len(prompts)
-    width = max(len(p) for p in prompts)
-    pad = 0
-    ids = torch.full((B, width), pad, dtype=torch.long, device=device)
-    mask = torch.zeros((B, width), dtype=torch.long, device=device)
-    for b, p in enumerate(prompts):
-        ids[b, width - len(p):] = torch.tensor(p, device=device)
-        mask[b, width - len(p):] = 1
-    pos = (mask.cumsum(-1) - 1).clamp_min(0)
-
     need = [max_new_tokens] * B  # tokens to generate per row; shrinks once a row emits EOS
     out: list[list[int]] = [[] for _ in range(B)]
     base = target.base_model
@@ -112,36 +106,29 @@ def trace_batch(target, prompts: list[list[int]], max_new_tokens: int, sampling:
     layers = sorted({d.layers for d in drafters if d.kind == LAYER})
     captured: dict[int, torch.Tensor] = {}
     hooks = [base.layers[L - 1].register_forward_hook(_capture(captured, L)) for L in layers]
-    caches = {d.key: new_cache(d.model) for d in drafters if d.kind == MODEL}
+    own = [d for d in drafters if d.kind == MODEL]
     tops: dict[str, list] = {d.key: [] for d in drafters}
     betas: dict[str, list] = {d.key: [] for d in drafters}
     medusa = [d for d in drafters if d.kind == HEADS]
     recent = {d.key: deque(maxlen=d.heads.num_heads) for d in medusa}  # (q, β rows) of the last K steps
     try:
         with torch.inference_mode():
-            cache = new_cache(target)
-            t_step = 0
+            h, cache, mask, pos, draft_logits, caches = _prefill(target, prompts, own, captured, max_new_tokens,
+                                                                 timings, device)
             while True:
                 t0 = clock(device)
-                h = base(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
-                         use_cache=True).last_hidden_state[:, -1]  # (B, d), after the final norm
                 logits = lm_head(h).float()  # (B, V)
                 tokens = _choose(logits, sampling, generators)
                 if forced:
                     for b, f in enumerate(forced):
                         if f is not None and len(out[b]) < len(f):
                             tokens[b] = f[len(out[b])]
-                t1 = clock(device)
-                if t_step == 0:
-                    timings.prefill_s += t1 - t0
-                else:
-                    timings.steps_s += t1 - t0
+                timings.steps_s += clock(device) - t0
                 p = S.warp(logits, sampling) if want_p else None
                 for d in drafters:
                     t2 = clock(device)
                     if d.kind == MODEL:
-                        q = S.warp(_match_vocab(_forward(d.model, ids, mask, pos, caches[d.key]), V), sampling)
-                        _record(tops[d.key], betas[d.key], q, p)
+                        _record(tops[d.key], betas[d.key], S.warp(_match_vocab(draft_logits[d.key], V), sampling), p)
                     elif d.kind == LAYER:
                         q = S.warp(lm_head(base.norm(captured[d.layers])).float(), sampling)
                         _record(tops[d.key], betas[d.key], q, p)
@@ -153,12 +140,19 @@ def trace_batch(target, prompts: list[list[int]], max_new_tokens: int, sampling:
                         out[b].append(int(tokens[b]))
                         if int(tokens[b]) in eos_ids and need[b] == max_new_tokens:
                             need[b] = min(max_new_tokens, len(out[b]) + lookahead)
-                t_step += 1
                 if all(len(out[b]) >= need[b] for b in range(B)):
                     break
                 ids = tokens[:, None]
                 mask = torch.cat([mask, mask.new_ones(B, 1)], dim=1)
-                pos = pos[:, -1:] + 1
+                pos = pos + 1
+                t0 = clock(device)
+                h = base(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
+                         use_cache=True).last_hidden_state[:, -1]  # (B, d), after the final norm
+                timings.steps_s += clock(device) - t0
+                for d in own:
+                    t2 = clock(device)
+                    draft_logits[d.key] = _forward(d.model, ids, mask, pos, caches[d.key])
+                    timings.add(d.key, clock(device) - t2)
     finally:
         for hk in hooks:
             hk.remove()
@@ -173,6 +167,95 @@ def trace_batch(target, prompts: list[list[int]], max_new_tokens: int, sampling:
                                               [x[b] for x in betas[d.key][: len(ext)]])
         traces.append(tr)
     return traces
+
+
+def _prefill(target, prompts: list[list[int]], own: list[TraceDrafter], captured: dict, max_new_tokens: int,
+             timings: Timings, device):
+    """Each prompt prefilled alone (no pad token computed: a batch of 38- and 1372-token prompts would pay
+    for 1372 rows each), then the rows' caches stacked left-padded into one batch cache with room for
+    the generation. The target's layer-L outputs land in `captured` stacked the same way.
+
+    Returns h (B, d) the target's last hidden state per row, the target's batch cache, mask (B, W) over
+    the W = longest prompt positions, pos (B, 1) the last prompt position per row, {key: draft logits
+    (B, V_d) at the last prompt position} and {key: batch cache} for each draft model in `own`."""
+    base = target.base_model
+    B, W = len(prompts), max(len(p) for p in prompts)
+    hs, rows, picked = [], [], {}
+    own_rows = {d.key: ([], []) for d in own}  # key → (logits rows, caches)
+    for p in prompts:
+        x = torch.tensor([p], device=device)
+        t0 = clock(device)
+        c = new_cache(target)
+        hs.append(base(input_ids=x, past_key_values=c, use_cache=True).last_hidden_state[:, -1])
+        timings.prefill_s += clock(device) - t0
+        rows.append(c)
+        for L, v in captured.items():
+            picked.setdefault(L, []).append(v)
+        for d in own:
+            t0 = clock(device)
+            dc = new_cache(d.model)
+            logits = d.model(input_ids=x, past_key_values=dc, use_cache=True, logits_to_keep=1).logits[:, -1].float()
+            own_rows[d.key][0].append(logits)
+            own_rows[d.key][1].append(dc)
+            timings.add(d.key, clock(device) - t0)
+    captured.update({L: torch.cat(v) for L, v in picked.items()})
+    widths = [len(p) for p in prompts]
+    mask = torch.zeros((B, W), dtype=torch.long, device=device)
+    for b, n in enumerate(widths):
+        mask[b, W - n:] = 1
+    pos = torch.tensor([[n - 1] for n in widths], device=device)
+    room = W + max_new_tokens
+    caches = {d.key: stack_caches(d.model, own_rows[d.key][1], widths, room) for d in own}
+    return (torch.cat(hs), stack_caches(target, rows, widths, room), mask, pos,
+            {k: torch.cat(v[0]) for k, v in own_rows.items()}, caches)
+
+
+def stack_caches(model, rows: list, widths: list[int], room: int):
+    """One batch cache from single-row caches of `widths` tokens each, left-padded to the longest; each
+    layer a Preallocated of `room` positions (pads are zeros, masked out by the caller's attention mask)."""
+    out = new_cache(model)
+    if any(getattr(l, "is_sliding", False) for l in out.layers):
+        raise SpecdecError("traced mode cannot batch a model with sliding-window attention: use --mode real")
+    W = max(widths)
+    out.layers = [Preallocated.left_padded([r.layers[i] for r in rows], widths, W, room) for i in range(len(out.layers))]
+    return out
+
+
+class Preallocated(DynamicLayer):
+    """A cache layer that writes each step into a buffer sized for the whole generation. DynamicLayer
+    concatenates: every step copies the whole cache (B · context · kv_width per layer, GBs per step for a
+    batch of long prompts); here a step writes its own positions only. keys/values are views (B, H, n, D)."""
+
+    def __init__(self, k: torch.Tensor, v: torch.Tensor, n: int):
+        super().__init__()
+        self._k, self._v, self.n = k, v, n
+        self.dtype, self.device, self.is_initialized = k.dtype, k.device, True
+        self._views()
+
+    @classmethod
+    def left_padded(cls, layers: list, widths: list[int], W: int, room: int) -> "Preallocated":
+        k0 = layers[0].keys
+        shape = (len(layers), k0.shape[1], max(room, W), k0.shape[-1])
+        k, v = k0.new_zeros(shape), k0.new_zeros(shape)
+        for b, (layer, n) in enumerate(zip(layers, widths)):
+            k[b, :, W - n: W] = layer.keys[0]
+            v[b, :, W - n: W] = layer.values[0]
+        return cls(k, v, W)
+
+    def _views(self) -> None:
+        self.keys, self.values = self._k[:, :, : self.n], self._v[:, :, : self.n]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        m = key_states.shape[-2]
+        if self.n + m > self._k.shape[2]:  # more steps than planned: grow (rare; amortised by doubling)
+            grow = max(self._k.shape[2], m)
+            self._k = torch.cat([self._k, self._k.new_zeros(*self._k.shape[:2], grow, self._k.shape[-1])], dim=2)
+            self._v = torch.cat([self._v, self._v.new_zeros(*self._v.shape[:2], grow, self._v.shape[-1])], dim=2)
+        self._k[:, :, self.n: self.n + m] = key_states
+        self._v[:, :, self.n: self.n + m] = value_states
+        self.n += m
+        self._views()
+        return self.keys, self.values
 
 
 def _capture(store: dict, L: int):

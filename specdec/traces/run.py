@@ -6,7 +6,7 @@
                      the cost model sees short and long rounds at the price of one γ per prompt
     2. cost model    analysis.costs.cost_model on those real runs: target step, draft line per method,
                      verify curve, per-round overhead; prefill per prompt token
-    3. traces        every prompt (the subset too) in batches of config.TRACE_BATCH, sorted by length:
+    3. traces        every prompt (the subset too), sorted by length, in even batches of ≤ TRACE_BATCH (batches()):
                      generate.trace_batch, then scan.rounds for every method × γ, timed by timing.py
     4. the check     on each subset prompt the traced rounds of the γ it ran for real must equal the
                      real decoder's rounds (drafted, accepted, emitted per round, in order), and the
@@ -42,6 +42,23 @@ def check_gammas(draft_lengths, n: int) -> list[int]:
         return []
     return [g[int(round(i * (len(g) - 1) / max(n - 1, 1)))] for i in range(n)] if n <= len(g) else \
         [g[i % len(g)] for i in range(n)]
+
+
+def batches(lengths: list[int], most: int, budget: int | None = None) -> list[range]:
+    """Index ranges over prompts sorted by length: groups of at most `most`, as even as possible (50 by 32:
+    25 + 25, not 32 + 18: a batch decodes as many steps as its longest output, so a small last batch costs
+    nearly a full one), each split in halves until rows × longest length ≤ budget positions (the batch
+    cache holds that many positions per layer, pads included)."""
+    n = -(-len(lengths) // most) if lengths else 0
+    out, todo = [], [range(i * len(lengths) // n, (i + 1) * len(lengths) // n) for i in range(n)]
+    while todo:
+        r = todo.pop(0)
+        if budget is None or len(r) == 1 or len(r) * max(lengths[i] for i in r) <= budget:
+            out.append(r)
+        else:
+            mid = r.start + len(r) // 2
+            todo[:0] = [range(r.start, mid), range(mid, r.stop)]
+    return out
 
 
 def subset(prompt_ids: list[str], n: int) -> list[str]:
@@ -130,11 +147,12 @@ def execute_traced(target, sources, encoded: list[tuple], cfg, eos: set[int], de
     t0 = time.perf_counter()
     status = "complete"
     ctx = Replays(model, cfg.sampling, known)
-    for start in range(0, len(todo), config.TRACE_BATCH):
+    room = cfg.max_new_tokens
+    for rows in batches([len(ids) + room for _, ids in todo], config.TRACE_BATCH, config.TRACE_BATCH_POSITIONS):
+        batch = [todo[i] for i in rows]
         if should_stop and should_stop():
             status = "interrupted"
             break
-        batch = todo[start: start + config.TRACE_BATCH]
         if on_stage:
             on_stage(f"tracing {len(batch)} prompts", batch[0][0].id)
         forced = [_response_ids(prompt, target.tokenizer, eos, cfg.max_new_tokens)
