@@ -37,9 +37,10 @@ METHODS = ("draft", "prompt-lookup", "layer-skip")
 MODELS = {"target": config.BUNDLED_TARGET, "draft": config.BUNDLED_DRAFT, "new_tokens": 64}
 
 
-def cfg_for(mode: str, gammas, prompts: int):
+def cfg_for(mode: str, gammas, prompts: int, real_prompts: int = config.DEFAULT_REAL_PROMPTS):
     return run_config(target=MODELS["target"], draft=MODELS["draft"], methods=METHODS, draft_lengths=gammas,
-                      max_new_tokens=MODELS["new_tokens"], max_prompts=prompts, dtype="float32", mode=mode)
+                      max_new_tokens=MODELS["new_tokens"], max_prompts=prompts, dtype="float32", mode=mode,
+                      real_prompts=real_prompts)
 
 
 def timed_run(cfg, target, drafts, out: Path) -> tuple[dict, float]:
@@ -49,20 +50,28 @@ def timed_run(cfg, target, drafts, out: Path) -> tuple[dict, float]:
     return res, time.perf_counter() - t0
 
 
-def throughput(target, workload, eos, n: int = 8, tokens: int = 32) -> dict:
-    """Target tokens/s generating n prompts together vs one at a time (no drafters), and whether the tokens agree."""
+def throughput(target, workload, eos, n: int = 8, big: int = 24, tokens: int = 32) -> dict:
+    """Target decode tokens/s (prefill apart: trace_batch times it separately, and prompt lengths differ)
+    for the first n prompts one at a time, n together and `big` together (no drafters), and whether the
+    first n prompts' tokens agree across the three."""
     from specdec.measure.workloads import encode_prompt
-    ids = [encode_prompt(p, target.tokenizer, 4096)[0] for p in workload.prompts[:n]]
+    from specdec.traces.generate import Timings
+    ids = [encode_prompt(p, target.tokenizer, 4096)[0] for p in workload.prompts[:big]]
     greedy = config.SamplingConfig()
-    t0 = time.perf_counter()
-    together = trace_batch(target.model, ids, tokens, greedy, eos)
-    t1 = time.perf_counter()
-    alone = [trace_batch(target.model, [i], tokens, greedy, eos)[0] for i in ids]
-    t2 = time.perf_counter()
-    made = sum(len(t.tokens) for t in together)
-    return {"prompts": n, "tokens": made, "batched_tok_s": made / (t1 - t0),
-            "one_at_a_time_tok_s": sum(len(t.tokens) for t in alone) / (t2 - t1),
-            "same_tokens": sum(a.tokens == b.tokens for a, b in zip(together, alone))}
+
+    def rate(groups):
+        tim, got = Timings(), []
+        for rows in groups:
+            got += trace_batch(target.model, rows, tokens, greedy, eos, timings=tim)
+        # a batch's first token comes with its prefill: decode steps made the rest
+        return got, (tim.tokens - len(got)) / tim.steps_s, tim.prefill_s
+
+    alone, s_alone, p_alone = rate([[i] for i in ids[:n]])
+    together, s_n, p_n = rate([ids[:n]])
+    many, s_big, _ = rate([ids])
+    same = sum(a.tokens == b.tokens == c.tokens for a, b, c in zip(alone, together, many))
+    return {"prompts": n, "big": len(ids), "tokens": tokens, "one_at_a_time_tok_s": s_alone, "batched_tok_s": s_n,
+            "big_batch_tok_s": s_big, "prefill_alone_s": p_alone, "prefill_together_s": p_n, "same_tokens": same}
 
 
 def compare(real: dict, traced: dict) -> list[dict]:
@@ -93,6 +102,8 @@ def main() -> int:
                     "the report reads every phase found in --out")
     ap.add_argument("--prompts", type=int, default=12)
     ap.add_argument("--big", type=int, default=50)
+    ap.add_argument("--big-real-prompts", type=int, default=config.DEFAULT_REAL_PROMPTS,
+                    help="prompts of the big run also decoded for real (timing + the check)")
     ap.add_argument("--target", default=config.BUNDLED_TARGET, help="(a tiny pair checks the script itself)")
     ap.add_argument("--draft", default=config.BUNDLED_DRAFT)
     ap.add_argument("--new-tokens", type=int, default=64)
@@ -116,12 +127,13 @@ def main() -> int:
             fig = {"wall_s": wall, "load_s": load_s, "report": res["manifest"].get("traced")}
         elif phase == "throughput":
             eos = set(models.eos_ids(target))
-            wl = workloads.load_workload(str(SPEC_BENCH), max_prompts=8, seed=0)
+            wl = workloads.load_workload(str(SPEC_BENCH), max_prompts=24, seed=0)
             fig = throughput(target, wl, eos)
         elif phase == "big":
             from specdec.present import report
             t0 = time.perf_counter()
-            big, _ = timed_run(cfg_for("traced", range(1, 9), args.big), target, drafts, out / "big")
+            big, _ = timed_run(cfg_for("traced", range(1, 9), args.big, args.big_real_prompts), target, drafts,
+                               out / "big")
             t1 = time.perf_counter()
             (out / "big" / "brief.pdf").write_bytes(report.build_brief(big))
             t2 = time.perf_counter()
@@ -174,9 +186,11 @@ def show(out: Path, n: int) -> int:
         print(f"  {sum(bool(r['within']) for r in both)}/{len(both)} traced speedups inside the real CI")
     if "throughput" in figs:
         th = figs["throughput"]
-        print(f"  batched generation: {th['prompts']} prompts together {th['batched_tok_s']:.2f} tok/s vs one at a "
-              f"time {th['one_at_a_time_tok_s']:.2f} tok/s ({th['batched_tok_s'] / th['one_at_a_time_tok_s']:.1f}×); "
-              f"same tokens on {th['same_tokens']}/{th['prompts']} prompts")
+        one = th["one_at_a_time_tok_s"]
+        print(f"  batched decode steps ({th.get('tokens', 32)} tokens each, prefill apart): one at a time {one:.2f} tok/s | "
+              f"{th['prompts']} together {th['batched_tok_s']:.2f} tok/s ({th['batched_tok_s'] / one:.1f}×)"
+              + (f" | {th['big']} together {th['big_batch_tok_s']:.2f} tok/s ({th['big_batch_tok_s'] / one:.1f}×)"
+                 if "big" in th else "") + f"; same tokens on {th['same_tokens']}/{th['prompts']} prompts")
     if "big" in figs:
         b = figs["big"]
         print(f"  {b['prompts']} prompts traced γ 1–8: results.json {b['run_s']:.0f} s + brief {b['brief_s']:.0f} s = "

@@ -157,6 +157,9 @@ def test_cli_traced_run_checks_itself_against_the_real_subset_and_is_read_unchan
     assert len(rep["real_prompts"]) == 2 and rep["check"]["configs"] == 6
     assert rep["check"]["agreement"] == 1.0 and rep["check"]["configs_equal"] == 6 and not rep["check"]["mismatches"]
     assert rep["check"]["baseline_equal"] == 2
+    # The machine is watched while timings are taken — the real subset — not while traced rounds are priced:
+    # the reference step is timed at the start, after each real prompt and at the end of the subset (4 of 6).
+    assert len(res["manifest"]["machine"]["reference_s"]) == 1 + 2 + 1
     for p in res["prompts"]:
         configs = {(r["method"], r["draft_length"]) for r in p["runs"]}
         assert configs == {(m, g) for m in ("draft", "prompt-lookup", "layer-skip:L1") for g in (1, 2, 3, 4)}

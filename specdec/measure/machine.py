@@ -80,12 +80,15 @@ def reference_step_s(model, tokens: int = config.REFERENCE_TOKENS, repeats: int 
 
 
 class Watch:
-    """One run's watch on the machine: start() after warm-up, check() after each prompt, summary() at the end."""
+    """One run's watch on the machine: start() after warm-up, check() after each prompt, stop() when the
+    timings the results use are all taken (a traced run: after its real subset; the traced rounds are
+    priced, not timed), summary() at the end."""
 
     def __init__(self, model):
         self._model = model
         self._reference: list[float] = []
         self._sampler: LoadSampler | None = None
+        self._samples: list[float] | None = None  # set by stop()
 
     @property
     def started(self) -> bool:
@@ -96,17 +99,25 @@ class Watch:
         self.check()
 
     def check(self) -> None:
-        self._reference.append(reference_step_s(self._model))
+        if self._samples is None:
+            self._reference.append(reference_step_s(self._model))
+
+    def stop(self) -> None:
+        """The end point: one last reference timing, the load sampling ended; later check()s do nothing."""
+        if self._sampler is None or self._samples is not None:
+            return
+        samples = self._sampler.stop()
+        try:
+            self.check()
+        except (Exception, KeyboardInterrupt):  # noqa: BLE001 — a run that failed or was cancelled keeps what it has
+            pass
+        self._samples = samples
 
     def summary(self) -> dict:
         """manifest["machine"]: other_cpu (cores: mean, p90, max, samples), reference_s (every timing),
-        drift, the bounds, and the flags busy / drifted. Ends the sampling."""
-        samples = self._sampler.stop() if self._sampler is not None else []
-        try:
-            self.check()  # the end point
-        except (Exception, KeyboardInterrupt):  # noqa: BLE001 — a run that failed or was cancelled keeps what it has
-            pass
-        return describe(samples, self._reference, os.cpu_count() or 1)
+        drift, the bounds, and the flags busy / drifted. Stops the watch if still running."""
+        self.stop()
+        return describe(self._samples or [], self._reference, os.cpu_count() or 1)
 
 
 def describe(other_cpu: list[float], reference_s: list[float], cores: int) -> dict:

@@ -189,7 +189,7 @@ def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str |
             watch.start()
         if cfg.mode == "traced":
             status = _traced(cfg, workload, results, target, sources, eos, max_prompt, decode_text, notes, store,
-                             path, meter, should_stop)
+                             path, meter, should_stop, on_real_done=watch.stop)
             todo = []
         for prompt in todo:
             if should_stop and should_stop():
@@ -289,9 +289,10 @@ def _fault_point(name: str) -> None:
 
 
 def _traced(cfg, workload, results, target, sources, eos, max_prompt, decode_text, notes, store, path, meter,
-            should_stop) -> str:
+            should_stop, on_real_done=None) -> str:
     """Traced mode (specdec.traces.run): every prompt without traced runs yet is traced; each record is saved
-    as soon as it exists (a real-subset prompt twice: measured, then with its traced runs added)."""
+    as soon as it exists (a real-subset prompt twice: measured, then with its traced runs added).
+    on_real_done: called once the real subset is measured (the machine watch ends there)."""
     from specdec.traces.run import execute_traced
     manifest = results["manifest"]
     have = {p["id"]: p for p in results["prompts"]}
@@ -321,7 +322,7 @@ def _traced(cfg, workload, results, target, sources, eos, max_prompt, decode_tex
 
     status, report = execute_traced(target, sources, encoded, cfg, eos, decode_text, manifest,
                                     previous=list(results["prompts"]), on_record=on_record, should_stop=should_stop,
-                                    on_stage=meter.stage)
+                                    on_stage=meter.stage, on_real_done=on_real_done)
     manifest["traced"] = report
     return status
 

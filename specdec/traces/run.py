@@ -82,10 +82,12 @@ def trace_drafters(sources: list[bench.DraftSource]) -> tuple[list[TraceDrafter]
 
 
 def execute_traced(target, sources, encoded: list[tuple], cfg, eos: set[int], decode_text, manifest: dict, *,
-                   previous: list[dict], on_record, should_stop=None, on_stage=None) -> tuple[str, dict]:
+                   previous: list[dict], on_record, should_stop=None, on_stage=None,
+                   on_real_done=None) -> tuple[str, dict]:
     """Run steps 1–4 over `encoded` = [(Prompt, ids)] not yet done; `previous` are prompt records already
     in the results (a resumed run: their real subset counts). on_record(record) saves one prompt record
-    (a new one, or a subset prompt again with its traced runs added). Returns (status, report)."""
+    (a new one, or a subset prompt again with its traced runs added); on_real_done() is called once the
+    real subset is measured: every timing the results use is taken by then. Returns (status, report)."""
     if not cfg.sampling.greedy:
         raise SpecdecError("traced mode is exact for greedy decoding only: use --mode real with temperature > 0")
     model = target.model
@@ -123,6 +125,8 @@ def execute_traced(target, sources, encoded: list[tuple], cfg, eos: set[int], de
         real[pid] = record
         on_record(record)
     report["real_s"] = time.perf_counter() - t0
+    if on_real_done:
+        on_real_done()
     if not real:
         raise SpecdecError("traced mode needs at least one prompt measured for real (--real-prompts ≥ 1): "
                            "its timings come from them")
