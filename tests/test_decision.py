@@ -182,7 +182,9 @@ def test_a_busy_machine_decides_nothing():
     d = decision.decide(busy)
     assert d.verdict == "INSUFFICIENT-EVIDENCE" and "unreliable" in d.headline
     assert d.reasons[0].startswith("These timings are unreliable: other processes used 0.90 of 2 cores")
-    assert "moved by 55%" in d.reasons[0] and d.evidence["machine"]["busy"]
+    assert "moved by 55%" in d.reasons[0] and d.evidence["machine"]["busy"] and "(busy machine)" in d.headline
+    drifting = decision.decide(on(machine.describe([0.02] * 30, [0.20, 0.31, 0.25], 2)))  # quiet, yet its speed moved
+    assert drifting.verdict == "INSUFFICIENT-EVIDENCE" and "(the machine's speed drifted)" in drifting.headline
     # A verdict about other hardware rests on acceptance counts, which load does not change: the busy run
     # decides exactly as the quiet one, and says what its CPU timings are worth; on this machine it does not.
     h100 = deploy.parse_deploy("H100-SXM", "vllm", 1, "1-64")

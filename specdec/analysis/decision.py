@@ -144,7 +144,8 @@ def decide(data, thresholds: Thresholds = Thresholds(), hardware: str = config.D
     headline = why.target_headline(verdict, target, deployment, a) if target is not None and target["basis"] != "measured" \
         else why.headline(verdict, cfg, on, hardware, a)
     if shaky and local and verdict == "INSUFFICIENT-EVIDENCE":
-        headline = "INSUFFICIENT EVIDENCE: the timings are unreliable (busy machine) — re-run on a quiet machine"
+        kind = "busy machine" if (a.manifest.get("machine") or {}).get("busy") else "the machine's speed drifted"
+        headline = f"INSUFFICIENT EVIDENCE: the timings are unreliable ({kind}) — re-run on a quiet machine"
     return Decision(verdict, headline, reasons, segments, cfg, snippets or {}, evidence, whatif, hardware, th)
 
 
