@@ -213,7 +213,7 @@ def test_run_page_two_draft_models_and_layer_skip_in_one_run(tiny_model_dirs, st
     wait_for(at, lambda a: "Estimated run time" in metrics(a))
     table = at.dataframe[0].value
     # greedy runs are traced: the estimate shows its two parts (real subset, batched traces)
-    assert list(table["configuration"]) == ["real subset: 2 prompts", "traced: 2 prompts in 1 batches"]
+    assert list(table["configuration"]) == ["real subset: 2 prompts", "traced: 2 prompts in 1 batch"]
     next(b for b in at.button if b.label == "Start run").click().run()
     wait_for(at, lambda a: any("Run finished" in s.value for s in a.success))
     assert "target + draft + draft2 + layer-skip L1" in plain(texts(at.success))

@@ -56,7 +56,7 @@ def test_quick_preset_is_a_traced_run_of_twenty_prompts_in_minutes():
         assert 2 * 60 < runplan.estimate_run(cfg, q.max_prompts, 150, speeds).total_s < 15 * 60
     est = runplan.estimate_run(cfg, q.max_prompts, 150, assumed)
     assert est.low_s < est.total_s < est.high_s  # acceptance moves the real subset only
-    assert set(est.by_config) == {"real subset: 2 prompts", "traced: 20 prompts in 3 batches"}
+    assert set(est.by_config) == {"real subset: 2 prompts", "traced: 20 prompts in 1 batch"}
     real = runplan.run_config(target="t", draft="d", methods=q.methods, draft_lengths=q.draft_lengths,
                               max_new_tokens=q.max_new_tokens, mode="real")
     assert runplan.estimate_run(real, q.max_prompts, 150, assumed).total_s > 5 * est.total_s
@@ -72,8 +72,10 @@ def test_traced_estimate_by_hand():
     # traced: one batch of 8 rows, 10 + 2 steps of 0.1 s (slope 0: rows share the step).
     real = (0.7 + 7 * 0.1) + (0.9 + 9 * 0.1)
     assert est.by_config == {"real subset: 1 prompts": pytest.approx(real),
-                             "traced: 8 prompts in 1 batches": pytest.approx(12 * 0.1)}
+                             "traced: 8 prompts in 1 batch": pytest.approx(12 * 0.1)}
     assert est.total_s == pytest.approx(real + 1.2)
+    # 40 prompts: two even batches of 20 (traces.run.batches), each 12 steps
+    assert runplan.estimate_run(cfg, 40, 0, s).by_config["traced: 40 prompts in 2 batches"] == pytest.approx(2.4)
 
 
 def test_estimate_formula_by_hand():

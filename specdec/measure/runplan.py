@@ -301,7 +301,7 @@ def estimate_traced(cfg: RunConfig, n_prompts: int, prompt_tokens: float, speeds
             per_step += t * MEDUSA_ROUND_SHARE * share
     steps = cfg.max_new_tokens + max(cfg.draft_lengths)
     traced = batches * (per_prefill + steps * per_step)
-    by_config = {f"real subset: {n_real} prompts": real[1], f"traced: {n_prompts} prompts in {batches} batches": traced}
+    by_config = {f"real subset: {n_real} prompts": real[1], f"traced: {n_prompts} prompts in {batches} batch{'' if batches == 1 else 'es'}": traced}
     return Estimate(total_s=real[1] + traced, low_s=real[0] + traced, high_s=real[2] + traced, n_prompts=n_prompts,
                     by_config=by_config, acceptance={c.key: c.acceptance for c in costs}, source=speeds.source,
                     how={c.key: c.how for c in costs})
