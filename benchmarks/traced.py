@@ -28,7 +28,7 @@ from specdec import config, results as R  # noqa: E402
 from specdec.analysis import decision, summary  # noqa: E402
 from specdec.measure import models, runner, workloads  # noqa: E402
 from specdec.measure.runplan import run_config  # noqa: E402
-from specdec.traces.generate import trace_batch  # noqa: E402
+from specdec.traces.generate import Timings, trace_batch  # noqa: E402
 
 SPEC_BENCH = ROOT.parent / "shared" / "data" / "spec_bench_questions.jsonl"
 METHODS = ("draft", "prompt-lookup", "layer-skip")
@@ -55,7 +55,6 @@ def throughput(target, workload, eos, n: int = 8, big: int = 24, tokens: int = 3
     for the first n prompts one at a time, n together and `big` together (no drafters), and whether the
     first n prompts' tokens agree across the three."""
     from specdec.measure.workloads import encode_prompt
-    from specdec.traces.generate import Timings
     ids = [encode_prompt(p, target.tokenizer, 4096)[0] for p in workload.prompts[:big]]
     greedy = config.SamplingConfig()
 

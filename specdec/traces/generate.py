@@ -179,7 +179,8 @@ def _prefill(target, prompts: list[list[int]], own: list[TraceDrafter], captured
     the W = longest prompt positions, pos (B, 1) the last prompt position per row, {key: draft logits
     (B, V_d) at the last prompt position} and {key: batch cache} for each draft model in `own`."""
     base = target.base_model
-    B, W = len(prompts), max(len(p) for p in prompts)
+    widths = [len(p) for p in prompts]
+    B, W = len(prompts), max(widths)
     hs, rows, picked = [], [], {}
     own_rows = {d.key: ([], []) for d in own}  # key → (logits rows, caches)
     for p in prompts:
@@ -199,7 +200,6 @@ def _prefill(target, prompts: list[list[int]], own: list[TraceDrafter], captured
             own_rows[d.key][1].append(dc)
             timings.add(d.key, clock(device) - t0)
     captured.update({L: torch.cat(v) for L, v in picked.items()})
-    widths = [len(p) for p in prompts]
     mask = torch.zeros((B, W), dtype=torch.long, device=device)
     for b, n in enumerate(widths):
         mask[b, W - n:] = 1
