@@ -12,6 +12,7 @@ import pytest
 
 from specdec import config
 from specdec.measure import bundled, runplan
+from specdec.measure.bench import WARMUP_TOKENS
 from specdec.present import views
 from specdec.measure import jobs, worker
 from specdec.errors import SpecdecError
@@ -68,9 +69,10 @@ def test_traced_estimate_by_hand():
     cfg = runplan.run_config(target="t", draft="", methods=["prompt-lookup"], draft_lengths=[2], max_new_tokens=10,
                              real_prompts=1)
     est = runplan.estimate_run(cfg, 8, 0, s)
-    # real: warm-up (8 tokens) + one prompt (10 tokens), each baseline + lookup at α = 0 (τ = 1);
+    # real: warm-up (WARMUP_TOKENS) + one prompt (10 tokens), each baseline + lookup at α = 0 (τ = 1);
     # traced: one batch of 8 rows, 10 + 2 steps of 0.1 s (slope 0: rows share the step).
-    real = (0.7 + 7 * 0.1) + (0.9 + 9 * 0.1)
+    w = WARMUP_TOKENS - 1
+    real = (w * 0.1 + w * 0.1) + (0.9 + 9 * 0.1)
     assert est.by_config == {"real subset: 1 prompts": pytest.approx(real),
                              "traced: 8 prompts in 1 batch": pytest.approx(12 * 0.1)}
     assert est.total_s == pytest.approx(real + 1.2)
@@ -90,7 +92,8 @@ def test_estimate_formula_by_hand():
                              mode="real")
     est = runplan.estimate_run(cfg, 3, 0, s)
     assert est.low_s == est.total_s == est.high_s  # measured α: no range
-    warm = runplan.generation_s("baseline", 0, 8, 0, s, 0) + runplan.generation_s("draft", 2, 8, 0, s, 0)
+    warm = (runplan.generation_s("baseline", 0, WARMUP_TOKENS, 0, s, 0)
+            + runplan.generation_s("draft", 2, WARMUP_TOKENS, 0, s, 0))
     assert est.total_s == pytest.approx(warm + 3 * (0.9 + 9 * 0.14))
     assert runplan.format_duration(59.6) == "1 min 00 s" and runplan.format_duration(3725) == "1 h 02 min"
 

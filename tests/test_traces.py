@@ -271,3 +271,52 @@ def test_trace_batches_are_even_and_within_the_cache_budget():
     assert [i for r in got for i in r] == list(range(26))  # every prompt once, in order
     assert all(len(r) * max(lengths[i] for i in r) <= 2000 or len(r) == 1 for r in got)
     assert sizes(lengths, 32, budget=2000) == [13, 6, 1, 2, 2, 2] and batches([], 8) == []
+
+
+def test_a_method_measured_slow_on_the_subset_runs_its_later_subset_prompts_at_a_short_gamma():
+    """The real subset's budget: a method that took more than REAL_SLOW_FACTOR × the baseline's decode time
+    on earlier subset prompts is capped at REAL_SLOW_GAMMA on the later ones; the others keep the rotation."""
+    from specdec import config
+    from specdec.measure.bench import DraftSource
+    from specdec.traces.run import slow_methods, subset_gammas
+    record = {"baseline": {"decode_s": 10.0}, "runs": [
+        {"method": "draft", "draft_length": 1, "decode_s": 12.0},
+        {"method": "layer-skip:L14", "draft_length": 1, "decode_s": 10.0 * config.REAL_SLOW_FACTOR + 1},
+        {"method": "prompt-lookup", "draft_length": 1, "decode_s": 500.0, "traced": True}]}  # priced, not timed
+    assert slow_methods([record]) == {"layer-skip:L14"}
+    assert slow_methods([record, {"baseline": {"decode_s": 30.0}, "runs": [
+        {"method": "layer-skip:L14", "draft_length": 8, "decode_s": 20.0}]}]) == set()  # pooled: 41 s of 40 s
+    sources = [DraftSource("draft"), DraftSource("layer-skip:L14"), DraftSource("medusa", train_prompts=frozenset({"p"}),
+                                                                                 typical=(0.1, 0.3))]
+    assert subset_gammas(sources, "q", 8, {"layer-skip:L14"}) == {"draft": (8,), "layer-skip:L14": (config.REAL_SLOW_GAMMA,),
+                                                                  "medusa": (8,)}
+    assert subset_gammas(sources, "p", 1, {"layer-skip:L14"}) == {"draft": (1,), "layer-skip:L14": (1,)}
+
+
+def test_cli_traced_run_caps_a_slow_methods_subset_gamma_and_still_checks_it(tiny_model_dirs, tmp_path, monkeypatch):
+    """End to end on the tiny pair with every method counted slow: the second subset prompt runs γ 2, not the
+    rotation's 4, and its rounds still equal the traced ones."""
+    from pathlib import Path
+
+    from specdec import config, results as R
+    from specdec.cli import main
+
+    monkeypatch.setattr(config, "REAL_SLOW_FACTOR", 0.0)
+    target_dir, draft_dir = tiny_model_dirs
+    workload = Path(__file__).parent / "fixtures" / "tiny_workload.jsonl"
+    assert main(["run", "--workload", str(workload), "--out", str(tmp_path / "o"), "--target", str(target_dir),
+                 "--draft", str(draft_dir), "--methods", "draft,prompt-lookup", "--draft-lengths", "1,2,3,4",
+                 "--max-new-tokens", "10", "--max-prompts", "3", "--real-prompts", "2", "--dtype", "float32",
+                 "--no-store"]) == 0
+    rep = R.load(tmp_path / "o" / "results.json")["manifest"]["traced"]
+    assert sorted(tuple(v) for v in rep["check_gammas"].values()) == [(1,), (2,)]
+    assert rep["check"]["configs"] == 4 and rep["check"]["configs_equal"] == 4
+
+
+def test_short_prompts_are_prefilled_together_long_ones_alone():
+    from specdec.traces.generate import prefill_groups
+    assert prefill_groups([40] * 8) == [list(range(8))]  # 320 positions, no pads: one forward
+    widths = [800, 43, 130, 38, 47, 41]
+    assert prefill_groups(widths) == [[3, 5, 1, 4], [2], [0]]  # by width; 5 × 130 > 512; 800 alone
+    assert prefill_groups([10, 30]) == [[0], [1]]  # 2 × 30 positions for 40 tokens: too many pads
+    assert sorted(i for g in prefill_groups(widths) for i in g) == list(range(len(widths)))

@@ -17,7 +17,7 @@ from specdec import methods
 from specdec.config import RunConfig
 from specdec.decoding.loops import Generation, Stopped, baseline_decode, speculative_decode
 
-WARMUP_TOKENS = 8
+WARMUP_TOKENS = 4  # a few rounds reach every code path; a slow drafter at the largest γ pays per token here
 
 
 @dataclass
@@ -80,15 +80,16 @@ def generator_for(cfg: RunConfig, prompt_id: str, device: torch.device) -> torch
 
 
 def measure_prompt(target, sources: list[DraftSource], ids: list[int], prompt_id: str, cfg: RunConfig,
-                   eos_ids: set[int], decode_text, should_stop=None, learn_response: bool = True) -> dict | None:
-    """Baseline + every method × γ on one prompt. Returns {"prompt_tokens", "baseline", "runs"}, or
+                   eos_ids: set[int], decode_text, should_stop=None, learn_response: bool = True,
+                   gammas: dict[str, tuple[int, ...]] | None = None) -> dict | None:
+    """Baseline + every method × γ on one prompt (γ from cfg.draft_lengths, or gammas[method key] where given). Returns {"prompt_tokens", "baseline", "runs"}, or
     None when should_stop() turned true (polled every token or round; a prompt is kept whole or not at all).
     Afterwards the baseline's response is learned (bench.learn) unless learn_response is False (warm-up).
 
     target: a torch model; sources: one per method key; ids: the encoded prompt; decode_text: ids → str.
     """
     try:
-        record = _measure_prompt(target, sources, ids, prompt_id, cfg, eos_ids, decode_text, should_stop)
+        record = _measure_prompt(target, sources, ids, prompt_id, cfg, eos_ids, decode_text, should_stop, gammas or {})
     except Stopped:  # cancelled inside a generation: the prompt is dropped whole
         return None
     if record is not None and learn_response:
@@ -96,7 +97,7 @@ def measure_prompt(target, sources: list[DraftSource], ids: list[int], prompt_id
     return record
 
 
-def _measure_prompt(target, sources, ids, prompt_id, cfg, eos_ids, decode_text, should_stop) -> dict | None:
+def _measure_prompt(target, sources, ids, prompt_id, cfg, eos_ids, decode_text, should_stop, gammas) -> dict | None:
     device = next(target.parameters()).device
     prompt = torch.tensor(ids, device=device)
     vocab_size = target.get_output_embeddings().weight.shape[0]
@@ -107,7 +108,7 @@ def _measure_prompt(target, sources, ids, prompt_id, cfg, eos_ids, decode_text, 
         key = source.key_for(prompt_id)
         if key is None:
             continue
-        for gamma in source.gammas(cfg.draft_lengths):
+        for gamma in source.gammas(gammas.get(key, cfg.draft_lengths)):
             if should_stop and should_stop():
                 return None
             g = generator_for(cfg, prompt_id, device)

@@ -3,7 +3,8 @@
     1. real subset   n = cfg.real_prompts prompts, spread over the shorter half of the workload, run by the real
                      decoder (bench.measure_prompt): the baseline, and every method at one γ each,
                      the γ rotating over the run's draft lengths (1, 3, 6, 8 for γ 1–8 and n = 4) so
-                     the cost model sees short and long rounds at the price of one γ per prompt
+                     the cost model sees short and long rounds at the price of one γ per prompt; a method
+                     already measured slow there (slow_methods) stays at γ ≤ config.REAL_SLOW_GAMMA
     2. cost model    analysis.costs.cost_model on those real runs: target step, draft line per method,
                      verify curve, per-round overhead; prefill per prompt token
     3. traces        every prompt (the subset too), sorted by length, in even batches of ≤ TRACE_BATCH (batches()):
@@ -42,6 +43,26 @@ def check_gammas(draft_lengths, n: int) -> list[int]:
         return []
     return [g[int(round(i * (len(g) - 1) / max(n - 1, 1)))] for i in range(n)] if n <= len(g) else \
         [g[i % len(g)] for i in range(n)]
+
+
+def slow_methods(records) -> set[str]:
+    """Method keys whose real runs in these prompt records took more than config.REAL_SLOW_FACTOR × the
+    baseline's decode time on the same prompts (seconds summed over the records)."""
+    spent: dict[str, float] = {}
+    base: dict[str, float] = {}
+    for p in records:
+        for r in p["runs"]:
+            if not r.get("traced"):
+                spent[r["method"]] = spent.get(r["method"], 0.0) + r["decode_s"]
+                base[r["method"]] = base.get(r["method"], 0.0) + p["baseline"]["decode_s"]
+    return {m for m, s in spent.items() if base[m] > 0 and s > config.REAL_SLOW_FACTOR * base[m]}
+
+
+def subset_gammas(sources, prompt_id: str, gamma: int, slow: set[str]) -> dict[str, tuple[int, ...]]:
+    """The γ each method runs for real on a subset prompt: the rotation's γ, capped at
+    config.REAL_SLOW_GAMMA for a slow method (keyed as bench.measure_prompt reads it: key_for(prompt_id))."""
+    keys = [k for s in sources if (k := s.key_for(prompt_id)) is not None]
+    return {k: (min(gamma, config.REAL_SLOW_GAMMA) if k in slow else gamma,) for k in keys}
 
 
 def batches(lengths: list[int], most: int, budget: int | None = None) -> list[range]:
@@ -118,7 +139,8 @@ def execute_traced(target, sources, encoded: list[tuple], cfg, eos: set[int], de
         prompt, ids = by_id[pid]
         known[pid] = len(sources[0].responses) if sources else 0
         measured = bench.measure_prompt(model, sources, ids, pid, replace(cfg, draft_lengths=(gamma,)), eos,
-                                        decode_text, should_stop)
+                                        decode_text, should_stop,
+                                        gammas=subset_gammas(sources, pid, gamma, slow_methods(real.values())))
         if measured is None:
             return "interrupted", report
         record = {"id": pid, "category": prompt.category, "prompt": prompt.text, **measured}
