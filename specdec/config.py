@@ -26,11 +26,12 @@ MAX_DRAFT_LENGTH = 16
 MODES = ("traced", "real")
 DEFAULT_MODE = "traced"
 DEFAULT_REAL_PROMPTS = 4
-# The real subset's budget: a method whose real runs on the subset's earlier prompts took more than
-# REAL_SLOW_FACTOR × the baseline's decode time (its drafts cost more than they save, as a half-depth
-# layer-skip drafter that accepts almost nothing) runs the later ones at γ ≤ REAL_SLOW_GAMMA. At acceptance
-# near 0 a round of γ drafts emits one token, so its γ 8 run alone took 100 s of a 50-prompt run's 14 min;
-# γ 1 and 2 still give its draft line two drafted lengths, and the verify curve comes from the other methods.
+# The real subset's budget: a method whose drafting, on the subset's earlier prompts, cost more than
+# REAL_SLOW_FACTOR target steps per accepted token (a half-depth layer-skip drafter that accepts 1 token in 60)
+# runs the later ones at γ ≤ REAL_SLOW_GAMMA. An accepted token saves at most one target step, so it loses at
+# every γ there; at acceptance near 0 a round of γ drafts emits one token, and its γ 8 run alone took 100 s of a
+# 50-prompt run's 14 min. γ 1 and 2 still give its draft line two drafted lengths; the verify curve comes from
+# the other methods.
 REAL_SLOW_FACTOR = 2.0
 REAL_SLOW_GAMMA = 2
 TRACE_BATCH = 32  # prompts generated together; more rows amortise each weight read further (benchmarks/traced.py)

@@ -4,7 +4,8 @@
                      decoder (bench.measure_prompt): the baseline, and every method at one γ each,
                      the γ rotating over the run's draft lengths (1, 3, 6, 8 for γ 1–8 and n = 4) so
                      the cost model sees short and long rounds at the price of one γ per prompt; a method
-                     already measured slow there (slow_methods) stays at γ ≤ config.REAL_SLOW_GAMMA
+                     whose drafting already cost more than it can save (slow_methods) stays at γ ≤
+                     config.REAL_SLOW_GAMMA
     2. cost model    analysis.costs.cost_model on those real runs: target step, draft line per method,
                      verify curve, per-round overhead; prefill per prompt token
     3. traces        every prompt (the subset too), sorted by length, in even batches of ≤ TRACE_BATCH (batches()):
@@ -46,16 +47,22 @@ def check_gammas(draft_lengths, n: int) -> list[int]:
 
 
 def slow_methods(records) -> set[str]:
-    """Method keys whose real runs in these prompt records took more than config.REAL_SLOW_FACTOR × the
-    baseline's decode time on the same prompts (seconds summed over the records)."""
-    spent: dict[str, float] = {}
-    base: dict[str, float] = {}
+    """Method keys whose drafting, over these prompt records' real runs, cost more than
+    config.REAL_SLOW_FACTOR target steps per accepted token (seconds and tokens summed over the records; the
+    target step from their baselines). An accepted token saves at most one target step, so such a drafter
+    loses at every γ on these prompts, and its longer rounds only cost more time."""
+    steps = sum(max(p["baseline"]["new_tokens"] - 1, 0) for p in records)
+    if not steps:
+        return set()
+    step_s = sum(p["baseline"]["decode_s"] for p in records) / steps
+    drafting: dict[str, float] = {}
+    accepted: dict[str, int] = {}
     for p in records:
         for r in p["runs"]:
             if not r.get("traced"):
-                spent[r["method"]] = spent.get(r["method"], 0.0) + r["decode_s"]
-                base[r["method"]] = base.get(r["method"], 0.0) + p["baseline"]["decode_s"]
-    return {m for m, s in spent.items() if base[m] > 0 and s > config.REAL_SLOW_FACTOR * base[m]}
+                drafting[r["method"]] = drafting.get(r["method"], 0.0) + sum(x["draft_s"] for x in r["rounds"])
+                accepted[r["method"]] = accepted.get(r["method"], 0) + sum(x["accepted"] for x in r["rounds"])
+    return {m for m, s in drafting.items() if s > config.REAL_SLOW_FACTOR * step_s * accepted[m]}
 
 
 def subset_gammas(sources, prompt_id: str, gamma: int, slow: set[str]) -> dict[str, tuple[int, ...]]:
