@@ -334,10 +334,24 @@ _ENGINE = record({
 })
 
 
-def validate(results: dict) -> dict:
+def validate(results: dict, known: dict | None = None) -> dict:
     """Check a whole results dict; return it unchanged, or raise SpecdecError naming the first bad path,
-    e.g. `prompts[3].runs[1].rounds[0].accepted: expected int, got str`."""
-    _RESULTS(results, "")
+    e.g. `prompts[3].runs[1].rounds[0].accepted: expected int, got str`.
+
+    known: for a file written record by record, {id(entry): entry} of the prompt entries already checked
+    (and not changed in place since); they are skipped, the others checked and added. Without it every save of
+    an n-prompt run re-checks all n (a 50-prompt traced run: ≈ 0.2 s a save, 52 saves). The schema version,
+    the manifest and the ids' uniqueness are always checked; load() always checks everything."""
+    if known is None:
+        _RESULTS(results, "")
+        return results
+    prompts = results.get("prompts") if isinstance(results, dict) else None
+    _RESULTS({**results, "prompts": []} if isinstance(prompts, list) else results, "")
+    for i, p in enumerate(prompts):
+        if known.get(id(p)) is not p:
+            _PROMPT(p, f"prompts[{i}]")
+            known[id(p)] = p
+    _unique_prompt_ids(prompts, "prompts")
     return results
 
 
@@ -407,10 +421,10 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not a valid number in a results file")
 
 
-def dump_atomic(results: dict, path: str | Path) -> None:
-    """Validate, then write `path` so readers see the old file or the new one, never half of one:
-    write a temporary file beside it, fsync, os.replace, fsync the directory."""
-    validate(results)
+def dump_atomic(results: dict, path: str | Path, known: dict | None = None) -> None:
+    """Validate (known: as validate's), then write `path` so readers see the old file or the new one, never
+    half of one: write a temporary file beside it, fsync, os.replace, fsync the directory."""
+    validate(results, known)
     path = Path(path)
     text = json.dumps(results, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     tmp = None

@@ -219,3 +219,24 @@ def test_new_run_id_is_a_valid_id():
     r = make_results(1, run_id=results.new_run_id())
     results.validate(r)
     assert results.new_run_id() != results.new_run_id()
+
+
+def test_a_run_written_record_by_record_checks_each_entry_once_and_still_refuses_a_bad_one():
+    r = make_results(3)
+    known = {}
+    results.validate(r, known)
+    assert len(known) == 3
+    r["prompts"][1]["runs"][0]["rounds"][0]["accepted"] = "two"  # changed in place after its check: skipped
+    results.validate(r, known)
+    with pytest.raises(SpecdecError, match=r"prompts\[1\]\.runs\[0\]\.rounds\[0\]\.accepted"):
+        results.validate(r)  # a whole check (load() does one) still finds it
+    r["prompts"][1] = copy.deepcopy(r["prompts"][1])  # a replaced entry is a new one: checked
+    with pytest.raises(SpecdecError, match=r"prompts\[1\]\.runs\[0\]\.rounds\[0\]\.accepted"):
+        results.validate(r, known)
+    r["prompts"][1] = copy.deepcopy(r["prompts"][0])  # valid, but the id repeats: the ids are always checked
+    with pytest.raises(SpecdecError, match="duplicate prompt id"):
+        results.validate(r, known)
+    r["prompts"][1]["id"] = "fresh"
+    r["manifest"]["status"] = "sleeping"  # the manifest is always checked
+    with pytest.raises(SpecdecError, match="manifest"):
+        results.validate(r, known)

@@ -150,6 +150,7 @@ def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str |
     sources, drafter_infos = draft_sources(cfg, target, drafts, workload.sha256)
     manifest = build_manifest(cfg, workload, target.info(), drafts[0].info() if drafts else None, drafter_infos)
     path = Path(out_dir) / "results.json" if out_dir else None
+    checked: dict = {}  # prompt entries validated by an earlier save of this run
     results = {"schema_version": R.SCHEMA_VERSION, "manifest": manifest, "prompts": []}
     if resume and path and path.exists():
         previous = R.load(path)
@@ -159,7 +160,7 @@ def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str |
         for p in results["prompts"]:  # drafters that learn from earlier responses continue where the run was
             bench.learn(sources, p["baseline"]["tokens"])
     # results.json before the store: a kill in between leaves a file that --resume continues from.
-    _save(results, path)
+    _save(results, path, checked)
     notes = []
     if store is not None:
         if store.has_run(manifest["run_id"]):
@@ -170,7 +171,7 @@ def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str |
         notes += repaired
         store.claim_run(manifest["run_id"])
         if repaired:
-            _save(results, path)
+            _save(results, path, checked)
     done = {p["id"] for p in results["prompts"]}
     todo = [p for p in workload.prompts if p.id not in done]
 
@@ -189,7 +190,7 @@ def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str |
             watch.start()
         if cfg.mode == "traced":
             status = _traced(cfg, workload, results, target, sources, eos, max_prompt, decode_text, notes, store,
-                             path, meter, should_stop, on_real_done=watch.stop)
+                             path, meter, should_stop, on_real_done=watch.stop, checked=checked)
             todo = []
         for prompt in todo:
             if should_stop and should_stop():
@@ -217,7 +218,7 @@ def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str |
                 store.add_prompt(manifest["run_id"], record)
             _fault_point("prompt-stored")
             results["prompts"].append(record)
-            _save(results, path)
+            _save(results, path, checked)
             _fault_point("prompt-saved")
             meter.advance(record)
     except KeyboardInterrupt:
@@ -233,7 +234,7 @@ def execute(cfg: RunConfig, workload: Workload, target, draft, *, out_dir: str |
             manifest["machine"] = watch.summary()
         manifest.update(status=status, finished=R.now_iso(), notes=notes, **({"error": error} if error else {}))
         try:
-            _save(results, path)
+            _save(results, path, checked)
             if store is not None:
                 store.update_manifest(manifest["run_id"], manifest)
                 store.finish_run(manifest["run_id"], status)
@@ -289,7 +290,7 @@ def _fault_point(name: str) -> None:
 
 
 def _traced(cfg, workload, results, target, sources, eos, max_prompt, decode_text, notes, store, path, meter,
-            should_stop, on_real_done=None) -> str:
+            should_stop, on_real_done=None, checked: dict | None = None) -> str:
     """Traced mode (specdec.traces.run): every prompt without traced runs yet is traced; each record is saved
     as soon as it exists (a real-subset prompt twice: measured, then with its traced runs added).
     on_real_done: called once the real subset is measured (the machine watch ends there)."""
@@ -315,7 +316,7 @@ def _traced(cfg, workload, results, target, sources, eos, max_prompt, decode_tex
             results["prompts"].append(record)
         else:
             results["prompts"][index] = record
-        _save(results, path)
+        _save(results, path, checked)
         _fault_point("prompt-saved")
         if index is None:
             meter.advance(record)
@@ -337,9 +338,11 @@ def _measure(prompt: Prompt, target, sources, cfg, eos, max_prompt, decode_text,
     return {"id": prompt.id, "category": prompt.category, "prompt": prompt.text, **measured}
 
 
-def _save(results: dict, path: Path | None) -> None:
+def _save(results: dict, path: Path | None, checked: dict | None = None) -> None:
+    """Write results.json. checked: the run's {id(entry): entry} of prompt entries already validated, so a
+    save re-checks only what is new (results.validate)."""
     if path is not None:
-        R.dump_atomic(results, path)
+        R.dump_atomic(results, path, known=checked)
 
 
 def _eos_ids(loaded) -> list[int]:
