@@ -8,6 +8,8 @@ Bundled pair, float32, greedy; draft model + prompt lookup + layer-skip at half 
   throughput  batched target generation vs one prompt at a time (tokens/s, same tokens?)
   big         traced mode on 50 prompts, γ 1–8, to a complete results.json and the PDF brief: time, verdict
   real12      real mode, γ 2, 4, 6, on the same 12 prompts
+  prefill     target prompt tokens/s: one short prompt, eight together, one long (grouped prefill)
+  saves       the big run's results.json saved prompt by prompt: whole-file check vs new entries only
 then side by side: wall times, the traced speedups against the real run's 95% CIs. Phases can run in
 separate lock holds (--phases); each leaves <phase>.json in --out and the report reads them all.
 Ends with one JSON line holding every figure.
@@ -73,6 +75,42 @@ def throughput(target, workload, eos, n: int = 8, big: int = 24, tokens: int = 3
             "big_batch_tok_s": s_big, "prefill_alone_s": p_alone, "prefill_together_s": p_n, "same_tokens": same}
 
 
+def prefill_rates(target, repeats: int = 2) -> dict:
+    """Target prompt tokens/s of one forward over fixed token ids: one 40-token prompt, eight of them
+    together, one of 800 (why traces.generate.prefill_groups prefills short prompts together)."""
+    import torch
+
+    from specdec.decoding.forward import new_cache
+    base = target.model.base_model
+
+    def rate(rows: int, n: int) -> float:
+        x = (torch.arange(rows * n).reshape(rows, n) * 7 + 11) % 5000 + 100
+        base(input_ids=x[:1, :16], past_key_values=new_cache(target.model), use_cache=True)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            base(input_ids=x, past_key_values=new_cache(target.model), use_cache=True)
+        return rows * n * repeats / (time.perf_counter() - t0)
+    with torch.inference_mode():
+        return {"one_40_tok_s": rate(1, 40), "eight_40_tok_s": rate(8, 40), "one_800_tok_s": rate(1, 800)}
+
+
+def save_times(results_path: Path) -> dict:
+    """Seconds for the saves of a run written record by record (results.json after each prompt), the whole
+    file re-checked each time vs only the new entries (runner passes validate's `known`)."""
+    import tempfile
+    data = R.load(results_path)
+    prompts = data["prompts"]
+
+    def run(known) -> float:
+        with tempfile.TemporaryDirectory() as d:
+            t0 = time.perf_counter()
+            for k in range(1, len(prompts) + 1):
+                R.dump_atomic({**data, "prompts": prompts[:k]}, Path(d) / "results.json", known=known)
+            return time.perf_counter() - t0
+    full, incremental = run(None), run({})
+    return {"saves": len(prompts), "full_check_s": full, "new_entries_s": incremental}
+
+
 def compare(real: dict, traced: dict) -> list[dict]:
     rt = summary.summary_table(real)
     tt = summary.summary_table(traced)
@@ -91,7 +129,7 @@ def compare(real: dict, traced: dict) -> list[dict]:
     return rows
 
 
-PHASES = ("traced12", "throughput", "big", "real12")
+PHASES = ("traced12", "throughput", "big", "real12", "prefill", "saves")
 
 
 def main() -> int:
@@ -140,6 +178,13 @@ def main() -> int:
             fig = {"prompts": len(big["prompts"]), "run_s": t1 - t0, "brief_s": t2 - t1, "total_s": t2 - t0,
                    "load_s": load_s, "verdict": d.verdict, "headline": d.headline,
                    "report": big["manifest"]["traced"]}
+        elif phase == "prefill":
+            fig = prefill_rates(target)
+        elif phase == "saves":
+            if not (out / "big" / "results.json").exists():
+                print("the saves phase times the big phase's results.json: run big first", file=sys.stderr)
+                return 2
+            fig = save_times(out / "big" / "results.json")
         else:
             print(f"unknown phase {phase!r}", file=sys.stderr)
             return 2
@@ -190,6 +235,14 @@ def show(out: Path, n: int) -> int:
               f"{th['prompts']} together {th['batched_tok_s']:.2f} tok/s ({th['batched_tok_s'] / one:.1f}×)"
               + (f" | {th['big']} together {th['big_batch_tok_s']:.2f} tok/s ({th['big_batch_tok_s'] / one:.1f}×)"
                  if "big" in th else "") + f"; same tokens on {th['same_tokens']}/{th['prompts']} prompts")
+    if "prefill" in figs:
+        f = figs["prefill"]
+        print(f"  prefill, prompt tokens/s: one 40-token prompt {f['one_40_tok_s']:.0f} | eight together "
+              f"{f['eight_40_tok_s']:.0f} | one of 800 {f['one_800_tok_s']:.0f}")
+    if "saves" in figs:
+        f = figs["saves"]
+        print(f"  {f['saves']} saves of a growing results.json: whole file checked {f['full_check_s']:.1f} s | new "
+              f"entries only {f['new_entries_s']:.1f} s")
     if "big" in figs:
         b = figs["big"]
         print(f"  {b['prompts']} prompts traced γ 1–8: results.json {b['run_s']:.0f} s + brief {b['brief_s']:.0f} s = "

@@ -176,9 +176,9 @@ def prefill_groups(widths: list[int], positions: int = config.PREFILL_GROUP_POSI
                    pad: float = config.PREFILL_GROUP_PAD) -> list[list[int]]:
     """Row indices prefilled in one forward: rows in order of width, each group growing while rows × its
     longest width stays ≤ `positions` and its pads ≤ `pad` × its real tokens. A short prompt alone is a
-    thin matrix product (the bundled target in float32 on the 2-core EPYC: 45 prompt tokens/s for one
-    40-token prompt, 73 for eight together, 62 for one of 800); a row of more than `positions` / 2 tokens
-    is wide enough alone."""
+    thin matrix product (the bundled target in float32 on the 2-core EPYC, `benchmarks/traced.py --phases
+    prefill`: 49 prompt tokens/s for one 40-token prompt, 67 for eight together, 64 for one of 800); a row
+    of more than `positions` / 2 tokens is wide enough alone."""
     groups: list[list[int]] = []
     for i in sorted(range(len(widths)), key=lambda i: widths[i]):
         g = groups[-1] if groups else None
