@@ -70,3 +70,16 @@ def test_the_sampler_sees_another_process_burn_cpu():
         spin.wait()
     samples = sampler.stop()
     assert len(samples) >= 8 and max(samples) > 0.3
+
+
+def test_the_drifted_flag_agrees_with_the_stored_timings_on_the_bound():
+    """describe() flags drift from the timings it stores (rounded to 10 µs), so unreliable(), which re-reads
+    them, says the same: here the raw drift is just under the bound, the stored one exactly on it."""
+    from specdec import config
+    from specdec.measure import machine
+    raw = [0.000500, 0.000549999, 0.000549999]  # 9.9998% raw: under the bound; rounded, a hair over it
+    assert machine.drift_of(raw) < config.REFERENCE_DRIFT_MAX
+    m = machine.describe([], raw, 2)
+    assert m["drifted"] == (machine.unreliable({"machine": m}) is not None)
+    m = machine.describe([], [0.0005, 0.00056, 0.00056], 2)
+    assert m["drifted"] and machine.unreliable({"machine": m}) and m["bounds"]["drift_max"] == config.REFERENCE_DRIFT_MAX

@@ -124,12 +124,15 @@ def describe(other_cpu: list[float], reference_s: list[float], cores: int) -> di
     """The machine block from raw samples (pure: tested with made-up numbers)."""
     ordered = sorted(other_cpu)
     mean = statistics.fmean(ordered) if ordered else None
+    # The flag from the timings as stored (rounded): unreliable() re-reads them, and a drift on the bound must
+    # not read "drifted" from the file and "steady" from the flag (a tiny model's 0.5 ms step rounds by 2%).
+    reference_s = [round(t, 5) for t in reference_s]
     drift = drift_of(reference_s)
     return {
         "cores": cores,
         "other_cpu": {"mean": _r(mean), "p90": _r(ordered[int(0.9 * (len(ordered) - 1))] if ordered else None),
                       "max": _r(ordered[-1] if ordered else None), "samples": len(ordered)},
-        "reference_s": [round(t, 5) for t in reference_s],
+        "reference_s": reference_s,
         "reference_tokens": config.REFERENCE_TOKENS,
         "drift": _r(drift),
         "bounds": {"busy_other_cpu_share": config.BUSY_OTHER_CPU_SHARE, "drift_max": config.REFERENCE_DRIFT_MAX},
