@@ -11,10 +11,12 @@ verdict (specdec.analysis.decision.judge on summary_table — what decide() uses
 
     at the bar      true pooled speedup exactly 1.05 = MIN_SPEEDUP_LO: any GO is false (nominal ≤ 2.5%)
     identical cats  true speedup 1.10 in every category: any GO-SEGMENTS is false (target ≤ 5%)
+    one clear cat   one category at 1.5×, the rest at 1.0: how often that category comes out on (power)
 
 "before" re-applies the rule the product used until issue 18, on the same trials: percentile intervals,
 a configuration "on" when its lower bound clears the bar, the best of the configurations picked without
-correction, any category "on" on its own making GO-SEGMENTS.
+correction, any category "on" on its own making GO-SEGMENTS. "holm" is the product's rule with Holm's
+correction in place of the step-down (issue 18 to issue 15's traced runs), on the same trials too.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from specdec import config  # noqa: E402
-from specdec.analysis import decision  # noqa: E402
+from specdec.analysis import decision, inference  # noqa: E402
 from specdec.analysis import summary as analysis  # noqa: E402
 from specdec.analysis.bootstrap import percentile_ci, ratio, resample_weights  # noqa: E402
 
@@ -50,7 +52,9 @@ def calibrate(true_speedup: float, n_cfg: int) -> float:
 
 
 def make_results(rng, n, cats, gammas, mu) -> dict:
-    tok, base_ms, s = _draw(rng, n, len(gammas), mu)
+    """mu: the log-speedup centre, one for all categories or {category: centre}."""
+    mus = np.array([mu[cats[i % len(cats)]] if isinstance(mu, dict) else mu for i in range(n)])
+    tok, base_ms, s = _draw(rng, n, len(gammas), mus[:, None])
     prompts = []
     for i in range(n):
         t = int(tok[i])
@@ -100,24 +104,44 @@ def before(m, th: decision.Thresholds) -> str:
     return "GO-SEGMENTS" if "on" in cats and len(cats) > 1 else ("GO" if "on" in cats else "OTHER")
 
 
+def holm_judge(m, th):
+    """decision.judge with Holm's correction of each test's own bootstrap p-value in place of the family rule."""
+    def holm(tests, t_star, alpha):
+        p = tests["p_value"].to_numpy()
+        return inference.holm(p, alpha), p
+    family, inference.family = inference.family, holm
+    try:
+        return decision.judge(m, analysis.summary_table(m), analysis.summary_table(m, level="category"), th)
+    finally:
+        inference.family = family
+
+
 def scenario(name, trials, n, n_cats, gammas, true_speedup, seed):
-    mu = calibrate(true_speedup, len(gammas))
+    """true_speedup: one for every category, or a list (category k's)."""
     th = decision.Thresholds()
     cats = [f"c{k}" for k in range(n_cats)]
-    counts = {"after": {}, "before": {}}
+    mu = ({c: calibrate(v, len(gammas)) for c, v in zip(cats, true_speedup)} if isinstance(true_speedup, list)
+          else calibrate(true_speedup, len(gammas)))
+    counts = {"after": {}, "holm": {}, "before": {}}
     t0 = time.perf_counter()
     for r in range(trials):
         res = make_results(np.random.default_rng([seed, r]), n, cats, gammas, mu)
         m = analysis.collect(res)
         j = decision.judge(m, analysis.summary_table(m), analysis.summary_table(m, level="category"), th)
-        for key, v in (("after", j["verdict"]), ("before", before(m, th))):
+        h = holm_judge(m, th)
+        for key, v in (("after", _outcome(j)), ("holm", _outcome(h)), ("before", before(m, th))):
             counts[key][v] = counts[key].get(v, 0) + 1
     return counts, time.perf_counter() - t0
 
 
+def _outcome(j) -> str:
+    """The verdict; GO-SEGMENTS with category c0 on is told apart (the power scenario counts it)."""
+    on = {s["category"] for s in j["categories"] if s["status"] == "on"}
+    return "GO-SEGMENTS c0" if j["verdict"] == "GO-SEGMENTS" and "c0" in on else j["verdict"]
+
+
 def heterogeneity_only(trials: int) -> None:
     """The gate of GO-SEGMENTS alone (inference.heterogeneity), identical categories: a minute, not an hour."""
-    from specdec.analysis import inference
     for k, (n, n_cats) in enumerate(((30, 3), (24, 3), (40, 4))):
         mu = calibrate(1.10, 3)
         cats = [f"c{i}" for i in range(n_cats)]
@@ -135,7 +159,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=400)
     ap.add_argument("--het-only", action="store_true", help="only the heterogeneity gate, identical categories")
-    ap.add_argument("--only", default=None, help="comma-separated scenario numbers (1-6) to run, e.g. 4,5,6")
+    ap.add_argument("--only", default=None, help="comma-separated scenario numbers (1-9) to run, e.g. 7,8,9")
     args = ap.parse_args()
     only = {int(x) for x in args.only.split(",")} if args.only else None
     if args.het_only:
@@ -144,7 +168,7 @@ def main() -> int:
     T = args.trials
     print(f"# {T} trials each; bar {config.MIN_SPEEDUP_LO}×; heterogeneity α {config.HETEROGENEITY_ALPHA}, "
           f"{config.HETEROGENEITY_PERMUTATIONS} permutations; {config.BOOTSTRAP_SAMPLES} resamples")
-    print(f"{'scenario':<44} {'rate counted':<12} {'before':>8} {'after':>8}   after verdicts")
+    print(f"{'scenario':<50} {'rate counted':<14} {'before':>8} {'holm':>8} {'after':>8}   after verdicts")
     runs = [
         ("at the bar: 20 prompts, 1 category, γ=4", 20, 1, (4,), 1.05, "GO"),
         ("at the bar: 20 prompts, 1 category, 4 γ", 20, 1, (2, 4, 6, 8), 1.05, "GO"),
@@ -152,15 +176,22 @@ def main() -> int:
         ("identical 1.10: 30 prompts, 3 categories, 3 γ", 30, 3, (2, 4, 6), 1.10, "GO-SEGMENTS"),
         ("identical 1.10: 24 prompts, 3 categories, 3 γ", 24, 3, (2, 4, 6), 1.10, "GO-SEGMENTS"),
         ("identical 1.10: 40 prompts, 4 categories, 3 γ", 40, 4, (2, 4, 6), 1.10, "GO-SEGMENTS"),
+        # A traced run's shape: every γ 1–8 of three methods (24 configurations), 5 categories of 8 prompts.
+        ("at the bar: 40 prompts, 5 categories, 24 configs", 40, 5, tuple(range(1, 25)), 1.05, "GO or SEG"),
+        ("identical 1.10: 40 prompts, 5 categories, 24 configs", 40, 5, tuple(range(1, 25)), 1.10, "GO-SEGMENTS"),
+        ("one at 1.5, four at 1.0: 40 prompts, 24 configs", 40, 5, tuple(range(1, 25)), [1.5, 1.0, 1.0, 1.0, 1.0],
+         "SEG with c0"),
     ]
     for k, (name, n, n_cats, gammas, truth, what) in enumerate(runs):
         if only and k + 1 not in only:
             continue
         counts, secs = scenario(name, T, n, n_cats, gammas, truth, seed=100 + k)
-        keys = ("GO", "GO-SEGMENTS") if what == "GO or SEG" else (what,)
+        keys = {"GO or SEG": ("GO", "GO-SEGMENTS", "GO-SEGMENTS c0"), "GO-SEGMENTS": ("GO-SEGMENTS", "GO-SEGMENTS c0"),
+                "SEG with c0": ("GO-SEGMENTS c0",)}.get(what, (what,))
         rate = {w: sum(counts[w].get(v, 0) for v in keys) / T for w in counts}
-        print(f"{name:<44} {what:<12} {100 * rate['before']:7.1f}% {100 * rate['after']:7.1f}%   "
-              f"{dict(sorted(counts['after'].items()))} ({secs:.0f} s)", flush=True)
+        old = "       –" if what == "SEG with c0" else f"{100 * rate['before']:7.1f}%"  # before() names no category
+        print(f"{name:<50} {what:<14} {old} {100 * rate['holm']:7.1f}% "
+              f"{100 * rate['after']:7.1f}%   {dict(sorted(counts['after'].items()))} ({secs:.0f} s)", flush=True)
     return 0
 
 

@@ -169,6 +169,9 @@ CACHE_DTYPE = "bfloat16"
 # Analysis and decision (specdec/analysis/: summary, projection, hardware, decision)
 BOOTSTRAP_SAMPLES = 2000  # resamples of prompts for every confidence interval
 BOOTSTRAP_SEED = 0  # fixed so the same results.json always gives the same intervals
+# Resamples for the decision's tests (analysis.inference): a family of 120 tests (3 methods × 8 γ × 5
+# categories) needs p-values near 0.025/50 resolved; their first BOOTSTRAP_SAMPLES rows are the intervals' own.
+TEST_BOOTSTRAP_SAMPLES = 20000
 CI_LEVEL = 0.95
 MIN_CI_PROMPTS = 8  # fewer prompts → no interval at all ("too few"): coverage below 93% (benchmarks/coverage.py)
 HETEROGENEITY_ALPHA = 0.05  # categories are judged apart only when a permutation test says they differ

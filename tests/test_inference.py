@@ -1,6 +1,7 @@
 """Intervals that cover and tests that do not find gains by chance (specdec.analysis.bootstrap, inference)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import synthetic
@@ -47,6 +48,48 @@ def test_holm_step_down():
     assert inference.holm([0.01, 0.04, 0.03], 0.05).tolist() == [True, False, False]  # 0.03 > 0.05/2
     assert inference.holm([0.01, 0.02, 0.04], 0.05).tolist() == [True, True, True]
     assert inference.holm([np.nan, 0.001], 0.05).tolist() == [False, True]
+
+
+def _tests(X, thr, copies=1, seed=0):
+    t = log_ratio_t(X, SIGNS, resample_weights(len(X), 2000, np.random.default_rng(seed)), threshold=thr)
+    rows = pd.DataFrame({"p_value": [t["p_value"]] * copies, "t_obs": [t["t_obs"]] * copies})
+    return t, rows, np.repeat(t["t_star"][:, None], copies, 1)
+
+
+def test_a_family_of_one_is_the_bootstrap_t_test():
+    X = _draw(np.random.default_rng(5), 20, center=1.3, sigma=0.2)
+    for thr in (1.1, 1.25):
+        t, rows, Z = _tests(X, thr)
+        rejected, p = inference.family(rows, Z, 0.025)
+        assert p[0] == t["p_value"] and rejected[0] == (t["p_value"] <= 0.025) == (t["lo"] > thr)
+
+
+def test_the_family_pays_nothing_for_copies_where_holm_cannot_pass():
+    """γ = 1 … 8 of one method are nearly one test: 120 copies of a clear win are still a clear win, while
+    Holm's first bar 0.025/120 lies below the smallest p-value 2000 resamples can give."""
+    t, rows, Z = _tests(_draw(np.random.default_rng(6), 12, center=1.6, sigma=0.15), 1.05, copies=120, seed=1)
+    assert t["p_value"] < 0.001
+    rejected, p = inference.family(rows, Z, 0.025)
+    assert rejected.all() and p.max() < 0.025
+    assert not inference.holm(rows["p_value"], 0.025).any()
+
+
+def test_stepdown_controls_the_familywise_error():
+    """Ten independent true nulls, t* and t_obs from the same N(0, 1): any rejection ≤ α (+ Monte-Carlo error);
+    one true effect among them is still found."""
+    rng = np.random.default_rng(8)
+    alpha, m, trials = 0.05, 10, 400
+    false = found = 0
+    for _ in range(trials):
+        t_obs = rng.standard_normal(m)
+        rejected, _ = inference.stepdown(t_obs, rng.standard_normal((1000, m)), alpha)
+        false += rejected.any()
+        t_obs[0] = 5.0
+        rejected, _ = inference.stepdown(t_obs, rng.standard_normal((1000, m)), alpha)
+        found += rejected[0]
+    assert false / trials <= alpha + 2.5 * np.sqrt(alpha * (1 - alpha) / trials)
+    assert found == trials
+    assert inference.stepdown([np.nan, 9.0], rng.standard_normal((100, 2)), alpha)[0].tolist() == [False, True]
 
 
 def test_no_interval_below_eight_prompts():

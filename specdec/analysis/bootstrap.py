@@ -54,12 +54,14 @@ def log_ratio_t(X: np.ndarray, signs, W: np.ndarray, level: float = config.CI_LE
     Linearised θ: θ_w − θ ≈ Σ_i (w_i − 1) u_i with u_i = Σ_k s_k X[i, k] / T_k, so se² = Σ_i (u_i − ū)²;
     each resample gets its own se* from its own totals, and t* = (θ* − θ̂) / se*.
     Returns {estimate: e^θ̂, lo, hi (e^ of θ̂ − t*_(1−a/2)·se, θ̂ − t*_(a/2)·se), se_log: se (jackknife scale),
-    p_value: P(t* ≥ (θ̂ − log threshold) / se) — one-sided, H0: e^θ ≤ threshold (NaN without a threshold)}.
-    NaN everywhere when any total is 0 or n < 2."""
+    p_value: P(t* ≥ (θ̂ − log threshold) / se) — one-sided, H0: e^θ ≤ threshold (NaN without a threshold),
+    t_obs: (θ̂ − log threshold) / se, t_star: (B,) every resample's t*, NaN where it has no information (what
+    inference.stepdown takes to test several θ on the same resamples jointly)}.
+    NaN everywhere when any total is 0 or n < 2 (t_star then all NaN)."""
     X = np.asarray(X, dtype=float)
     s = np.asarray(signs, dtype=float)
     nan = {"estimate": float("nan"), "lo": float("nan"), "hi": float("nan"), "se_log": float("nan"),
-           "p_value": float("nan")}
+           "p_value": float("nan"), "t_obs": float("nan"), "t_star": np.full(len(W), np.nan)}
     n = X.shape[0]
     T0 = X.sum(0)
     if n == 0 or not (T0 > 0).all():
@@ -79,8 +81,9 @@ def log_ratio_t(X: np.ndarray, signs, W: np.ndarray, level: float = config.CI_LE
         U = (s / T) @ X.T  # (B, n): u*_i under each resample's totals
         ubar = (W * U).sum(1) / n
         se = np.sqrt((W * (U - ubar[:, None]) ** 2).sum(1))
-        t = (theta - theta0) / se
-    t = t[np.isfinite(t)]  # a resample of one repeated prompt has se* = 0: no information
+        t_star = (theta - theta0) / se
+    t_star[~np.isfinite(t_star)] = np.nan  # a resample of one repeated prompt has se* = 0: no information
+    t = t_star[np.isfinite(t_star)]
     if se0 <= 0 or len(t) < 10:
         return out
     tail = (1.0 - level) / 2.0
@@ -88,9 +91,10 @@ def log_ratio_t(X: np.ndarray, signs, W: np.ndarray, level: float = config.CI_LE
     # A near-degenerate resample (se* ≈ 0) gives huge |t|: the interval is then honestly unbounded;
     # clip the exponent so it reads as 0 / inf-like instead of overflowing.
     out.update(lo=math.exp(max(-700.0, min(700.0, theta0 - q_hi * se0))),
-               hi=math.exp(max(-700.0, min(700.0, theta0 - q_lo * se0))), se_log=se0)
+               hi=math.exp(max(-700.0, min(700.0, theta0 - q_lo * se0))), se_log=se0, t_star=t_star)
     if threshold is not None and threshold > 0:
         t_obs = (theta0 - math.log(threshold)) / se0
+        out["t_obs"] = t_obs
         out["p_value"] = float((1 + np.count_nonzero(t >= t_obs)) / (len(t) + 1))
     return out
 

@@ -1,14 +1,14 @@
 """The go/no-go decision: measured evidence in, a verdict with numbered reasons and configs out.
 
 Verdicts (judge(); the tests in specdec.analysis.inference)
-    GO                     the pooled speedup clears min_speedup_lo after Holm over configurations, and the
+    GO                     the pooled speedup clears min_speedup_lo after the step-down over configurations, and the
                            categories are not shown to differ (or each clears it on its own)
-    GO-SEGMENTS            categories differ (permutation test) and the listed ones clear the bar after Holm
+    GO-SEGMENTS            categories differ (permutation test) and the listed ones clear the bar after the step-down
                            over categories × configurations: turn it on for those only
     NO-GO                  no configuration gains: every pooled CI upper bound is below min_speedup_lo
     INSUFFICIENT-EVIDENCE  too few prompts, or the intervals straddle the threshold: measure more
 
-Per category (segment) status: "on" (a configuration clears the bar after Holm; the one with the highest
+Per category (segment) status: "on" (a configuration clears the bar after the step-down; the one with the highest
 lower bound), "off" (every configuration's hi < min_speedup_lo), "unclear" (in between: prompts_needed says
 how many prompts in that category would settle it), "too-few" (< min_prompts_per_segment prompts). The measured verdict belongs to this machine at batch 1; each on-segment is then projected
 onto the chosen hardware by batch size (specdec.analysis.hardware), which picks γ per batch range or turns
@@ -177,15 +177,15 @@ def _target_config(a: Analysis, target: dict, categories: list[str]) -> dict:
 # ---- measured assessment ----
 
 def judge(m, summary: pd.DataFrame, summary_by_category: pd.DataFrame, th: Thresholds = Thresholds(),
-          n_boot: int = config.BOOTSTRAP_SAMPLES, seed: int = config.BOOTSTRAP_SEED) -> dict:
+          n_boot: int = config.TEST_BOOTSTRAP_SAMPLES, seed: int = config.BOOTSTRAP_SEED) -> dict:
     """The verdict from measured speedups alone, with the multiplicity it involves accounted for
     (specdec.analysis.inference): {verdict, n_prompts, overall, categories (segment dicts), heterogeneity,
     tests (DataFrame), alpha}.
 
-    GO          the pooled speedup of some configuration clears the bar after Holm over configurations, and
+    GO          the pooled speedup of some configuration clears the bar after the step-down over configurations, and
                 the categories are not shown to differ (or every category clears it on its own)
     GO-SEGMENTS categories differ (permutation test at HETEROGENEITY_ALPHA, or one is off while the pooled
-                result clears) and some category clears the bar after Holm over categories × configurations
+                result clears) and some category clears the bar after the step-down over categories × configurations
     NO-GO       every configuration's pooled upper bound is below the bar, and no small or unclear category
                 points above it
     INSUFFICIENT-EVIDENCE  otherwise, and whenever the run has fewer than min_prompts prompts
@@ -195,12 +195,14 @@ def judge(m, summary: pd.DataFrame, summary_by_category: pd.DataFrame, th: Thres
     sizes = m.prompts["category"].value_counts()
     adequate = sorted(c for c, k in sizes.items() if k >= th.min_prompts_per_segment)
     configs = _decidable_configs(summary)
-    tests = inference.speedup_tests(m, th.min_speedup_lo, configs, adequate if len(sizes) > 1 else (),
-                                    n_boot=n_boot, seed=seed)
-    tests["holm"] = False
+    tests, t_star = inference.speedup_tests(m, th.min_speedup_lo, configs, adequate if len(sizes) > 1 else (),
+                                            n_boot=n_boot, seed=seed)
+    tests["rejected"], tests["p_adjusted"] = False, np.nan
     for fam in (tests["category"] == ALL, tests["category"] != ALL):  # GO's family, then the segments'
-        tests.loc[fam, "holm"] = inference.holm(tests.loc[fam, "p_value"], alpha)
-    passed = {(r.category, r.method, r.draft_length) for r in tests.itertuples() if r.holm}
+        cols = np.flatnonzero(fam.to_numpy())
+        rejected, p_adj = inference.family(tests.iloc[cols], t_star[:, cols], alpha)
+        tests.loc[fam, "rejected"], tests.loc[fam, "p_adjusted"] = rejected, p_adj
+    passed = {(r.category, r.method, r.draft_length) for r in tests.itertuples() if r.rejected}
     overall = _assess(summary, ALL, n_total, th, passed)
     cats = [_assess(df, cat, int(sizes.get(cat, 0)), th, passed)
             for cat, df in summary_by_category.groupby("category", sort=True)]
@@ -237,10 +239,12 @@ def _assess(summary: pd.DataFrame, cat: str, n: int, th: Thresholds, passed: set
         seg["status"] = "too-few"
         return seg
     point = rows.sort_values("speedup", ascending=False).iloc[0]
-    ok = rows[[(cat, r.method, int(r.draft_length)) in passed for r in rows.itertuples()]]
+    # Passed its test (more resamples than the interval) and the interval shown clears the bar too.
+    ok = rows[[(cat, r.method, int(r.draft_length)) in passed and r.speedup_lo >= th.min_speedup_lo
+               for r in rows.itertuples()]]
     if n < th.min_prompts_per_segment or rows["speedup_lo"].isna().all():
         status, pick = "too-few", point
-    elif len(ok):  # cleared the bar after Holm; the one with the highest lower bound
+    elif len(ok):  # cleared the bar after the step-down; the one with the highest lower bound
         status, pick = "on", ok.sort_values(["speedup_lo", "speedup"], ascending=False).iloc[0]
     elif rows["speedup_hi"].max() < th.min_speedup_lo:
         status, pick = "off", point

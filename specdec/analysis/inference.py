@@ -1,23 +1,39 @@
-"""The decision's tests: one-sided speedup tests, Holm's step-down, and a permutation test that categories differ.
+"""The decision's tests: one-sided speedup tests, a step-down over the family, and a permutation test that
+categories differ.
 
 A verdict picks the best of several configurations (method × γ) and, for GO-SEGMENTS, the best of several
 categories: testing each at 2.5% one-sided and keeping the winners finds gains by chance (audited: with one
 true speedup in every category, 21/40 synthetic runs came out GO-SEGMENTS). So:
 
-    H0(g, c): speedup of configuration c on prompt set g ≤ threshold, against > threshold; p-value from the
-              studentized bootstrap on the log ratio of sums (bootstrap.log_ratio_t), the same resamples
-              as the summary's intervals.
-    Holm      (Holm 1979) over every hypothesis of one family — the pooled set × configurations for GO,
-              categories × configurations for segments — controls the chance of any false "on" at α.
+    H0(g, c): speedup of configuration c on prompt set g ≤ threshold, against > threshold; statistic
+              t = (log ŝ − log threshold) / se, p-value from the studentized bootstrap on the log ratio of
+              sums (bootstrap.log_ratio_t), the same resamples as the summary's intervals.
+    Family    every hypothesis of one family — the pooled set × configurations for GO, categories ×
+              configurations for segments — goes through Westfall & Young's min-P step-down (1993; the
+              resampling form Romano & Wolf 2005 prove): each resample's t* is turned into the p-value it
+              would have had (its rank in its own hypothesis's t* distribution), and a hypothesis is rejected
+              when its p-value is below the α quantile of the smallest such p over the hypotheses not yet
+              rejected, row by row. It controls the chance of any false "on" at α like Holm, but sees that
+              γ = 1 … 8 of one method are nearly one test: Holm's α/m cannot even be reached with B = 2000
+              resamples once m > 50 (p ≥ 1/2001 > 0.025/51) — a traced run's 3 methods × 8 γ × 5 categories
+              is 120 tests, and every category came out "unclear" however clear its gain. Ranks, not t*
+              itself: at 8 prompts a resample of 3 distinct prompts has se* ≈ 0, and the max of t* over 120
+              tests measured a 97.5% quantile of 25.7 against a single test's 2.0; the max of t* scaled by the
+              sample's se (max-T on the basic bootstrap) instead let through 13% false GO at the bar
+              (benchmarks/decision_sim.py). Resamples of different prompt sets are drawn independently, so
+              row b of each is a joint draw.
     Categories differ: Cochran's Q of the category log speedups (inverse-variance weights, linearised
               variances), maximised over configurations; its p-value from permuting category labels
               over prompts (the same permutation for every configuration, so the max is calibrated).
               Exact under exchangeable categories, whatever the speedup distribution.
 
 Public API
-    speedup_tests(measurements, threshold, configs, categories, n_boot, seed, level) -> DataFrame
-        columns: category, method, draft_length, n_prompts, speedup, lo, hi, p_value
-    holm(p_values, alpha) -> ndarray[bool]          rejected hypotheses
+    speedup_tests(measurements, threshold, configs, categories, n_boot, seed, level) -> (DataFrame, T*)
+        columns: category, method, draft_length, n_prompts, speedup, lo, hi, p_value (one test alone), t_obs;
+        T*: (n_boot, rows) the resampled statistics t*, NaN where a resample has no information
+    stepdown(t_obs, t_star, alpha) -> (ndarray[bool] rejected, ndarray adjusted p-values)
+    family(tests, t_star, alpha) -> the same for rows of speedup_tests (a family of one: its own test)
+    holm(p_values, alpha) -> ndarray[bool]          rejected hypotheses (benchmarks/decision_sim.py's "before")
     heterogeneity(measurements, configs, categories, n_perm, seed) -> dict(statistic, p_value, categories,
         permutations, config)
 """
@@ -45,17 +61,64 @@ def holm(p_values, alpha: float) -> np.ndarray:
     return out
 
 
+def _resample_p(t_star: np.ndarray) -> np.ndarray:
+    """(B, m) t* → the p-value each would have had as an observed t, within its own column:
+    #{b': t*_b' ≥ t*_b} / (B_k + 1), B_k the column's finite resamples; NaN stays NaN."""
+    P = np.full(t_star.shape, np.nan)
+    for k in range(t_star.shape[1]):
+        col = t_star[:, k]
+        ok = np.isfinite(col)
+        srt = np.sort(col[ok])
+        P[ok, k] = (len(srt) - np.searchsorted(srt, col[ok], side="left")) / (len(srt) + 1)
+    return P
+
+
+def stepdown(t_obs, t_star, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Westfall–Young min-P step-down. t_obs: (m,) observed statistics (NaN: not testable, never rejected,
+    left out of the family); t_star: (B, m) their bootstrap replicates centred at the estimate (NaN: no
+    information in that resample). p_k = (1 + #{t*_k ≥ t_obs_k}) / (B_k + 1) (the test alone), P*_bk the
+    same for t*_bk (_resample_p). Adjusted p of the i-th smallest p: max over i' ≤ i of
+    (1 + #{b: min_{k ∈ R_i'} P*_bk ≤ p_(i')}) / (B' + 1), R_i' the hypotheses ranked i' and after, B' the
+    resamples with information on R_i'. Rejected: adjusted p ≤ α."""
+    t = np.asarray(t_obs, dtype=float)
+    T = np.asarray(t_star, dtype=float).reshape(len(t_star), len(t))
+    p_adj = np.full(len(t), np.nan)
+    ok = np.isfinite(T)
+    p = np.array([(1 + np.count_nonzero(T[ok[:, k], k] >= t[k])) / (np.count_nonzero(ok[:, k]) + 1)
+                  if np.isfinite(t[k]) else np.nan for k in range(len(t))])
+    P = np.where(ok, _resample_p(T), np.inf)
+    order = [k for k in np.argsort(np.where(np.isfinite(p), p, np.inf), kind="stable") if np.isfinite(p[k])]
+    step = np.empty(len(order))
+    low = np.full(len(T), np.inf)
+    for j in range(len(order) - 1, -1, -1):  # min over R_j = order[j:], built from the end
+        low = np.minimum(low, P[:, order[j]])
+        seen = low[np.isfinite(low)]
+        step[j] = (1 + np.count_nonzero(seen <= p[order[j]])) / (len(seen) + 1)
+    p_adj[order] = np.maximum.accumulate(step) if len(order) else step
+    return np.isfinite(p_adj) & (p_adj <= alpha), p_adj
+
+
+def family(tests: pd.DataFrame, t_star: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of speedup_tests() forming one family, and their columns of T*: stepdown(); a family of one
+    testable hypothesis is its test alone (p_value, exactly as its interval says)."""
+    alone, t_obs = tests["p_value"].to_numpy(dtype=float), tests["t_obs"].to_numpy(dtype=float)
+    if np.count_nonzero(np.isfinite(t_obs)) <= 1:
+        return np.isfinite(alone) & (alone <= alpha), alone
+    return stepdown(t_obs, t_star, alpha)
+
+
 def speedup_tests(m, threshold: float, configs, categories=(), n_boot: int = config.BOOTSTRAP_SAMPLES,
-                  seed: int = config.BOOTSTRAP_SEED, level: float = config.CI_LEVEL) -> pd.DataFrame:
+                  seed: int = config.BOOTSTRAP_SEED, level: float = config.CI_LEVEL) -> tuple[pd.DataFrame, np.ndarray]:
     """One row per prompt set (ALL, then each of `categories`) × configuration (method, γ) in `configs`:
-    the decode speedup, its bootstrap-t interval and the one-sided p-value of H0: speedup ≤ threshold.
+    the decode speedup, its bootstrap-t interval, the one-sided p-value of H0: speedup ≤ threshold tested
+    alone and its statistic t_obs; with the (n_boot, rows) matrix of resampled t* for stepdown().
     Resample weights are seeded as summary.summary_table seeds them, so p < (1 − level)/2 ⇔ lo > threshold."""
     runs = m.runs.reset_index(drop=True)
     S_all = _sum_matrix(runs)
     all_cats = sorted(m.prompts["category"].unique())
     sets = [(ALL, 0, m.prompts)] + [(c, all_cats.index(c), m.prompts[m.prompts["category"] == c])
                                     for c in categories]
-    rows = []
+    rows, t_star = [], []
     for cat, set_no, pset in sets:
         ids = pset["prompt_id"].tolist()
         pos = {pid: i for i, pid in enumerate(ids)}
@@ -67,9 +130,12 @@ def speedup_tests(m, threshold: float, configs, categories=(), n_boot: int = con
             X, signs = speedup_sums(S_all[df.index.to_numpy()])
             t = log_ratio_t(X, signs, W[:, [pos[p] for p in df["prompt_id"]]], level, threshold)
             rows.append({"category": cat, "method": method, "draft_length": int(g), "n_prompts": len(df),
-                         "speedup": t["estimate"], "lo": t["lo"], "hi": t["hi"], "p_value": t["p_value"]})
-    return pd.DataFrame(rows, columns=["category", "method", "draft_length", "n_prompts", "speedup", "lo", "hi",
-                                       "p_value"])
+                         "speedup": t["estimate"], "lo": t["lo"], "hi": t["hi"], "p_value": t["p_value"],
+                         "t_obs": t["t_obs"]})
+            t_star.append(t["t_star"])
+    table = pd.DataFrame(rows, columns=["category", "method", "draft_length", "n_prompts", "speedup", "lo", "hi",
+                                        "p_value", "t_obs"])
+    return table, (np.column_stack(t_star) if t_star else np.zeros((n_boot, 0)))
 
 
 def _cochran_q(X: np.ndarray, signs, labels: np.ndarray, n_groups: int) -> np.ndarray:

@@ -202,11 +202,11 @@ def _tests_reason(j: dict, th) -> str:
     t = j["tests"]
     k_pooled = int((t["category"] == ALL).sum())
     k_seg = int((t["category"] != ALL).sum())
-    text = (f"Chance wins are corrected for: the pooled bar is tested one-sided at {100 * j['alpha']:.1f}% with Holm "
-            f"over {k_pooled} configuration{'s' if k_pooled != 1 else ''}")
+    text = (f"Chance wins are corrected for: the pooled bar is tested one-sided at {100 * j['alpha']:.1f}% with a "
+            f"step-down over {k_pooled} configuration{'s' if k_pooled != 1 else ''}")
     if k_seg:
         text += f", a category's over {k_seg} category × configuration tests"
-    return text + " (studentized bootstrap on the log speedup)."
+    return text + " (Westfall–Young min-P step-down on the studentized bootstrap of the log speedup)."
 
 
 def _saving(s: dict) -> str:
