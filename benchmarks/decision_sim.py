@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from specdec import config  # noqa: E402
 from specdec.analysis import decision, inference  # noqa: E402
 from specdec.analysis import summary as analysis  # noqa: E402
-from specdec.analysis.bootstrap import percentile_ci, ratio, resample_weights  # noqa: E402
+from specdec.analysis.bootstrap import log_ratio_t, percentile_ci, ratio, resample_weights  # noqa: E402
 
 SIGMA_PROMPT, SIGMA_CONFIG = 0.20, 0.08  # log-speedup spread between prompts, and per configuration
 
@@ -104,14 +104,14 @@ def before(m, th: decision.Thresholds) -> str:
     return "GO-SEGMENTS" if "on" in cats and len(cats) > 1 else ("GO" if "on" in cats else "OTHER")
 
 
-def holm_judge(m, th):
+def holm_judge(m, tables, th):
     """decision.judge with Holm's correction of each test's own bootstrap p-value in place of the family rule."""
     def holm(tests, t_star, alpha):
         p = tests["p_value"].to_numpy()
         return inference.holm(p, alpha), p
     family, inference.family = inference.family, holm
     try:
-        return decision.judge(m, analysis.summary_table(m), analysis.summary_table(m, level="category"), th)
+        return decision.judge(m, *tables, th)
     finally:
         inference.family = family
 
@@ -127,8 +127,8 @@ def scenario(name, trials, n, n_cats, gammas, true_speedup, seed):
     for r in range(trials):
         res = make_results(np.random.default_rng([seed, r]), n, cats, gammas, mu)
         m = analysis.collect(res)
-        j = decision.judge(m, analysis.summary_table(m), analysis.summary_table(m, level="category"), th)
-        h = holm_judge(m, th)
+        tables = analysis.summary_table(m), analysis.summary_table(m, level="category")
+        j, h = decision.judge(m, *tables, th), holm_judge(m, tables, th)
         for key, v in (("after", _outcome(j)), ("holm", _outcome(h)), ("before", before(m, th))):
             counts[key][v] = counts[key].get(v, 0) + 1
     return counts, time.perf_counter() - t0
@@ -155,19 +155,45 @@ def heterogeneity_only(trials: int) -> None:
               f"= {100 * hits / trials:.1f}% (GO-SEGMENTS needs this first)", flush=True)
 
 
+def calibration(trials: int) -> None:
+    """How often a single test's p-value falls in the far tail a family reaches, with the truth exactly at the
+    bar: 8 prompts (a category's minimum), 20,000 resamples; bootstrap-t alone, Student's t at 7 df alone, and
+    the larger of the two (inference.stepdown's floor)."""
+    from scipy import stats
+    mu = calibrate(config.MIN_SPEEDUP_LO, 1)
+    rng = np.random.default_rng(5)
+    W = resample_weights(8, config.TEST_BOOTSTRAP_SAMPLES, np.random.default_rng(1))
+    pb, pt = [], []
+    for _ in range(trials):
+        tok, base, s = _draw(rng, 8, 1, mu)
+        t = log_ratio_t(np.column_stack([base, tok, base / s[:, 0], tok]), (1, -1, -1, 1), W,
+                        threshold=config.MIN_SPEEDUP_LO)
+        pb.append(t["p_value"])
+        pt.append(stats.t.sf(t["t_obs"], 7))
+    pb, pt = np.array(pb), np.array(pt)
+    for a in (0.0005, 0.001, 0.005, 0.025):
+        print(f"P(p ≤ {a}) under the null, 8 prompts, {trials} runs: bootstrap-t {np.mean(pb <= a):.4f}, "
+              f"Student t(7) {np.mean(pt <= a):.4f}, the larger {np.mean(np.maximum(pb, pt) <= a):.4f}", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=400)
     ap.add_argument("--het-only", action="store_true", help="only the heterogeneity gate, identical categories")
+    ap.add_argument("--calibration", action="store_true", help="only the far-tail calibration of one test at 8 prompts")
     ap.add_argument("--only", default=None, help="comma-separated scenario numbers (1-9) to run, e.g. 7,8,9")
     args = ap.parse_args()
     only = {int(x) for x in args.only.split(",")} if args.only else None
     if args.het_only:
         heterogeneity_only(args.trials)
         return 0
+    if args.calibration:
+        calibration(args.trials)
+        return 0
     T = args.trials
     print(f"# {T} trials each; bar {config.MIN_SPEEDUP_LO}×; heterogeneity α {config.HETEROGENEITY_ALPHA}, "
-          f"{config.HETEROGENEITY_PERMUTATIONS} permutations; {config.BOOTSTRAP_SAMPLES} resamples")
+          f"{config.HETEROGENEITY_PERMUTATIONS} permutations; {config.BOOTSTRAP_SAMPLES} resamples for intervals, "
+          f"{config.TEST_BOOTSTRAP_SAMPLES} for the tests")
     print(f"{'scenario':<50} {'rate counted':<14} {'before':>8} {'holm':>8} {'after':>8}   after verdicts")
     runs = [
         ("at the bar: 20 prompts, 1 category, γ=4", 20, 1, (4,), 1.05, "GO"),

@@ -52,7 +52,7 @@ def test_holm_step_down():
 
 def _tests(X, thr, copies=1, seed=0):
     t = log_ratio_t(X, SIGNS, resample_weights(len(X), 2000, np.random.default_rng(seed)), threshold=thr)
-    rows = pd.DataFrame({"p_value": [t["p_value"]] * copies, "t_obs": [t["t_obs"]] * copies})
+    rows = pd.DataFrame({"p_value": [t["p_value"]] * copies, "t_obs": [t["t_obs"]] * copies, "n_prompts": len(X)})
     return t, rows, np.repeat(t["t_star"][:, None], copies, 1)
 
 

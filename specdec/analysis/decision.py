@@ -142,7 +142,7 @@ def decide(data, thresholds: Thresholds = Thresholds(), hardware: str = config.D
         "machine": a.manifest.get("machine"),
     }
     headline = why.target_headline(verdict, target, deployment, a) if target is not None and target["basis"] != "measured" \
-        else why.headline(verdict, cfg, on, hardware, a)
+        else why.headline(verdict, cfg, on, hardware, a, cats)
     if shaky and local and verdict == "INSUFFICIENT-EVIDENCE":
         kind = "busy machine" if (a.manifest.get("machine") or {}).get("busy") else "the machine's speed drifted"
         headline = f"INSUFFICIENT EVIDENCE: the timings are unreliable ({kind}) — re-run on a quiet machine"

@@ -110,11 +110,18 @@ def _span(lo, hi, unit: str = "×") -> str:
     return f"{lo}" if lo == hi else f"{lo}–{hi}"
 
 
-def headline(verdict: str, cfg: dict | None, on: list[dict], hardware: str, a: Analysis) -> str:
+def headline(verdict: str, cfg: dict | None, on: list[dict], hardware: str, a: Analysis, cats=()) -> str:
+    """cats: every category's segment dict; GO-SEGMENTS says whether the rest lose or are merely unsettled."""
     if verdict == "GO":
         return f"GO: turn on {a.label(cfg['method'])} with γ={cfg['draft_length']} for all traffic"
     if verdict == "GO-SEGMENTS":
-        return f"GO for {', '.join(s['category'] for s in on)} only; leave the rest off"
+        text = f"GO for {', '.join(s['category'] for s in on)} only; leave the rest off"
+        unclear = sum(s["status"] == "unclear" for s in cats)
+        few = sum(s["status"] == "too-few" for s in cats)
+        if unclear or few:  # not shown to lose: off until measured, not off for good
+            parts = ([f"{unclear} unclear"] if unclear else []) + ([f"{few} with too few prompts"] if few else [])
+            text += f" until measured ({', '.join(parts)})"
+        return text
     if verdict == "NO-GO":
         return "NO-GO: speculative decoding does not pay on this workload"
     return "INSUFFICIENT EVIDENCE: measure more prompts before deciding"

@@ -83,8 +83,9 @@ def front_page(pdf: BriefPdf, a: Analysis, d: Decision, th: Thresholds, hardware
     pdf.para(" ".join(summary(a, d, th, hardware, method, projected)), size=10)
     pdf.heading("Results by segment", 12, 2)
     pdf.para(f"Measured decode speedup of each category's best configuration on the measuring machine at batch 1 "
-             f"(95% CI over prompts). A segment is on when the CI's lower bound reaches {th.min_speedup_lo:.2f}× and "
-             f"needs at least {th.min_prompts_per_segment} prompts for a verdict of its own.", size=8.5,
+             f"(95% CI over prompts). A segment is on when its speedup clears {th.min_speedup_lo:.2f}× in a "
+             f"test corrected for every category and configuration tried (so a CI just above the bar can stay "
+             f"unclear); it needs at least {th.min_prompts_per_segment} prompts for a verdict of its own.", size=8.5,
              colour=(85, 85, 85))
     rows = []
     overall = d.evidence.get("overall", {})
