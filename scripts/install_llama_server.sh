@@ -23,10 +23,18 @@ tar -xzf "$WORK/llama_cpp_python-$VERSION.tar.gz" -C "$WORK" "llama_cpp_python-$
 SRC="$WORK/llama_cpp_python-$VERSION/vendor/llama.cpp"
 echo "configuring ..." >&2
 GEN=(); command -v ninja >/dev/null && GEN=(-G Ninja)
+# On x86-64 the AVX2 feature set, not -march=native: on a Xeon with AMX and AVX-512 (2026-12-04) a native
+# build segfaulted at start while repacking the weights (fine with --no-repack); AVX2 runs on every x86 CPU
+# these jobs land on, AMD or Intel. Elsewhere (ARM), the native build.
+if [ "$(uname -m)" = x86_64 ]; then
+  ARCH=(-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON)
+else
+  ARCH=(-DGGML_NATIVE=ON)
+fi
 cmake -S "$SRC" -B "$WORK/build" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON \
   -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF \
-  -DLLAMA_CURL=OFF -DGGML_NATIVE=ON >"$DEST/build.log" 2>&1 || { tail -20 "$DEST/build.log" >&2; exit 1; }
+  -DLLAMA_CURL=OFF "${ARCH[@]}" >"$DEST/build.log" 2>&1 || { tail -20 "$DEST/build.log" >&2; exit 1; }
 echo "building llama-server with $JOBS jobs (log: $DEST/build.log) ..." >&2
 cmake --build "$WORK/build" --target llama-server -j "$JOBS" >>"$DEST/build.log" 2>&1 \
   || { tail -20 "$DEST/build.log" >&2; exit 1; }

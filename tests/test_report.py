@@ -212,7 +212,7 @@ def test_cli_brief_from_results_file(tmp_path, capsys):
     reader = PdfReader(out)
     assert abs(float(reader.pages[0].mediabox.width) - 612) < 1  # Letter
     whole = re.sub(r"\s+", " ", " ".join(p.extract_text() for p in reader.pages))
-    assert "batch 64" in whole and "batch 256" not in whole and "reaches 1.10×" in whole
+    assert "batch 64" in whole and "batch 256" not in whole and "clears 1.10×" in whole
     assert "wrote" in capsys.readouterr().out
 
 

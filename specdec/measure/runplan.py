@@ -75,7 +75,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "workload; under an hour on a 2-core CPU"),
     Preset("compare", "Compare methods", 50, 64, ("draft", "prompt-lookup", "layer-skip"), tuple(range(1, 9)),
            "50 prompts × 64 tokens with the draft model, prompt lookup and layer-skip (half the target's layers) "
-           "side by side, γ 1–8 traced (2 prompts also run for real): 11.7–12.6 min to results and the brief on a "
+           "side by side, γ 1–8 traced (2 prompts also run for real): 10.7–12.6 min to results and the brief on a "
            "2-core CPU with the bundled pair. Add Medusa once heads are trained on this workload (below), or more "
            "draft models", real_prompts=2),
     Preset("thorough", "Thorough", None, 128, ("draft", "prompt-lookup"), tuple(range(1, 9)),
