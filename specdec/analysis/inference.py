@@ -31,9 +31,9 @@ Public API
     speedup_tests(measurements, threshold, configs, categories, n_boot, seed, level) -> (DataFrame, T*)
         columns: category, method, draft_length, n_prompts, speedup, lo, hi, p_value (one test alone), t_obs;
         T*: (n_boot, rows) the resampled statistics t*, NaN where a resample has no information
-    stepdown(t_obs, t_star, alpha) -> (ndarray[bool] rejected, ndarray adjusted p-values)
+    stepdown(t_obs, t_star, alpha, df=None) -> (ndarray[bool] rejected, ndarray adjusted p-values)
     family(tests, t_star, alpha) -> the same for rows of speedup_tests (a family of one: its own test)
-    holm(p_values, alpha) -> ndarray[bool]          rejected hypotheses (benchmarks/decision_sim.py's "before")
+    holm(p_values, alpha) -> ndarray[bool]          rejected hypotheses (benchmarks/decision_sim.py's "holm" column)
     heterogeneity(measurements, configs, categories, n_perm, seed) -> dict(statistic, p_value, categories,
         permutations, config)
 """
