@@ -34,6 +34,9 @@ DEFAULT_REAL_PROMPTS = 4
 # the other methods.
 REAL_SLOW_FACTOR = 2.0
 REAL_SLOW_GAMMA = 2
+# Timed target passes per verify length the real subset measured in fewer than VERIFY_CURVE_MIN_ROUNDS rounds
+# (traces.probe): the verify cost is a staircase in length on a CPU, so a traced γ is never priced by the line.
+VERIFY_PROBE_PASSES = 8
 TRACE_BATCH = 32  # prompts generated together; more rows amortise each weight read further (benchmarks/traced.py)
 TRACE_BATCH_POSITIONS = 65_536  # cache positions (rows × longest prompt + output) a trace batch may hold
 PREFILL_GROUP_POSITIONS = 512  # prompts prefilled in one forward: rows × longest (traces.generate.prefill_groups)

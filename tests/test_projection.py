@@ -153,3 +153,26 @@ def test_verify_curve_fallback_to_line():
     assert cm.verify_ratio(0) == pytest.approx(1.0)  # measured
     assert cm.verify_ratio(4) == pytest.approx(1.4)  # too few rounds → the line, not 5.0
     assert cm.c["draft"] == pytest.approx(0.2)
+
+
+def test_probed_verify_lengths_replace_the_line_where_rounds_are_thin():
+    """On a CPU the verify cost is a staircase in length (1–3 tokens ≈ 1.1 steps, 4–6 ≈ 2.05): a length the
+    real rounds measured too rarely takes the probe's median over its one-token median, at this run's target
+    step — not the line through the measured lengths, and not the probe where rounds are plenty."""
+    curve = pd.DataFrame({"drafted": [0, 1, 3, 4, 6], "tokens": [1, 2, 4, 5, 7], "n_rounds": [100, 80, 90, 2, 70],
+                          "verify_s": [0.010, 0.011, 0.011, 0.05, 0.028], "ratio": [1.0, 1.1, 1.1, 5.0, 2.8]})
+    curve = curve.assign(verify_median_s=curve["verify_s"], source="rounds")
+    # the probe's machine is twice as slow as the rounds' (ratios cancel it); one spike among its 1-token passes
+    probe = {"drafted": [0] * 8 + [3] * 8 + [4] * 8 + [5] * 8,
+             "verify_s": [0.02] * 7 + [0.5] + [0.03] * 8 + [0.041] * 8 + [0.042] * 8}
+    out = costs.with_probe(curve, probe, t_target=0.01)
+    assert list(out["drafted"]) == [0, 1, 3, 4, 5, 6]
+    assert list(out["source"]) == ["rounds", "rounds", "rounds", "probe", "probe", "rounds"]
+    cm = costs.CostModel(0.01, {"draft": 0.002}, {"draft": 0.0}, out, 1.0, 0.1)
+    assert cm.verify_ratio(3) == pytest.approx(1.1)  # 90 rounds: measured, the probe's 1.5 ignored
+    assert cm.verify_ratio(4) == pytest.approx(2.05)  # 2 rounds: the probe, not 5.0 or the line's 1.4
+    assert cm.verify_ratio(5) == pytest.approx(2.1)
+    assert float(cm.verify_s(4)) == pytest.approx(0.0205)
+    assert cm.verify_ratio(2) == pytest.approx(1.2)  # neither measured nor probed: the line
+    # without a one-token reference a probe cannot be priced: the curve stays as it was
+    assert costs.with_probe(curve, {"drafted": [4] * 8, "verify_s": [0.04] * 8}, 0.01).equals(curve)

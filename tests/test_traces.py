@@ -157,6 +157,12 @@ def test_cli_traced_run_checks_itself_against_the_real_subset_and_is_read_unchan
     assert len(rep["real_prompts"]) == 2 and rep["check"]["configs"] == 6
     assert rep["check"]["agreement"] == 1.0 and rep["check"]["configs_equal"] == 6 and not rep["check"]["mismatches"]
     assert rep["check"]["baseline_equal"] == 2
+    # verify lengths the real subset's rounds left thin were probed, and the cost model priced them from it
+    real_rounds_ = [r["drafted"] for p in res["prompts"] if p["id"] in rep["real_prompts"]
+                    for run in p["runs"] if not run.get("traced") for r in run["rounds"]]
+    thin = [k for k in range(1, 5) if real_rounds_.count(k) < 5]
+    assert thin and rep["cost_model"]["verify_probed"] == thin
+    assert sorted(set(rep["probe"]["drafted"])) == [0] + thin
     # The machine is watched while timings are taken — the real subset — not while traced rounds are priced:
     # the reference step is timed at the start, after each real prompt and at the end of the subset (4 of 6).
     assert len(res["manifest"]["machine"]["reference_s"]) == 1 + 2 + 1
@@ -260,6 +266,18 @@ def test_stacked_caches_write_in_place_and_keep_each_rows_positions(deep):
         assert k.shape[2] == 8 + step and torch.equal(k[:, :, -1:], new)
         if step == 0:
             assert k.data_ptr() == buffer
+
+
+def test_the_verify_probe_times_each_thin_length_and_a_one_token_reference(deep):
+    """probe.thin names the lengths with too few real rounds; probe.probe times each (and drafted 0) at least
+    `passes` times, spread over the prompts, leaving each prompt's cache as it found it."""
+    from specdec.traces import probe
+    assert probe.thin({0: 50, 1: 10, 2: 3, 4: 5}, 4, 5) == [2, 3]
+    rows = probe.probe(deep, [list(range(3, 12)), list(range(20, 26))], [2, 5], passes=3)
+    counts = {k: rows["drafted"].count(k) for k in set(rows["drafted"])}
+    assert counts == {0: 4, 2: 4, 5: 4}  # ⌈3 / 2⌉ sweeps on each of the 2 prompts
+    assert len(rows["verify_s"]) == 12 and all(t > 0 for t in rows["verify_s"])
+    assert probe.probe(deep, [list(range(3, 12))], [], passes=3) == {"drafted": [], "verify_s": []}
 
 
 def test_trace_batches_are_even_and_within_the_cache_budget():

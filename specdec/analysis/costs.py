@@ -75,7 +75,8 @@ class CostModel:
     target_step_s: float
     draft_step_s: dict[str, float]  # method → seconds per drafted token (prompt lookup: the lookup)
     overhead_s: dict[str, float]  # method → seconds per round outside draft and verify
-    verify: pd.DataFrame  # drafted, tokens, n_rounds, verify_s (mean), verify_median_s, ratio (÷ target_step_s)
+    verify: pd.DataFrame  # drafted, tokens, n_rounds, verify_s (mean), verify_median_s, ratio (÷ target_step_s),
+    #                       source ("rounds"; "probe": traces.probe passes, n_rounds = passes)
     verify_intercept: float  # ratio ≈ intercept + slope · drafted
     verify_slope: float
     min_rounds: int = config.VERIFY_CURVE_MIN_ROUNDS
@@ -115,8 +116,9 @@ class CostModel:
                 "notes": list(self.notes)}
 
 
-def cost_model(measurements) -> CostModel:
-    """Fit the time model to a Measurements bundle (specdec.analysis.collect)."""
+def cost_model(measurements, probe: dict | None = None) -> CostModel:
+    """Fit the time model to a Measurements bundle (specdec.analysis.collect). probe: timed verify passes
+    (specdec.traces.probe: {"drafted": [...], "verify_s": [...]}) for the lengths its rounds leave thin."""
     prompts, runs, rounds = measurements.prompts, measurements.runs, measurements.rounds
     steps = (prompts["base_new_tokens"] - 1).clip(lower=0)
     if steps.sum() == 0:
@@ -136,13 +138,37 @@ def cost_model(measurements) -> CostModel:
              .rename(columns={"mean": "verify_s", "median": "verify_median_s", "size": "n_rounds"}))
     curve["tokens"] = curve["drafted"] + 1
     curve["ratio"] = curve["verify_s"] / t_target
-    curve = curve[["drafted", "tokens", "n_rounds", "verify_s", "verify_median_s", "ratio"]]
+    curve = curve[["drafted", "tokens", "n_rounds", "verify_s", "verify_median_s", "ratio"]].assign(source="rounds")
+    if probe:
+        curve = with_probe(curve, probe, t_target)
     intercept, slope = _fit_line(curve)
     if len(curve) < 2:
         notes.append("verify cost measured at one draft length only: the verify curve assumes a pass over one "
                      "token costs one target step")
     return CostModel(t_target, draft_step, overhead, curve, intercept, slope, notes=tuple(notes),
                      draft_round_s=draft_round)
+
+
+def with_probe(curve: pd.DataFrame, probe: dict, t_target: float,
+               min_rounds: int = config.VERIFY_CURVE_MIN_ROUNDS) -> pd.DataFrame:
+    """The verify curve with each probed length whose rounds are fewer than min_rounds replaced by the probe:
+    ratio = median pass over k + 1 tokens ÷ median one-token pass, both timed in the same sweeps (so the
+    machine's speed cancels), in seconds at this run's target step. source says which a point is."""
+    p = pd.DataFrame({"drafted": probe.get("drafted", []), "verify_s": probe.get("verify_s", [])})
+    if p.empty or not (p["drafted"] == 0).any():
+        return curve
+    med = p.groupby("drafted")["verify_s"].agg(["median", "size"])
+    ref = float(med.loc[0, "median"])
+    have = dict(zip(curve["drafted"], curve["n_rounds"]))
+    new = [{"drafted": int(k), "tokens": int(k) + 1, "n_rounds": int(r["size"]),
+            "verify_s": float(r["median"]) / ref * t_target, "verify_median_s": float(r["median"]) / ref * t_target,
+            "ratio": float(r["median"]) / ref, "source": "probe"}
+           for k, r in med.iterrows() if k > 0 and ref > 0 and have.get(k, 0) < min_rounds]
+    if not new:
+        return curve
+    probed = {r["drafted"] for r in new}
+    out = pd.concat([curve[~curve["drafted"].isin(probed)], pd.DataFrame(new)], ignore_index=True)
+    return out.sort_values("drafted", ignore_index=True)
 
 
 def _fit_draft(drafted: np.ndarray, seconds: np.ndarray) -> tuple[float, float]:

@@ -9,5 +9,6 @@ accept the leading run of matches up to γ, emit the target's next token, start 
     generate.py   batched target generation (left padding, per-row EOS) with drafters in lockstep
     scan.py       a prompt's trace → round records for any γ, as decoding.loops writes them
     timing.py     seconds for traced rounds from the measured cost model; the traced-vs-real check
+    probe.py      timed verify passes for the lengths the real subset measured too rarely
     run.py        a traced run: real subset, traced batches, records, the check report
 """

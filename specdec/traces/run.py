@@ -7,7 +7,8 @@
                      whose drafting already cost more than it can save (slow_methods) stays at γ ≤
                      config.REAL_SLOW_GAMMA
     2. cost model    analysis.costs.cost_model on those real runs: target step, draft line per method,
-                     verify curve, per-round overhead; prefill per prompt token
+                     verify curve, per-round overhead; prefill per prompt token. Verify lengths up to
+                     γ_max + 1 that the subset's rounds left thin are timed by probe.py, not read off a line
     3. traces        every prompt (the subset too), sorted by length, in even batches of ≤ TRACE_BATCH (batches()):
                      generate.trace_batch, then scan.rounds for every method × γ, timed by timing.py
     4. the check     on each subset prompt the traced rounds of the γ it ran for real must equal the
@@ -33,7 +34,7 @@ from specdec import config, methods
 from specdec.analysis import costs, summary
 from specdec.errors import SpecdecError
 from specdec.measure import bench
-from specdec.traces import scan, timing
+from specdec.traces import probe, scan, timing
 from specdec.traces.generate import Timings, TraceDrafter, trace_batch
 
 
@@ -154,22 +155,29 @@ def execute_traced(target, sources, encoded: list[tuple], cfg, eos: set[int], de
         real[pid] = record
         on_record(record)
     report["real_s"] = time.perf_counter() - t0
-    if on_real_done:
-        on_real_done()
     if not real:
         raise SpecdecError("traced mode needs at least one prompt measured for real (--real-prompts ≥ 1): "
                            "its timings come from them")
     report["real_prompts"] = list(real)
     report["check_gammas"] = {pid: sorted({r["draft_length"] for r in p["runs"]}) for pid, p in real.items()}
 
-    # 2. the cost model of the real subset
+    # 2. the cost model of the real subset, its verify curve probed at every length its rounds left thin
     data = summary.collect({"manifest": manifest, "prompts": list(real.values())})
-    cm = costs.cost_model(data)
+    counts = data.rounds["drafted"].value_counts().to_dict() if len(data.rounds) else {}
+    t0 = time.perf_counter()
+    passes = probe.probe(model, _probe_prompts(real, by_id, encoded),
+                         probe.thin(counts, max(cfg.draft_lengths), config.VERIFY_CURVE_MIN_ROUNDS),
+                         config.VERIFY_PROBE_PASSES)
+    report["probe"] = {**passes, "seconds": time.perf_counter() - t0}
+    if on_real_done:
+        on_real_done()
+    cm = costs.cost_model(data, probe=passes)
     pre = timing.prefill_model(data.runs, data.prompts)
     report["cost_model"] = {"target_step_s": cm.target_step_s, "draft_step_s": dict(cm.draft_step_s),
                             "draft_round_s": dict(cm.draft_round_s), "overhead_s": dict(cm.overhead_s),
                             "verify_intercept": cm.verify_intercept, "verify_slope": cm.verify_slope,
-                            "prefill_s_per_token": pre.base_s_per_token}
+                            "prefill_s_per_token": pre.base_s_per_token,
+                            "verify_probed": [int(k) for k in cm.verify["drafted"][cm.verify["source"] == "probe"]]}
 
     # 3. traces, batched by length
     lookahead = max(cfg.draft_lengths)
@@ -208,6 +216,13 @@ def execute_traced(target, sources, encoded: list[tuple], cfg, eos: set[int], de
     report["check"] = _summarise(check)
     report["total_s"] = time.perf_counter() - t_start
     return status, report
+
+
+def _probe_prompts(real: dict, by_id: dict, encoded: list[tuple]) -> list[list[int]]:
+    """Token ids to probe the verify curve on: the real subset's prompts (a resumed run may have traced some
+    already, and no longer holds their ids: then as many of the shortest prompts left)."""
+    ids = [by_id[pid][1] for pid in real if pid in by_id]
+    return ids or [e[1] for e in sorted(encoded, key=lambda e: len(e[1]))[:len(real)]]
 
 
 def _response_ids(prompt, tokenizer, eos: set[int], max_new_tokens: int) -> list[int] | None:
