@@ -12,7 +12,8 @@ With --decode N, also decodes N prompts of sample_workloads/mixed.jsonl with the
 γ=3, under weight-major and oneDNN (both models switched): baseline ms/token, SD decode speedup, and
 whether SD reproduced the baseline.
 
-Prints one line per backend (median ms for 1/3/5 tokens and T(3)/T(1)), then one JSON line.
+Prints one line per backend and one for the plan specdec tuned at load ("tuned": the fastest backend per row
+count, fastlinear.tune) — median ms for 1/3/5 tokens over 3 interleaved rounds, and T(3)/T(1) — then one JSON line.
 """
 
 from __future__ import annotations
@@ -89,12 +90,21 @@ def main() -> None:
     print(f"# {args.model}, float32, context {args.context}, torch threads {torch.get_num_threads()}; "
           f"specdec chose {getattr(model, 'specdec_linear', 'default')}", file=sys.stderr)
     out = {}
-    for name in fastlinear.BACKENDS:
-        fastlinear.use(model, name)
-        ms = {k: forward_ms(model, args.context, k, args.reps) for k in ROWS}
+    plan = model.specdec_plan
+    # interleaved rounds, every backend (and the tuned plan) once per round: the machine's slow spells land on all
+    rounds = 3
+    got = {name: {k: [] for k in ROWS} for name in [*fastlinear.BACKENDS, "tuned"]}
+    for _ in range(rounds):
+        for name in got:
+            fastlinear.use(model, plan if name == "tuned" else name)
+            for k in ROWS:
+                got[name][k].append(forward_ms(model, args.context, k, args.reps))
+    for name, by_k in got.items():
+        ms = {k: statistics.median(v) for k, v in by_k.items()}
         out[name] = {"ms": {str(k): round(v, 1) for k, v in ms.items()}, "verify3_over_step": round(ms[3] / ms[1], 2)}
         print(f"{name:<13} " + "  ".join(f"{k} tok {v:7.1f} ms" for k, v in ms.items())
-              + f"   T(3)/T(1) {ms[3] / ms[1]:.2f}")
+              + f"   T(3)/T(1) {ms[3] / ms[1]:.2f}" + (f"   ({fastlinear.plan_label(plan)})" if name == "tuned" else ""))
+    fastlinear.use(model, plan)
     decode = {}
     for name in ("weight-major", "onednn") if draft is not None else ():
         fastlinear.use(model, name), fastlinear.use(draft.model, name)

@@ -233,6 +233,10 @@ def show(out: Path, n: int) -> int:
               f"{rep['trace_s']:.0f} s = target prefill {t['target_prefill_s']:.0f} s + target steps "
               f"{t['target_steps_s']:.0f} s + " + ", ".join(f"{k} {v:.0f} s" for k, v in t["drafters_s"].items())
               + f" ({t['target_tokens']} target tokens)")
+        if rep.get("probe"):
+            probed = rep["cost_model"].get("verify_probed") or []
+            print(f"    verify probe: {rep['probe']['seconds']:.1f} s, {len(rep['probe']['drafted'])} passes; "
+                  f"lengths priced by it (drafted): {probed or 'none'}")
         c = rep["check"]
         print(f"    check: {c['rounds_equal']}/{c['rounds']} rounds equal, {c['configs_equal']}/{c['configs']} "
               f"configurations, {c['baseline_equal']}/{c['prompts']} baselines identical; median |traced − real "

@@ -69,10 +69,11 @@ def test_traced_estimate_by_hand():
     cfg = runplan.run_config(target="t", draft="", methods=["prompt-lookup"], draft_lengths=[2], max_new_tokens=10,
                              real_prompts=1)
     est = runplan.estimate_run(cfg, 8, 0, s)
-    # real: warm-up (WARMUP_TOKENS) + one prompt (10 tokens), each baseline + lookup at α = 0 (τ = 1);
+    # real: warm-up (WARMUP_TOKENS) + one prompt (10 tokens), each baseline + lookup at α = 0 (τ = 1), + the
+    # verify probe of the length γ 2 does not run (1), with its one-token reference: 8 passes of each, 0.1 s;
     # traced: one batch of 8 rows, 10 + 2 steps of 0.1 s (slope 0: rows share the step).
     w = WARMUP_TOKENS - 1
-    real = (w * 0.1 + w * 0.1) + (0.9 + 9 * 0.1)
+    real = (w * 0.1 + w * 0.1) + (0.9 + 9 * 0.1) + config.VERIFY_PROBE_PASSES * 2 * 0.1
     assert est.by_config == {"real subset: 1 prompts": pytest.approx(real),
                              "traced: 8 prompts in 1 batch": pytest.approx(12 * 0.1)}
     assert est.total_s == pytest.approx(real + 1.2)

@@ -190,6 +190,7 @@ def test_cli_traced_run_checks_itself_against_the_real_subset_and_is_read_unchan
     text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(report.build_brief(res, charts_on=False))).pages)
     assert "Traced measurement" in " ".join(text.split()) and f"{rep['check']['rounds']} of {rep['check']['rounds']} rounds" \
         in " ".join(text.split())
+    assert f"verify passes of the {len(thin)} length" in " ".join(text.split())
     # sampling cannot be traced: one line, exit 2
     assert main(["run", "--workload", str(workload), "--out", str(tmp_path / "x"), "--target", str(target_dir),
                  "--draft", str(draft_dir), "--mode", "traced", "--temperature", "0.7"]) == 2

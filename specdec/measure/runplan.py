@@ -268,7 +268,8 @@ def estimate_traced(cfg: RunConfig, n_prompts: int, prompt_tokens: float, speeds
                     medusa_k: int | None = None) -> Estimate:
     """A traced run (specdec.traces.run) in two parts, the keys of by_config:
         real subset   min(real_prompts, n) prompts, each the baseline + every method at one γ (the γ rotating
-                      over the draft lengths as traces.run.check_gammas does), at the three acceptance levels
+                      over the draft lengths as traces.run.check_gammas does), at the three acceptance levels;
+                      plus the verify probe (traces.probe) of the lengths that rotation does not run
         traced        every prompt once, in even batches of ≤ TRACE_BATCH rows: each prompt prefilled alone, then
                       max_new_tokens + max γ steps of B rows, each costing a step · (1 + verify_slope · (B − 1))
                       (rows share the weight reads as a verify pass's tokens do) for the target and for each
@@ -286,6 +287,11 @@ def estimate_traced(cfg: RunConfig, n_prompts: int, prompt_tokens: float, speeds
             s += generation_s("baseline", 0, tokens, prompt_tokens, speeds, 0.0)
             s += sum(generation_s(c.key, g, tokens, prompt_tokens, speeds, c.acceptance[which], c) for c in costs for g in gs)
         real.append(s)
+    probed = [k for k in range(1, max(cfg.draft_lengths) + 1) if k not in gammas]
+    if probed and n_real:
+        sweeps = math.ceil(config.VERIFY_PROBE_PASSES / n_real) * n_real
+        probe_s = sweeps * t * sum(1.0 + speeds.verify_slope * k for k in [0, *probed])
+        real = [s + probe_s for s in real]
     positions = n_prompts * (prompt_tokens + cfg.max_new_tokens)  # traces.run.batches: rows × positions budget
     batches = max(math.ceil(n_prompts / config.TRACE_BATCH), math.ceil(positions / config.TRACE_BATCH_POSITIONS)) \
         if n_prompts else 0

@@ -252,11 +252,14 @@ def _traced_note(traced: dict) -> str:
     c = traced.get("check") or {}
     n_real = len(traced.get("real_prompts") or [])
     err = c.get("speedup_error_median")
+    probed = (traced.get("cost_model") or {}).get("verify_probed") or []
+    extra = (f"; verify passes of the {len(probed)} length{'s' * (len(probed) > 1)} they drafted too rarely "
+             "were timed on their own" if probed else "")
     return (f"Traced measurement: greedy speculative decoding accepts a drafted token exactly when it equals the "
             f"target's own next token, so the drafter only ever sees the target's prefix inside an accepted run; "
             f"every round of every method × γ was therefore derived from one target generation per prompt with each "
             f"drafter teacher-forced along it, and timed with the cost model of {n_real} prompts also decoded for real "
-            f"(all but those are marked traced). The check on those prompts: {c.get('rounds_equal', 0)} of "
+            f"(all but those are marked traced{extra}). The check on those prompts: {c.get('rounds_equal', 0)} of "
             f"{c.get('rounds', 0)} rounds ({c.get('configs_equal', 0)} of {c.get('configs', 0)} configurations) equal "
             f"to the real decoder's, {c.get('baseline_equal', 0)} of {c.get('prompts', 0)} baselines identical"
             + (f", traced speedup within a median {100 * err:.0f}% of the measured one." if err is not None else "."))

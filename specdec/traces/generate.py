@@ -210,6 +210,7 @@ def _prefill(target, prompts: list[list[int]], own: list[TraceDrafter], captured
         n = [widths[b] for b in group]
         x = torch.tensor([prompts[b] + [prompts[b][-1]] * (max(n) - len(prompts[b])) for b in group], device=device)
         last = torch.tensor(n, device=device) - 1  # each row's last real position
+        keep = torch.unique(last)  # the positions whose logits the draft models read
         at = torch.arange(len(group), device=device)
         t0 = clock(device)
         c = new_cache(target)
@@ -222,7 +223,6 @@ def _prefill(target, prompts: list[list[int]], own: list[TraceDrafter], captured
         for d in own:
             t0 = clock(device)
             dc = new_cache(d.model)
-            keep = torch.unique(last)
             logits = d.model(input_ids=x, past_key_values=dc, use_cache=True, logits_to_keep=keep).logits
             for r, b in enumerate(group):
                 own_rows[d.key][0][b] = logits[r: r + 1, int((keep == last[r]).nonzero())].float()
