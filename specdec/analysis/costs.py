@@ -159,11 +159,14 @@ def with_probe(curve: pd.DataFrame, probe: dict, t_target: float,
         return curve
     med = p.groupby("drafted")["verify_s"].agg(["median", "size"])
     ref = float(med.loc[0, "median"])
+    if ref <= 0:
+        return curve
     have = dict(zip(curve["drafted"], curve["n_rounds"]))
-    new = [{"drafted": int(k), "tokens": int(k) + 1, "n_rounds": int(r["size"]),
-            "verify_s": float(r["median"]) / ref * t_target, "verify_median_s": float(r["median"]) / ref * t_target,
-            "ratio": float(r["median"]) / ref, "source": "probe"}
-           for k, r in med.iterrows() if k > 0 and ref > 0 and have.get(k, 0) < min_rounds]
+    ratio = med["median"] / ref
+    new = [{"drafted": int(k), "tokens": int(k) + 1, "n_rounds": int(med.loc[k, "size"]),
+            "verify_s": ratio[k] * t_target, "verify_median_s": ratio[k] * t_target, "ratio": float(ratio[k]),
+            "source": "probe"}
+           for k in med.index if k > 0 and have.get(k, 0) < min_rounds]
     if not new:
         return curve
     probed = {r["drafted"] for r in new}

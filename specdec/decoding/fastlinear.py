@@ -21,8 +21,9 @@ tokens and oneDNN 263 / 330 / 350. One backend for every shape would either slow
 verify at 2.1 steps instead of 1.5 (default). So `tune(model)` times whole-model forwards of each of TUNE_ROWS
 token counts under every backend available for the model's dtype, and switches every Linear to a *plan*:
 for x with r rows, the backend fastest at the largest tuned count ≤ r (`use(model, plan)`). The plan's label
-("default", or "default for 1–3 rows, onednn for ≥ 4") is recorded in `model.specdec_linear`. `stock(model)` runs a block on nn.Linear's own
-forward — what transformers does unpatched — for side-by-side comparisons.
+("default", or "default for 1–3 rows, onednn for ≥ 4 rows") is recorded in `model.specdec_linear`.
+`stock(model)` runs a block on nn.Linear's own forward — what transformers does unpatched — for side-by-side
+comparisons.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ through the measured ones misprices the lengths between: 5 tokens, priced 1.96 s
 2.10, put traced layer-skip γ 4 at 0.257× against a real run's 0.247× (CI 0.242–0.253). With every length
 up to γ_max + 1 measured, no traced γ is timed by extrapolation.
 
-    thin(rounds, max_gamma, min_rounds)   drafted lengths 1 … max_gamma with fewer real rounds than that
+    thin(drafted_counts, max_gamma, min_rounds)  drafted lengths 1 … max_gamma with fewer real rounds than that
     probe(model, prompts, drafted, passes) → {"drafted": [...], "verify_s": [...]}, one entry per timed pass,
                                           drafted 0 (a one-token pass) included as the reference
 
